@@ -1,0 +1,14 @@
+//! jhack: a terminal soundboard and intercom.
+//!
+//! Layers (dependencies point downwards only):
+//! - `cli` parses arguments and runs commands (the binary's side);
+//! - `app` wires subsystems together (decoders feeding the engine, capture feeding files);
+//! - `audio` (real-time engine), `media` (decode, resample, write files), `dsp` (pure signal code);
+//! - `domain` holds plain types and units, with no I/O.
+
+pub mod app;
+pub mod audio;
+pub mod cli;
+pub mod domain;
+pub mod dsp;
+pub mod media;
