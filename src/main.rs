@@ -1,1 +1,5 @@
-fn main() {}
+//! The `jhack` binary: everything happens in `jhack::cli`.
+
+fn main() -> std::process::ExitCode {
+    jhack::cli::main()
+}

@@ -1,1 +1,12 @@
-//! placeholder until written
+//! Orchestration: the only place that wires subsystems together — decoders and
+//! generators feeding engine voices, the engine's input feeding WAV files and the
+//! output (monitor).
+//!
+//! Everything here runs on ordinary threads; it hands the engine ready-to-play
+//! samples and never touches the audio thread's data directly.
+
+pub mod feeder;
+pub mod player;
+pub mod recorder;
+pub mod tone;
+pub mod wire;

@@ -1,0 +1,106 @@
+//! The capture processor: runs inside the input callback and copies what the device
+//! captured into every attached tap ring.
+//!
+//! Taps are attached and detached through a command ring and handed back through a
+//! return ring, so the callback never allocates or frees. A tap whose ring is full
+//! loses that block (counted), never blocks the callback.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::stats::EngineStats;
+use crate::dsp::LevelMeter;
+
+/// Most taps one input stream feeds at once.
+pub const MAX_TAPS: usize = 8;
+
+/// One consumer's ring, as seen by the callback.
+pub struct TapSink {
+    /// Identifies the tap for detaching.
+    pub id: u64,
+    /// Where captured samples go.
+    pub ring: rtrb::Producer<f32>,
+    /// Samples dropped because the ring was full.
+    pub dropped: Arc<AtomicU64>,
+}
+
+/// Control side → capture processor.
+pub enum TapCommand {
+    /// Start feeding a tap.
+    Attach(Box<TapSink>),
+    /// Stop feeding a tap; it comes back through the return ring.
+    Detach(u64),
+}
+
+/// The capture processor.
+pub struct InputProcessor {
+    channels: usize,
+    taps: [Option<Box<TapSink>>; MAX_TAPS],
+    commands: rtrb::Consumer<TapCommand>,
+    returns: rtrb::Producer<Box<TapSink>>,
+    meter: LevelMeter,
+    stats: Arc<EngineStats>,
+}
+
+impl InputProcessor {
+    /// A processor for `channels` interleaved channels.
+    pub fn new(
+        channels: u16,
+        commands: rtrb::Consumer<TapCommand>,
+        returns: rtrb::Producer<Box<TapSink>>,
+        stats: Arc<EngineStats>,
+    ) -> Self {
+        Self {
+            channels: usize::from(channels.max(1)),
+            taps: Default::default(),
+            commands,
+            returns,
+            meter: LevelMeter::default(),
+            stats,
+        }
+    }
+
+    /// Interleaved channels per frame.
+    pub fn channels(&self) -> usize {
+        self.channels
+    }
+
+    /// Handles one captured block (interleaved f32).
+    pub fn process(&mut self, input: &[f32]) {
+        while let Ok(cmd) = self.commands.pop() {
+            match cmd {
+                TapCommand::Attach(tap) => {
+                    if let Some(slot) = self.taps.iter_mut().find(|t| t.is_none()) {
+                        *slot = Some(tap);
+                    } else {
+                        // No slot: hand it straight back (the control side reports it).
+                        let _ = self.returns.push(tap);
+                    }
+                }
+                TapCommand::Detach(id) => {
+                    if let Some(slot) = self.taps.iter_mut().find(|t| t.as_ref().is_some_and(|t| t.id == id))
+                        && let Some(tap) = slot.take()
+                    {
+                        let _ = self.returns.push(tap);
+                    }
+                }
+            }
+        }
+        for tap in self.taps.iter_mut().flatten() {
+            let n = input.len();
+            if tap.ring.slots() >= n
+                && let Ok(chunk) = tap.ring.write_chunk_uninit(n)
+            {
+                chunk.fill_from_iter(input.iter().copied());
+            } else {
+                tap.dropped.fetch_add(n as u64, Ordering::Relaxed);
+                self.stats.input_dropped.fetch_add(n as u64, Ordering::Relaxed);
+            }
+        }
+        self.meter.add(input);
+        let (peak, rms) = self.meter.take();
+        self.stats.in_peak.store(peak);
+        self.stats.in_rms.store(rms);
+        self.stats.input_callbacks.fetch_add(1, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,20 @@
+//! `jhack wire`: the input device monitored on the output.
+
+use std::time::Instant;
+
+use super::args::GlobalArgs;
+use super::error::CliError;
+use super::session::{drain, interrupt_flag, seconds, start_engine, wait_until};
+use crate::app::wire::Wire;
+
+pub fn run(g: &GlobalArgs, duration: Option<f64>) -> Result<(), CliError> {
+    let duration = duration.map(|d| seconds("duration", d)).transpose()?;
+    let interrupted = interrupt_flag();
+    let engine = start_engine(g)?;
+    let wire = Wire::start(&engine)?;
+    let deadline = duration.map(|d| Instant::now() + d);
+    wait_until(&interrupted, deadline, || false);
+    wire.stop();
+    drain(&engine);
+    Ok(())
+}
