@@ -37,7 +37,10 @@ pub struct FeedSizes {
 
 impl Default for FeedSizes {
     fn default() -> Self {
-        Self { ring_s: 1.0, prebuffer_s: 0.25 }
+        Self {
+            ring_s: 1.0,
+            prebuffer_s: 0.25,
+        }
     }
 }
 
@@ -92,51 +95,59 @@ pub fn spawn<P: Produce>(
     let (done_w, cancel_w) = (done.clone(), cancel.clone());
     // Sleep about an eighth of the ring when it is full: refills stay far ahead of the reader.
     let nap = Duration::from_secs_f64((sizes.ring_s / 8.0).clamp(0.001, 0.02));
-    let thread = std::thread::Builder::new().name(name.into()).spawn(move || {
-        let mut pending: Vec<f32> = Vec::with_capacity(16_384);
-        let mut off = 0usize;
-        let mut fed = 0u64;
-        let mut more = true;
-        let mut signalled = false;
-        let result = loop {
-            if cancel_w.load(Ordering::Acquire) {
-                break Ok(fed);
-            }
-            if off == pending.len() {
-                pending.clear();
-                off = 0;
-                if more {
-                    match producer.produce(&mut pending) {
-                        Ok(m) => more = m,
-                        Err(e) => break Err(e),
-                    }
-                } else {
+    let thread = std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            let mut pending: Vec<f32> = Vec::with_capacity(16_384);
+            let mut off = 0usize;
+            let mut fed = 0u64;
+            let mut more = true;
+            let mut signalled = false;
+            let result = loop {
+                if cancel_w.load(Ordering::Acquire) {
                     break Ok(fed);
                 }
-            }
-            let n = tx.slots().min(pending.len() - off);
-            if n > 0
-                && let Ok(chunk) = tx.write_chunk_uninit(n)
-            {
-                chunk.fill_from_iter(pending[off..off + n].iter().copied());
-                off += n;
-                fed += n as u64;
-            }
-            if !signalled && (ring_len - tx.slots() >= prebuffer || (!more && off == pending.len())) {
-                signalled = true;
+                if off == pending.len() {
+                    pending.clear();
+                    off = 0;
+                    if more {
+                        match producer.produce(&mut pending) {
+                            Ok(m) => more = m,
+                            Err(e) => break Err(e),
+                        }
+                    } else {
+                        break Ok(fed);
+                    }
+                }
+                let n = tx.slots().min(pending.len() - off);
+                if n > 0
+                    && let Ok(chunk) = tx.write_chunk_uninit(n)
+                {
+                    chunk.fill_from_iter(pending[off..off + n].iter().copied());
+                    off += n;
+                    fed += n as u64;
+                }
+                if !signalled
+                    && (ring_len - tx.slots() >= prebuffer || (!more && off == pending.len()))
+                {
+                    signalled = true;
+                    let _ = ready_tx.send(());
+                }
+                if off < pending.len() && tx.slots() == 0 {
+                    std::thread::sleep(nap);
+                }
+            };
+            done_w.store(true, Ordering::Release);
+            if !signalled {
                 let _ = ready_tx.send(());
             }
-            if off < pending.len() && tx.slots() == 0 {
-                std::thread::sleep(nap);
-            }
-        };
-        done_w.store(true, Ordering::Release);
-        if !signalled {
-            let _ = ready_tx.send(());
-        }
-        result
-    })?;
-    let feed = Feed { cancel, ready: ready_rx, thread: Some(thread) };
+            result
+        })?;
+    let feed = Feed {
+        cancel,
+        ready: ready_rx,
+        thread: Some(thread),
+    };
     Ok((VoiceSource::Stream { ring: rx, done }, feed))
 }
 
@@ -153,8 +164,19 @@ mod tests {
             left -= 1;
             Ok(left > 0)
         };
-        let (src, feed) = spawn("t", fmt, FeedSizes { ring_s: 0.1, prebuffer_s: 0.01 }, producer).unwrap();
-        let VoiceSource::Stream { mut ring, done } = src else { panic!() };
+        let (src, feed) = spawn(
+            "t",
+            fmt,
+            FeedSizes {
+                ring_s: 0.1,
+                prebuffer_s: 0.01,
+            },
+            producer,
+        )
+        .unwrap();
+        let VoiceSource::Stream { mut ring, done } = src else {
+            panic!()
+        };
         assert!(feed.wait_ready(Duration::from_secs(5)));
         let mut got = 0;
         while !(done.load(Ordering::Acquire) && ring.is_empty()) {
@@ -173,7 +195,9 @@ mod tests {
         let producer = |_: &mut Vec<f32>| -> Result<bool, &'static str> { Err("broken") };
         let (src, feed) = spawn("t", fmt, FeedSizes::default(), producer).unwrap();
         assert!(feed.wait_ready(Duration::from_secs(5)));
-        let VoiceSource::Stream { done, .. } = src else { panic!() };
+        let VoiceSource::Stream { done, .. } = src else {
+            panic!()
+        };
         assert_eq!(feed.join(), Some(Err("broken")));
         assert!(done.load(Ordering::Acquire));
     }

@@ -65,8 +65,16 @@ impl PlayingFile {
 
 /// Starts streaming `file` into the engine at `gain`; returns once the prebuffer is
 /// filled and the play command has been sent.
-pub fn play(engine: &Engine, file: OpenedFile, gain: Amplitude, start_frame: Option<u64>) -> Result<PlayingFile, PlayError> {
-    let OpenedFile { mut decoder, mut converter } = file;
+pub fn play(
+    engine: &Engine,
+    file: OpenedFile,
+    gain: Amplitude,
+    start_frame: Option<u64>,
+) -> Result<PlayingFile, PlayError> {
+    let OpenedFile {
+        mut decoder,
+        mut converter,
+    } = file;
     let mut block = Vec::with_capacity(16_384);
     let mut finished = false;
     let producer = move |out: &mut Vec<f32>| -> Result<bool, MediaError> {
@@ -82,8 +90,13 @@ pub fn play(engine: &Engine, file: OpenedFile, gain: Amplitude, start_frame: Opt
         converter.process(&block, out);
         Ok(true)
     };
-    let (source, feed) =
-        feeder::spawn("jhack-decode", engine.format(), FeedSizes::default(), producer).map_err(PlayError::Thread)?;
+    let (source, feed) = feeder::spawn(
+        "jhack-decode",
+        engine.format(),
+        FeedSizes::default(),
+        producer,
+    )
+    .map_err(PlayError::Thread)?;
     feed.wait_ready(Duration::from_secs(10));
     let id = engine.play(source, PlayOptions { gain, start_frame })?;
     Ok(PlayingFile { id, feed })

@@ -66,7 +66,8 @@ impl Recorder {
         let out_ch = channels.unwrap_or(in_ch).max(1);
         let format = AudioFormat::new(tap.format.sample_rate, out_ch);
         let mut writer = WavWriter::create(path, format.sample_rate, out_ch)?;
-        let limit = duration.map(|d| (d.as_secs_f64() * f64::from(format.sample_rate)).round() as u64);
+        let limit =
+            duration.map(|d| (d.as_secs_f64() * f64::from(format.sample_rate)).round() as u64);
         let stop = Arc::new(AtomicBool::new(false));
         let frames = Arc::new(AtomicU64::new(0));
         let (stop_w, frames_w) = (stop.clone(), frames.clone());
@@ -102,10 +103,20 @@ impl Recorder {
                     std::thread::sleep(POLL);
                 }
                 let frames = writer.finalize()?;
-                Ok(RecordReport { path, format, frames, dropped: tap.dropped.load(Ordering::Relaxed) })
+                Ok(RecordReport {
+                    path,
+                    format,
+                    frames,
+                    dropped: tap.dropped.load(Ordering::Relaxed),
+                })
             })
             .map_err(RecordError::Thread)?;
-        Ok(Recorder { stop, frames, format, thread: Some(thread) })
+        Ok(Recorder {
+            stop,
+            frames,
+            format,
+            thread: Some(thread),
+        })
     }
 
     /// The file's format.
@@ -128,7 +139,9 @@ impl Recorder {
         self.stop.store(true, Ordering::Release);
         match self.thread.take().map(|t| t.join()) {
             Some(Ok(r)) => r,
-            _ => Err(RecordError::Thread(std::io::Error::other("recorder thread ended abnormally"))),
+            _ => Err(RecordError::Thread(std::io::Error::other(
+                "recorder thread ended abnormally",
+            ))),
         }
     }
 }

@@ -30,7 +30,14 @@ impl Sine {
         let rate = f64::from(format.sample_rate);
         let total = (duration.as_secs_f64() * rate).round() as u64;
         let fade = ((TONE_FADE.as_secs_f64() * rate) as u64).min(total / 2);
-        Self { format, freq, amplitude, total, fade, pos: 0 }
+        Self {
+            format,
+            freq,
+            amplitude,
+            total,
+            fade,
+            pos: 0,
+        }
     }
 
     /// Appends up to one block; returns whether more follow.
@@ -62,11 +69,21 @@ pub struct PlayingTone {
 }
 
 /// Starts a tone on the engine.
-pub fn play(engine: &Engine, freq: f64, amplitude: f32, duration: Duration) -> Result<PlayingTone, PlayError> {
+pub fn play(
+    engine: &Engine,
+    freq: f64,
+    amplitude: f32,
+    duration: Duration,
+) -> Result<PlayingTone, PlayError> {
     let mut sine = Sine::new(engine.format(), freq, amplitude, duration);
-    let producer = move |out: &mut Vec<f32>| -> Result<bool, std::convert::Infallible> { Ok(sine.fill(out)) };
-    let sizes = FeedSizes { ring_s: 0.5, prebuffer_s: 0.1 };
-    let (source, feed) = feeder::spawn("jhack-tone", engine.format(), sizes, producer).map_err(PlayError::Thread)?;
+    let producer =
+        move |out: &mut Vec<f32>| -> Result<bool, std::convert::Infallible> { Ok(sine.fill(out)) };
+    let sizes = FeedSizes {
+        ring_s: 0.5,
+        prebuffer_s: 0.1,
+    };
+    let (source, feed) =
+        feeder::spawn("jhack-tone", engine.format(), sizes, producer).map_err(PlayError::Thread)?;
     feed.wait_ready(Duration::from_secs(5));
     let id = engine.play(source, PlayOptions::default())?;
     Ok(PlayingTone { id, _feed: feed })

@@ -39,7 +39,13 @@ impl Wire {
         let ring_len = max_fill * 2;
         let (mut tx, rx) = rtrb::RingBuffer::<f32>::new(ring_len);
         let done = Arc::new(AtomicBool::new(false));
-        let id = engine.play(VoiceSource::Stream { ring: rx, done: done.clone() }, PlayOptions::default())?;
+        let id = engine.play(
+            VoiceSource::Stream {
+                ring: rx,
+                done: done.clone(),
+            },
+            PlayOptions::default(),
+        )?;
         let stop = Arc::new(AtomicBool::new(false));
         let trimmed = Arc::new(AtomicU64::new(0));
         let (stop_w, trimmed_w) = (stop.clone(), trimmed.clone());
@@ -79,7 +85,12 @@ impl Wire {
                 done.store(true, Ordering::Release);
             })
             .map_err(PlayError::Thread)?;
-        Ok(Wire { id, stop, trimmed, thread: Some(thread) })
+        Ok(Wire {
+            id,
+            stop,
+            trimmed,
+            thread: Some(thread),
+        })
     }
 
     /// Stops the monitor; the voice ends once its queue drains.

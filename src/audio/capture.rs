@@ -78,7 +78,10 @@ impl InputProcessor {
                     }
                 }
                 TapCommand::Detach(id) => {
-                    if let Some(slot) = self.taps.iter_mut().find(|t| t.as_ref().is_some_and(|t| t.id == id))
+                    if let Some(slot) = self
+                        .taps
+                        .iter_mut()
+                        .find(|t| t.as_ref().is_some_and(|t| t.id == id))
                         && let Some(tap) = slot.take()
                     {
                         let _ = self.returns.push(tap);
@@ -94,7 +97,9 @@ impl InputProcessor {
                 chunk.fill_from_iter(input.iter().copied());
             } else {
                 tap.dropped.fetch_add(n as u64, Ordering::Relaxed);
-                self.stats.input_dropped.fetch_add(n as u64, Ordering::Relaxed);
+                self.stats
+                    .input_dropped
+                    .fetch_add(n as u64, Ordering::Relaxed);
             }
         }
         self.meter.add(input);

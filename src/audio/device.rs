@@ -120,8 +120,9 @@ pub struct StreamInfo {
 impl StreamInfo {
     /// The period as a duration, when known.
     pub fn period_latency(&self) -> Option<Duration> {
-        self.period_frames
-            .map(|p| Duration::from_secs_f64(f64::from(p) / f64::from(self.format.sample_rate.max(1))))
+        self.period_frames.map(|p| {
+            Duration::from_secs_f64(f64::from(p) / f64::from(self.format.sample_rate.max(1)))
+        })
     }
 }
 
@@ -140,7 +141,10 @@ impl StreamHealth {
 
     /// Error messages reported since the last call.
     pub fn take_messages(&self) -> Vec<String> {
-        self.messages.lock().map(|mut m| std::mem::take(&mut *m)).unwrap_or_default()
+        self.messages
+            .lock()
+            .map(|mut m| std::mem::take(&mut *m))
+            .unwrap_or_default()
     }
 
     fn report(&self, err: cpal::Error, stats: &EngineStats) {
@@ -241,7 +245,9 @@ fn all_devices() -> Vec<(cpal::HostId, cpal::Device)> {
     silence_backend_diagnostics();
     let mut out = Vec::new();
     for host_id in cpal::available_hosts() {
-        let Ok(host) = cpal::host_from_id(host_id) else { continue };
+        let Ok(host) = cpal::host_from_id(host_id) else {
+            continue;
+        };
         if let Ok(devices) = host.devices() {
             out.extend(devices.map(|d| (host_id, d)));
         }
@@ -250,7 +256,9 @@ fn all_devices() -> Vec<(cpal::HostId, cpal::Device)> {
 }
 
 fn device_name(d: &cpal::Device) -> String {
-    d.description().map(|desc| desc.name().to_string()).unwrap_or_else(|_| "unknown device".into())
+    d.description()
+        .map(|desc| desc.name().to_string())
+        .unwrap_or_else(|_| "unknown device".into())
 }
 
 fn device_id(d: &cpal::Device) -> String {
@@ -266,8 +274,14 @@ pub fn list_devices() -> Vec<DeviceInfo> {
         .into_iter()
         .enumerate()
         .map(|(index, (host, d))| {
-            let out_cfg = d.supports_output().then(|| d.default_output_config().ok()).flatten();
-            let in_cfg = d.supports_input().then(|| d.default_input_config().ok()).flatten();
+            let out_cfg = d
+                .supports_output()
+                .then(|| d.default_output_config().ok())
+                .flatten();
+            let in_cfg = d
+                .supports_input()
+                .then(|| d.default_input_config().ok())
+                .flatten();
             let id = device_id(&d);
             let is_default_host = host == default_host.id();
             DeviceInfo {
@@ -276,7 +290,10 @@ pub fn list_devices() -> Vec<DeviceInfo> {
                 name: device_name(&d),
                 output_channels: out_cfg.as_ref().map_or(0, |c| c.channels()),
                 input_channels: in_cfg.as_ref().map_or(0, |c| c.channels()),
-                default_rate: out_cfg.as_ref().or(in_cfg.as_ref()).map(|c| c.sample_rate()),
+                default_rate: out_cfg
+                    .as_ref()
+                    .or(in_cfg.as_ref())
+                    .map(|c| c.sample_rate()),
                 default_output: is_default_host && default_out.as_deref() == Some(id.as_str()),
                 default_input: is_default_host && default_in.as_deref() == Some(id.as_str()),
                 id,
@@ -300,12 +317,18 @@ impl Direction {
     }
 }
 
-fn find_device(spec: &DeviceSpec, dir: Direction) -> Result<(cpal::HostId, cpal::Device), DeviceError> {
+fn find_device(
+    spec: &DeviceSpec,
+    dir: Direction,
+) -> Result<(cpal::HostId, cpal::Device), DeviceError> {
     let supports = |d: &cpal::Device| match dir {
         Direction::Output => d.supports_output(),
         Direction::Input => d.supports_input(),
     };
-    let not_found = || DeviceError::NotFound { direction: dir.name(), spec: spec.clone() };
+    let not_found = || DeviceError::NotFound {
+        direction: dir.name(),
+        spec: spec.clone(),
+    };
     match spec {
         DeviceSpec::Default => {
             silence_backend_diagnostics();
@@ -316,13 +339,20 @@ fn find_device(spec: &DeviceSpec, dir: Direction) -> Result<(cpal::HostId, cpal:
             };
             d.map(|d| (host.id(), d)).ok_or_else(not_found)
         }
-        DeviceSpec::Index(i) => all_devices().into_iter().nth(*i).filter(|(_, d)| supports(d)).ok_or_else(not_found),
+        DeviceSpec::Index(i) => all_devices()
+            .into_iter()
+            .nth(*i)
+            .filter(|(_, d)| supports(d))
+            .ok_or_else(not_found),
         DeviceSpec::Name(n) => {
             let n = n.to_lowercase();
             all_devices()
                 .into_iter()
                 .filter(|(_, d)| supports(d))
-                .find(|(_, d)| device_name(d).to_lowercase().contains(&n) || device_id(d).to_lowercase().contains(&n))
+                .find(|(_, d)| {
+                    device_name(d).to_lowercase().contains(&n)
+                        || device_id(d).to_lowercase().contains(&n)
+                })
                 .ok_or_else(not_found)
         }
     }
@@ -335,7 +365,10 @@ fn choose_config(
     dir: Direction,
     want: Option<AudioFormat>,
 ) -> Result<cpal::SupportedStreamConfig, DeviceError> {
-    let open_err = |e: cpal::Error| DeviceError::Open { device: device_name(device), reason: e.to_string() };
+    let open_err = |e: cpal::Error| DeviceError::Open {
+        device: device_name(device),
+        reason: e.to_string(),
+    };
     let default = match dir {
         Direction::Output => device.default_output_config(),
         Direction::Input => device.default_input_config(),
@@ -357,7 +390,10 @@ fn choose_config(
         .max_by_key(|c| c.sample_format() == default.sample_format())
         .ok_or_else(|| DeviceError::Open {
             device: device_name(device),
-            reason: format!("cannot run at {} Hz with {} channels", want.sample_rate, want.channels),
+            reason: format!(
+                "cannot run at {} Hz with {} channels",
+                want.sample_rate, want.channels
+            ),
         })
 }
 
@@ -378,7 +414,10 @@ fn output_callback_f32(
     mut holder: ReturnOnDrop<Mixer>,
 ) -> impl FnMut(&mut [f32], &cpal::OutputCallbackInfo) + Send + 'static {
     move |data: &mut [f32], info: &cpal::OutputCallbackInfo| {
-        let timing = CallbackTiming { now: Instant::now(), output_latency: output_latency(info) };
+        let timing = CallbackTiming {
+            now: Instant::now(),
+            output_latency: output_latency(info),
+        };
         if let Some(mixer) = holder.inner.as_mut() {
             mixer.render(data, timing);
         }
@@ -393,8 +432,13 @@ where
 {
     let mut scratch = vec![0.0f32; SCRATCH_SAMPLES].into_boxed_slice();
     move |data: &mut [T], info: &cpal::OutputCallbackInfo| {
-        let timing = CallbackTiming { now: Instant::now(), output_latency: output_latency(info) };
-        let Some(mixer) = holder.inner.as_mut() else { return };
+        let timing = CallbackTiming {
+            now: Instant::now(),
+            output_latency: output_latency(info),
+        };
+        let Some(mixer) = holder.inner.as_mut() else {
+            return;
+        };
         let channels = usize::from(mixer.format().channels.max(1));
         let step = SCRATCH_SAMPLES / channels * channels;
         for out in data.chunks_mut(step) {
@@ -416,7 +460,9 @@ where
 {
     let mut scratch = vec![0.0f32; SCRATCH_SAMPLES].into_boxed_slice();
     move |data: &[T], _info: &cpal::InputCallbackInfo| {
-        let Some(processor) = holder.inner.as_mut() else { return };
+        let Some(processor) = holder.inner.as_mut() else {
+            return;
+        };
         let channels = processor.channels();
         let step = SCRATCH_SAMPLES / channels * channels;
         for chunk in data.chunks(step) {
@@ -441,10 +487,19 @@ pub struct OutputPlan {
 impl OutputPlan {
     /// Finds the device for `spec` and its native config (or `want`, when given and
     /// supported).
-    pub fn new(spec: &DeviceSpec, requested_period: u32, want: Option<AudioFormat>) -> Result<Self, DeviceError> {
+    pub fn new(
+        spec: &DeviceSpec,
+        requested_period: u32,
+        want: Option<AudioFormat>,
+    ) -> Result<Self, DeviceError> {
         let (host, device) = find_device(spec, Direction::Output)?;
         let config = choose_config(&device, Direction::Output, want)?;
-        Ok(Self { host, device, config, requested: requested_period })
+        Ok(Self {
+            host,
+            device,
+            config,
+            requested: requested_period,
+        })
     }
 
     /// The rate and channels the stream will run at.
@@ -470,7 +525,10 @@ impl OutputPlan {
         let mut last_err = String::new();
         for buffer_size in buffer_sizes(&self.config, self.requested) {
             let health = Arc::new(StreamHealth::default());
-            let holder = ReturnOnDrop { inner: Some(mixer), tx: back.clone() };
+            let holder = ReturnOnDrop {
+                inner: Some(mixer),
+                tx: back.clone(),
+            };
             let config = cpal::StreamConfig {
                 channels: self.config.channels(),
                 sample_rate: self.config.sample_rate(),
@@ -479,16 +537,29 @@ impl OutputPlan {
             let (h, s) = (health.clone(), stats.clone());
             let on_error = move |e: cpal::Error| h.report(e, &s);
             let built = match self.config.sample_format() {
-                SampleFormat::F32 => {
-                    self.device.build_output_stream(config, output_callback_f32(holder), on_error, Some(OPEN_TIMEOUT))
+                SampleFormat::F32 => self.device.build_output_stream(
+                    config,
+                    output_callback_f32(holder),
+                    on_error,
+                    Some(OPEN_TIMEOUT),
+                ),
+                SampleFormat::I16 => {
+                    build_converting::<i16>(&self.device, config, holder, on_error)
                 }
-                SampleFormat::I16 => build_converting::<i16>(&self.device, config, holder, on_error),
-                SampleFormat::I32 => build_converting::<i32>(&self.device, config, holder, on_error),
-                SampleFormat::U16 => build_converting::<u16>(&self.device, config, holder, on_error),
+                SampleFormat::I32 => {
+                    build_converting::<i32>(&self.device, config, holder, on_error)
+                }
+                SampleFormat::U16 => {
+                    build_converting::<u16>(&self.device, config, holder, on_error)
+                }
                 SampleFormat::U8 => build_converting::<u8>(&self.device, config, holder, on_error),
                 SampleFormat::I8 => build_converting::<i8>(&self.device, config, holder, on_error),
-                SampleFormat::F64 => build_converting::<f64>(&self.device, config, holder, on_error),
-                SampleFormat::U32 => build_converting::<u32>(&self.device, config, holder, on_error),
+                SampleFormat::F64 => {
+                    build_converting::<f64>(&self.device, config, holder, on_error)
+                }
+                SampleFormat::U32 => {
+                    build_converting::<u32>(&self.device, config, holder, on_error)
+                }
                 other => {
                     drop(holder);
                     Err(cpal::Error::with_message(
@@ -511,7 +582,11 @@ impl OutputPlan {
                         requested_period: self.requested,
                         period_frames,
                     };
-                    return Ok(RunningStream { stream, info, health });
+                    return Ok(RunningStream {
+                        stream,
+                        info,
+                        health,
+                    });
                 }
                 Err(e) => {
                     last_err = e.to_string();
@@ -522,7 +597,13 @@ impl OutputPlan {
                 }
             }
         }
-        Err((DeviceError::Open { device: device_name(&self.device), reason: last_err }, mixer))
+        Err((
+            DeviceError::Open {
+                device: device_name(&self.device),
+                reason: last_err,
+            },
+            mixer,
+        ))
     }
 }
 
@@ -544,7 +625,12 @@ fn build_converting<T>(
 where
     T: SizedSample + FromSample<f32>,
 {
-    device.build_output_stream(config, output_callback_converting::<T>(holder), on_error, Some(OPEN_TIMEOUT))
+    device.build_output_stream(
+        config,
+        output_callback_converting::<T>(holder),
+        on_error,
+        Some(OPEN_TIMEOUT),
+    )
 }
 
 fn build_input<T>(
@@ -557,7 +643,12 @@ where
     T: SizedSample,
     f32: FromSample<T>,
 {
-    device.build_input_stream(config, input_callback::<T>(holder), on_error, Some(OPEN_TIMEOUT))
+    device.build_input_stream(
+        config,
+        input_callback::<T>(holder),
+        on_error,
+        Some(OPEN_TIMEOUT),
+    )
 }
 
 /// The device and config an input stream would use.
@@ -570,10 +661,19 @@ pub struct InputPlan {
 
 impl InputPlan {
     /// Finds the input device for `spec` and its native config (or `want`).
-    pub fn new(spec: &DeviceSpec, requested_period: u32, want: Option<AudioFormat>) -> Result<Self, DeviceError> {
+    pub fn new(
+        spec: &DeviceSpec,
+        requested_period: u32,
+        want: Option<AudioFormat>,
+    ) -> Result<Self, DeviceError> {
         let (host, device) = find_device(spec, Direction::Input)?;
         let config = choose_config(&device, Direction::Input, want)?;
-        Ok(Self { host, device, config, requested: requested_period })
+        Ok(Self {
+            host,
+            device,
+            config,
+            requested: requested_period,
+        })
     }
 
     /// The rate and channels the stream will capture.
@@ -594,7 +694,10 @@ impl InputPlan {
         let mut last_err = String::new();
         for buffer_size in buffer_sizes(&self.config, self.requested) {
             let health = Arc::new(StreamHealth::default());
-            let holder = ReturnOnDrop { inner: Some(processor), tx: back.clone() };
+            let holder = ReturnOnDrop {
+                inner: Some(processor),
+                tx: back.clone(),
+            };
             let config = cpal::StreamConfig {
                 channels: self.config.channels(),
                 sample_rate: self.config.sample_rate(),
@@ -630,7 +733,11 @@ impl InputPlan {
                         requested_period: self.requested,
                         period_frames,
                     };
-                    return Ok(RunningStream { stream, info, health });
+                    return Ok(RunningStream {
+                        stream,
+                        info,
+                        health,
+                    });
                 }
                 Err(e) => {
                     last_err = e.to_string();
@@ -641,6 +748,12 @@ impl InputPlan {
                 }
             }
         }
-        Err((DeviceError::Open { device: device_name(&self.device), reason: last_err }, processor))
+        Err((
+            DeviceError::Open {
+                device: device_name(&self.device),
+                reason: last_err,
+            },
+            processor,
+        ))
     }
 }

@@ -11,7 +11,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::capture::{InputProcessor, TapCommand, TapSink, MAX_TAPS};
+use super::capture::{InputProcessor, MAX_TAPS, TapCommand, TapSink};
 use super::command::{Command, Event, Returned};
 use super::device::{DeviceError, DeviceSpec, OutputPlan};
 use super::mixer::{Mixer, MixerParams, MixerRings};
@@ -29,6 +29,9 @@ pub const STOP_FADE: Duration = Duration::from_millis(8);
 const COMMAND_CAPACITY: usize = 1024;
 const EVENT_CAPACITY: usize = 1024;
 const TAP_COMMAND_CAPACITY: usize = 16;
+/// Callbacks to see before the engine counts as running steadily.
+const STEADY_CALLBACKS: u64 = 8;
+const STEADY_TIMEOUT: Duration = Duration::from_secs(1);
 const JANITOR_TICK: Duration = Duration::from_millis(2);
 /// Mix tap ring length in seconds.
 const MIX_TAP_SECONDS: f64 = 0.5;
@@ -123,7 +126,10 @@ pub struct PlayOptions {
 
 impl Default for PlayOptions {
     fn default() -> Self {
-        Self { gain: Amplitude::ONE, start_frame: None }
+        Self {
+            gain: Amplitude::ONE,
+            start_frame: None,
+        }
     }
 }
 
@@ -175,7 +181,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Shared {
     fn send(&self, cmd: Command) -> Result<(), Command> {
-        lock(&self.commands).push(cmd).map_err(|rtrb::PushError::Full(c)| c)
+        lock(&self.commands)
+            .push(cmd)
+            .map_err(|rtrb::PushError::Full(c)| c)
     }
 
     fn send_tap(&self, cmd: TapCommand) {
@@ -211,7 +219,9 @@ impl Engine {
                 Ok(p) => Some(p),
                 Err(e) if config.output != DeviceSpec::Default => return Err(e.into()),
                 Err(e) => {
-                    tracing::warn!("no usable audio output ({e}); playing on the silent null backend");
+                    tracing::warn!(
+                        "no usable audio output ({e}); playing on the silent null backend"
+                    );
                     None
                 }
             }
@@ -222,12 +232,25 @@ impl Engine {
         let (cmd_tx, cmd_rx) = rtrb::RingBuffer::new(COMMAND_CAPACITY);
         let (ret_tx, ret_rx) = rtrb::RingBuffer::new(max_in_flight);
         let (ev_tx, ev_rx) = rtrb::RingBuffer::new(EVENT_CAPACITY);
-        let tap_len = (f64::from(format.sample_rate) * MIX_TAP_SECONDS) as usize * usize::from(format.channels);
+        let tap_len = (f64::from(format.sample_rate) * MIX_TAP_SECONDS) as usize
+            * usize::from(format.channels);
         let (mix_tx, mix_rx) = rtrb::RingBuffer::new(tap_len.max(1024));
         let stats = Arc::new(EngineStats::default());
         let params = Arc::new(MixerParams::default());
-        let rings = MixerRings { commands: cmd_rx, returns: ret_tx, events: ev_tx, tap: Some(mix_tx) };
-        let mixer = Box::new(Mixer::new(format, voice_capacity, max_in_flight, rings, params.clone(), stats.clone()));
+        let rings = MixerRings {
+            commands: cmd_rx,
+            returns: ret_tx,
+            events: ev_tx,
+            tap: Some(mix_tx),
+        };
+        let mixer = Box::new(Mixer::new(
+            format,
+            voice_capacity,
+            max_in_flight,
+            rings,
+            params.clone(),
+            stats.clone(),
+        ));
         let fade_frames = (STOP_FADE.as_secs_f64() * f64::from(format.sample_rate)) as u32;
         let shared = Arc::new(Shared {
             commands: Mutex::new(cmd_tx),
@@ -239,7 +262,10 @@ impl Engine {
             next_id: AtomicU64::new(1),
             in_flight: AtomicUsize::new(0),
             max_in_flight,
-            book: Mutex::new(VoiceBook { states: HashMap::new(), ended_order: Default::default() }),
+            book: Mutex::new(VoiceBook {
+                states: HashMap::new(),
+                ended_order: Default::default(),
+            }),
             changed: Condvar::new(),
             running: AtomicBool::new(true),
             open_taps: AtomicUsize::new(0),
@@ -251,10 +277,12 @@ impl Engine {
             no_audio: config.no_audio,
             stats,
         };
-        let (supervisor, info) = Supervisor::spawn(setup, plan, mixer, sup_rx).map_err(EngineError::Thread)?;
+        let (supervisor, info) =
+            Supervisor::spawn(setup, plan, mixer, sup_rx).map_err(EngineError::Thread)?;
         let tap_returns = Arc::new(Mutex::new(None));
-        let janitor = spawn_janitor(shared.clone(), ret_rx, ev_rx, tap_returns.clone()).map_err(EngineError::Thread)?;
-        Ok(Engine {
+        let janitor = spawn_janitor(shared.clone(), ret_rx, ev_rx, tap_returns.clone())
+            .map_err(EngineError::Thread)?;
+        let engine = Engine {
             shared,
             info,
             input_spec: config.input,
@@ -264,7 +292,21 @@ impl Engine {
             mix_tap: Mutex::new(Some(mix_rx)),
             tap_returns,
             next_tap: AtomicU64::new(1),
-        })
+        };
+        engine.wait_steady();
+        Ok(engine)
+    }
+
+    /// Waits until the output has called back a few times: devices (and sound
+    /// servers) are irregular just after a stream starts, and a play sent then would
+    /// wait longer than a period.
+    fn wait_steady(&self) {
+        let deadline = Instant::now() + STEADY_TIMEOUT;
+        while self.shared.stats.callbacks.load(Ordering::Relaxed) < STEADY_CALLBACKS
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     /// The rate and channels of the mix (and of every voice source).
@@ -318,18 +360,33 @@ impl Engine {
     }
 
     /// Plays a whole in-memory sound.
-    pub fn play_buffer(&self, samples: Arc<[f32]>, gain: Amplitude) -> Result<VoiceId, EngineError> {
-        self.play(VoiceSource::Buffer(samples), PlayOptions { gain, start_frame: None })
+    pub fn play_buffer(
+        &self,
+        samples: Arc<[f32]>,
+        gain: Amplitude,
+    ) -> Result<VoiceId, EngineError> {
+        self.play(
+            VoiceSource::Buffer(samples),
+            PlayOptions {
+                gain,
+                start_frame: None,
+            },
+        )
     }
 
     /// Fades a voice out and ends it.
     pub fn stop(&self, id: VoiceId) {
-        let _ = self.shared.send(Command::Stop { id, fade_frames: self.shared.fade_frames });
+        let _ = self.shared.send(Command::Stop {
+            id,
+            fade_frames: self.shared.fade_frames,
+        });
     }
 
     /// Fades every voice out.
     pub fn stop_all(&self) {
-        let _ = self.shared.send(Command::StopAll { fade_frames: self.shared.fade_frames });
+        let _ = self.shared.send(Command::StopAll {
+            fade_frames: self.shared.fade_frames,
+        });
     }
 
     /// Changes a playing voice's gain (smoothed).
@@ -360,7 +417,12 @@ impl Engine {
         }
     }
 
-    fn wait_until(&self, id: VoiceId, timeout: Duration, done: impl Fn(&VoiceState) -> bool) -> Option<VoiceState> {
+    fn wait_until(
+        &self,
+        id: VoiceId,
+        timeout: Duration,
+        done: impl Fn(&VoiceState) -> bool,
+    ) -> Option<VoiceState> {
         let deadline = Instant::now() + timeout;
         let mut book = lock(&self.shared.book);
         loop {
@@ -372,7 +434,11 @@ impl Engine {
             if now >= deadline {
                 return Some(state);
             }
-            book = self.shared.changed.wait_timeout(book, deadline - now).map_or_else(|e| e.into_inner().0, |r| r.0);
+            book = self
+                .shared
+                .changed
+                .wait_timeout(book, deadline - now)
+                .map_or_else(|e| e.into_inner().0, |r| r.0);
         }
     }
 
@@ -385,7 +451,8 @@ impl Engine {
     /// holds `seconds` of audio.
     pub fn open_input(&self, seconds: f64) -> Result<InputTap, EngineError> {
         let format = self.ensure_input()?;
-        let len = (f64::from(format.sample_rate) * seconds.max(0.05)) as usize * usize::from(format.channels.max(1));
+        let len = (f64::from(format.sample_rate) * seconds.max(0.05)) as usize
+            * usize::from(format.channels.max(1));
         let (tx, rx) = rtrb::RingBuffer::new(len);
         let id = self.next_tap.fetch_add(1, Ordering::Relaxed);
         if self.shared.open_taps.fetch_add(1, Ordering::AcqRel) >= MAX_TAPS {
@@ -393,8 +460,18 @@ impl Engine {
             return Err(EngineError::TooManyTaps);
         }
         let dropped = Arc::new(AtomicU64::new(0));
-        self.shared.send_tap(TapCommand::Attach(Box::new(TapSink { id, ring: tx, dropped: dropped.clone() })));
-        Ok(InputTap { ring: rx, format, dropped, id, shared: self.shared.clone() })
+        self.shared.send_tap(TapCommand::Attach(Box::new(TapSink {
+            id,
+            ring: tx,
+            dropped: dropped.clone(),
+        })));
+        Ok(InputTap {
+            ring: rx,
+            format,
+            dropped,
+            id,
+            shared: self.shared.clone(),
+        })
     }
 
     fn ensure_input(&self) -> Result<AudioFormat, EngineError> {
@@ -406,10 +483,19 @@ impl Engine {
             let (ret_tx, ret_rx) = rtrb::RingBuffer::new(TAP_COMMAND_CAPACITY + MAX_TAPS);
             *lock(&shared.tap_commands) = Some(cmd_tx);
             *lock(&returns) = Some(ret_rx);
-            Box::new(InputProcessor::new(format.channels, cmd_rx, ret_tx, shared.stats.clone()))
+            Box::new(InputProcessor::new(
+                format.channels,
+                cmd_rx,
+                ret_tx,
+                shared.stats.clone(),
+            ))
         });
         self.supervisor_tx
-            .send(SupervisorMsg::OpenInput { spec: self.input_spec.clone(), make, reply: reply_tx })
+            .send(SupervisorMsg::OpenInput {
+                spec: self.input_spec.clone(),
+                make,
+                reply: reply_tx,
+            })
             .map_err(|_| EngineError::Stopped)?;
         Ok(reply_rx.recv().map_err(|_| EngineError::Stopped)??)
     }
@@ -441,10 +527,16 @@ fn spawn_janitor(
                 let running = shared.running.load(Ordering::Acquire);
                 let mut changed = false;
                 while let Ok(ev) = events.pop() {
-                    let Event::Started { id, trigger_to_callback_ns, .. } = ev;
+                    let Event::Started {
+                        id,
+                        trigger_to_callback_ns,
+                        ..
+                    } = ev;
                     let mut book = lock(&shared.book);
                     if let Some(s @ VoiceState::Queued) = book.states.get_mut(&id) {
-                        *s = VoiceState::Playing { trigger_to_callback: Duration::from_nanos(trigger_to_callback_ns) };
+                        *s = VoiceState::Playing {
+                            trigger_to_callback: Duration::from_nanos(trigger_to_callback_ns),
+                        };
                         changed = true;
                     }
                 }
@@ -452,7 +544,9 @@ fn spawn_janitor(
                     shared.in_flight.fetch_sub(1, Ordering::AcqRel);
                     let mut book = lock(&shared.book);
                     let started = match book.states.get(&voice.id()) {
-                        Some(VoiceState::Playing { trigger_to_callback }) => Some(*trigger_to_callback),
+                        Some(VoiceState::Playing {
+                            trigger_to_callback,
+                        }) => Some(*trigger_to_callback),
                         _ => None,
                     };
                     let outcome = VoiceOutcome {

@@ -30,7 +30,9 @@ pub struct MixerParams {
 
 impl Default for MixerParams {
     fn default() -> Self {
-        Self { master_gain: AtomicF32::new(1.0) }
+        Self {
+            master_gain: AtomicF32::new(1.0),
+        }
     }
 }
 
@@ -58,7 +60,10 @@ pub struct CallbackTiming {
 impl CallbackTiming {
     /// Timing for a callback starting now with no latency information.
     pub fn now() -> Self {
-        Self { now: Instant::now(), output_latency: None }
+        Self {
+            now: Instant::now(),
+            output_latency: None,
+        }
     }
 }
 
@@ -102,7 +107,13 @@ impl Mixer {
             pending_returns: Vec::with_capacity(max_in_flight),
             block_pos: block.len(),
             block,
-            limiter: Limiter::new(channels, BLOCK_FRAMES, format.sample_rate, CEILING, LIMITER_RELEASE_S),
+            limiter: Limiter::new(
+                channels,
+                BLOCK_FRAMES,
+                format.sample_rate,
+                CEILING,
+                LIMITER_RELEASE_S,
+            ),
             master: params.master_gain.load(),
             frame: 0,
             callback_now: Instant::now(),
@@ -130,9 +141,11 @@ impl Mixer {
         self.callback_now = timing.now;
         let st = &self.stats;
         st.callbacks.fetch_add(1, Ordering::Relaxed);
-        st.period_frames.store((out.len() / self.channels) as u32, Ordering::Relaxed);
+        st.period_frames
+            .store((out.len() / self.channels) as u32, Ordering::Relaxed);
         if let Some(lat) = timing.output_latency {
-            st.output_latency_ns.store(lat.as_nanos() as u64, Ordering::Relaxed);
+            st.output_latency_ns
+                .store(lat.as_nanos() as u64, Ordering::Relaxed);
         }
         let mut written = 0;
         while written < out.len() {
@@ -141,7 +154,8 @@ impl Mixer {
                 self.block_pos = 0;
             }
             let n = (self.block.len() - self.block_pos).min(out.len() - written);
-            out[written..written + n].copy_from_slice(&self.block[self.block_pos..self.block_pos + n]);
+            out[written..written + n]
+                .copy_from_slice(&self.block[self.block_pos..self.block_pos + n]);
             self.block_pos += n;
             written += n;
         }
@@ -166,7 +180,8 @@ impl Mixer {
         let period = out.len() as f64 / self.channels as f64 / f64::from(self.format.sample_rate);
         if period > 0.0 {
             let load = started.elapsed().as_secs_f64() / period;
-            st.load_permille.store((load * 1000.0) as u32, Ordering::Relaxed);
+            st.load_permille
+                .store((load * 1000.0) as u32, Ordering::Relaxed);
         }
     }
 
@@ -178,7 +193,9 @@ impl Mixer {
         self.block.fill(0.0);
         let block_end = self.frame + BLOCK_FRAMES as u64;
         for i in 0..self.voices.len() {
-            let Some(voice) = self.voices[i].as_mut() else { continue };
+            let Some(voice) = self.voices[i].as_mut() else {
+                continue;
+            };
             let offset = match voice.start_frame {
                 Some(f) if f >= block_end => continue,
                 Some(f) => f.saturating_sub(self.frame) as usize,
@@ -186,7 +203,10 @@ impl Mixer {
             };
             if !voice.started {
                 voice.started = true;
-                let ns = self.callback_now.saturating_duration_since(voice.trigger).as_nanos() as u64;
+                let ns = self
+                    .callback_now
+                    .saturating_duration_since(voice.trigger)
+                    .as_nanos() as u64;
                 self.stats.last_trigger_ns.store(ns, Ordering::Relaxed);
                 self.stats.max_trigger_ns.fetch_max(ns, Ordering::Relaxed);
                 let _ = self.rings.events.push(Event::Started {
@@ -202,7 +222,11 @@ impl Mixer {
             }
             if ended && let Some(v) = self.voices[i].take() {
                 self.active = self.active.saturating_sub(1);
-                let reason = if v.is_stopping() { EndReason::Stopped } else { EndReason::Finished };
+                let reason = if v.is_stopping() {
+                    EndReason::Stopped
+                } else {
+                    EndReason::Finished
+                };
                 self.give_back(v, reason);
             }
         }
@@ -237,7 +261,10 @@ impl Mixer {
                 }
             }
             Command::StopAll { fade_frames } => {
-                self.voices.iter_mut().flatten().for_each(|v| v.stop(fade_frames));
+                self.voices
+                    .iter_mut()
+                    .flatten()
+                    .for_each(|v| v.stop(fade_frames));
             }
             Command::SetGain { id, gain } => {
                 if let Some(v) = self.voices.iter_mut().flatten().find(|v| v.id == id) {

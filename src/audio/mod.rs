@@ -16,7 +16,9 @@ pub mod supervisor;
 pub mod voice;
 
 pub use device::{DeviceError, DeviceInfo, DeviceSpec, StreamInfo, list_devices};
-pub use engine::{Engine, EngineConfig, EngineError, InputTap, PlayOptions, VoiceOutcome, VoiceState};
+pub use engine::{
+    Engine, EngineConfig, EngineError, InputTap, PlayOptions, VoiceOutcome, VoiceState,
+};
 pub use mixer::{BLOCK_FRAMES, Mixer};
 pub use stats::StatsSnapshot;
 pub use supervisor::EngineInfo;

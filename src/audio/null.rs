@@ -51,7 +51,8 @@ fn spawn_paced<P: Send + 'static>(
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     let samples = period as usize * usize::from(format.channels.max(1));
-    let period_d = Duration::from_secs_f64(f64::from(period) / f64::from(format.sample_rate.max(1)));
+    let period_d =
+        Duration::from_secs_f64(f64::from(period) / f64::from(format.sample_rate.max(1)));
     let thread = std::thread::Builder::new()
         .name(name.into())
         .spawn(move || {
@@ -81,22 +82,56 @@ impl NullStream<Mixer> {
     /// Runs `mixer` on the clock, one period of `period` frames at a time.
     pub fn start_output(mixer: Box<Mixer>, period: u32, stats: Arc<EngineStats>) -> Self {
         let format = mixer.format();
-        let latency = Duration::from_secs_f64(f64::from(period) / f64::from(format.sample_rate.max(1)));
-        let (stop, thread) = spawn_paced("jhack-null-out", mixer, format, period, stats, move |m, buf, now| {
-            m.render(buf, CallbackTiming { now, output_latency: Some(latency) });
-        });
-        Self { stop, thread, info: null_info(format, period, "silent null output") }
+        let latency =
+            Duration::from_secs_f64(f64::from(period) / f64::from(format.sample_rate.max(1)));
+        let (stop, thread) = spawn_paced(
+            "jhack-null-out",
+            mixer,
+            format,
+            period,
+            stats,
+            move |m, buf, now| {
+                m.render(
+                    buf,
+                    CallbackTiming {
+                        now,
+                        output_latency: Some(latency),
+                    },
+                );
+            },
+        );
+        Self {
+            stop,
+            thread,
+            info: null_info(format, period, "silent null output"),
+        }
     }
 }
 
 impl NullStream<InputProcessor> {
     /// Feeds `processor` silence on the clock, as a silent microphone.
-    pub fn start_input(processor: Box<InputProcessor>, format: AudioFormat, period: u32, stats: Arc<EngineStats>) -> Self {
-        let (stop, thread) = spawn_paced("jhack-null-in", processor, format, period, stats, |p, buf, _| {
-            buf.fill(0.0);
-            p.process(buf);
-        });
-        Self { stop, thread, info: null_info(format, period, "silent null input") }
+    pub fn start_input(
+        processor: Box<InputProcessor>,
+        format: AudioFormat,
+        period: u32,
+        stats: Arc<EngineStats>,
+    ) -> Self {
+        let (stop, thread) = spawn_paced(
+            "jhack-null-in",
+            processor,
+            format,
+            period,
+            stats,
+            |p, buf, _| {
+                buf.fill(0.0);
+                p.process(buf);
+            },
+        );
+        Self {
+            stop,
+            thread,
+            info: null_info(format, period, "silent null input"),
+        }
     }
 }
 

@@ -238,7 +238,9 @@ impl Supervisor {
             match OutputPlan::new(&self.spec, self.period, Some(self.format)) {
                 Ok(plan) => self.start_output(plan, mixer),
                 Err(e) => {
-                    tracing::warn!("audio output {e}; playing on the silent null backend until it returns");
+                    tracing::warn!(
+                        "audio output {e}; playing on the silent null backend until it returns"
+                    );
                     self.start_null_output(mixer);
                     self.next_retry = Some(Instant::now() + RETRY);
                 }
@@ -255,7 +257,11 @@ impl Supervisor {
             return Ok(f);
         }
         self.input_spec = spec;
-        let plan = if self.no_audio { None } else { Some(InputPlan::new(&self.input_spec, self.period, None)) };
+        let plan = if self.no_audio {
+            None
+        } else {
+            Some(InputPlan::new(&self.input_spec, self.period, None))
+        };
         let plan = match plan {
             Some(Err(e)) if self.input_spec != DeviceSpec::Default => return Err(e),
             Some(Err(e)) => {
@@ -265,16 +271,25 @@ impl Supervisor {
             Some(Ok(p)) => Some(p),
             None => None,
         };
-        let format = plan.as_ref().map_or(AudioFormat::new(self.format.sample_rate, 1), |p| p.format());
+        let format = plan
+            .as_ref()
+            .map_or(AudioFormat::new(self.format.sample_rate, 1), |p| p.format());
         let processor = make(format);
         match plan {
-            Some(plan) => match plan.start(processor, &self.input_tx, &self.input_rx, &self.stats) {
-                Ok(stream) => self.set_input(Input::Device(stream)),
-                Err((e, p)) => {
-                    tracing::warn!("audio input {e}; capturing silence from the null backend");
-                    self.set_input(Input::Null(NullStream::start_input(p, format, self.period, self.stats.clone())));
+            Some(plan) => {
+                match plan.start(processor, &self.input_tx, &self.input_rx, &self.stats) {
+                    Ok(stream) => self.set_input(Input::Device(stream)),
+                    Err((e, p)) => {
+                        tracing::warn!("audio input {e}; capturing silence from the null backend");
+                        self.set_input(Input::Null(NullStream::start_input(
+                            p,
+                            format,
+                            self.period,
+                            self.stats.clone(),
+                        )));
+                    }
                 }
-            },
+            }
             None => self.set_input(Input::Null(NullStream::start_input(
                 processor,
                 format,
@@ -295,7 +310,10 @@ impl Supervisor {
             i.input = Some(info);
         }
         self.input = Some(input);
-        self.last_input_callbacks = (self.stats.input_callbacks.load(Ordering::Relaxed), Instant::now());
+        self.last_input_callbacks = (
+            self.stats.input_callbacks.load(Ordering::Relaxed),
+            Instant::now(),
+        );
     }
 
     fn take_input_processor(&mut self) -> Option<Box<InputProcessor>> {
@@ -313,7 +331,9 @@ impl Supervisor {
     }
 
     fn check_input(&mut self) {
-        let Some(Input::Device(s)) = &self.input else { return };
+        let Some(Input::Device(s)) = &self.input else {
+            return;
+        };
         let now = Instant::now();
         let callbacks = self.stats.input_callbacks.load(Ordering::Relaxed);
         if callbacks != self.last_input_callbacks.0 {
@@ -327,8 +347,12 @@ impl Supervisor {
             return;
         }
         tracing::warn!("audio input lost; reopening");
-        let Some(processor) = self.take_input_processor() else { return };
-        let format = self.input_format.unwrap_or(AudioFormat::new(self.format.sample_rate, 1));
+        let Some(processor) = self.take_input_processor() else {
+            return;
+        };
+        let format = self
+            .input_format
+            .unwrap_or(AudioFormat::new(self.format.sample_rate, 1));
         let reopened = match InputPlan::new(&self.input_spec, self.period, Some(format)) {
             Ok(plan) => plan.start(processor, &self.input_tx, &self.input_rx, &self.stats),
             Err(e) => Err((e, processor)),
@@ -337,7 +361,12 @@ impl Supervisor {
             Ok(stream) => self.set_input(Input::Device(stream)),
             Err((e, p)) => {
                 tracing::warn!("audio input {e}; capturing silence from the null backend");
-                self.set_input(Input::Null(NullStream::start_input(p, format, self.period, self.stats.clone())));
+                self.set_input(Input::Null(NullStream::start_input(
+                    p,
+                    format,
+                    self.period,
+                    self.stats.clone(),
+                )));
             }
         }
     }

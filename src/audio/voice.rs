@@ -117,7 +117,12 @@ impl Voice {
         let frames = frames.max(1);
         match self.fade {
             Some(f) if f.remaining <= frames => {}
-            _ => self.fade = Some(Fade { remaining: frames, total: frames }),
+            _ => {
+                self.fade = Some(Fade {
+                    remaining: frames,
+                    total: frames,
+                })
+            }
         }
     }
 
@@ -154,7 +159,11 @@ impl Voice {
                 let available = (data.len() - self.pos.min(data.len())) / channels;
                 let n = available.min(frames);
                 let src = &data[self.pos..self.pos + n * channels];
-                for (f, (o, s)) in out.chunks_exact_mut(channels).zip(src.chunks_exact(channels)).enumerate() {
+                for (f, (o, s)) in out
+                    .chunks_exact_mut(channels)
+                    .zip(src.chunks_exact(channels))
+                    .enumerate()
+                {
                     let g = frame_gain(f);
                     for (o, s) in o.iter_mut().zip(s) {
                         *o += s * g;
@@ -199,7 +208,11 @@ impl Voice {
                 (rendered, exhausted)
             }
         };
-        self.gain = if rendered == frames { self.target_gain } else { g0 + g_step * rendered as f32 };
+        self.gain = if rendered == frames {
+            self.target_gain
+        } else {
+            g0 + g_step * rendered as f32
+        };
         if let Some(fd) = self.fade.as_mut() {
             let used = rendered as u32;
             fd.remaining = fd.remaining.saturating_sub(used);

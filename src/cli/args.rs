@@ -90,7 +90,13 @@ pub struct PlayArgs {
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
     /// Gain in dB.
-    #[arg(long, short, default_value_t = 0.0, value_name = "DB", allow_negative_numbers = true)]
+    #[arg(
+        long,
+        short,
+        default_value_t = 0.0,
+        value_name = "DB",
+        allow_negative_numbers = true
+    )]
     pub gain: f32,
     /// Play all files at once instead of one after another.
     #[arg(long)]

@@ -14,7 +14,10 @@ pub fn run(json: bool) -> Result<(), CliError> {
         println!("no audio devices found (jhack will use the silent null backend)");
         return Ok(());
     }
-    println!("{:>3}  {:<6} {:<40} {:>3} {:>3} {:>7}  default", "#", "host", "name", "in", "out", "rate");
+    println!(
+        "{:>3}  {:<6} {:<40} {:>3} {:>3} {:>7}  default",
+        "#", "host", "name", "in", "out", "rate"
+    );
     for d in &devices {
         let mut name = d.name.clone();
         if d.id != d.name && !d.id.is_empty() {
@@ -41,5 +44,9 @@ pub fn run(json: bool) -> Result<(), CliError> {
 }
 
 fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() <= n { s.to_string() } else { s.chars().take(n - 1).chain(['…']).collect() }
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        s.chars().take(n - 1).chain(['…']).collect()
+    }
 }

@@ -17,12 +17,18 @@ pub struct CliError {
 impl CliError {
     /// Bad usage or bad input (status 2).
     pub fn input(msg: impl fmt::Display) -> Self {
-        Self { status: 2, message: msg.to_string() }
+        Self {
+            status: 2,
+            message: msg.to_string(),
+        }
     }
 
     /// Any other failure (status 1).
     pub fn failure(msg: impl fmt::Display) -> Self {
-        Self { status: 1, message: msg.to_string() }
+        Self {
+            status: 1,
+            message: msg.to_string(),
+        }
     }
 }
 
@@ -44,7 +50,9 @@ pub fn chain(err: &dyn std::error::Error) -> String {
 impl From<crate::audio::EngineError> for CliError {
     fn from(e: crate::audio::EngineError) -> Self {
         match e {
-            crate::audio::EngineError::Device(crate::audio::DeviceError::NotFound { .. }) => Self::input(chain(&e)),
+            crate::audio::EngineError::Device(crate::audio::DeviceError::NotFound { .. }) => {
+                Self::input(chain(&e))
+            }
             e => Self::failure(chain(&e)),
         }
     }

@@ -51,8 +51,16 @@ fn run(cli: Cli) -> Result<(), CliError> {
         }
         Some(Command::Devices { json }) => devices::run(json),
         Some(Command::Play(args)) => play::run(g, &args),
-        Some(Command::Tone { freq, duration, amplitude }) => tone::run(g, freq, duration, amplitude),
-        Some(Command::Record { file, duration, channels }) => record::run(g, &file, duration, channels),
+        Some(Command::Tone {
+            freq,
+            duration,
+            amplitude,
+        }) => tone::run(g, freq, duration, amplitude),
+        Some(Command::Record {
+            file,
+            duration,
+            channels,
+        }) => record::run(g, &file, duration, channels),
         Some(Command::Wire { duration }) => wire::run(g, duration),
     }
 }

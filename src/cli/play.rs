@@ -29,12 +29,19 @@ struct PlayStats {
 
 pub fn run(g: &GlobalArgs, args: &PlayArgs) -> Result<(), CliError> {
     if !args.gain.is_finite() || args.gain > 40.0 {
-        return Err(CliError::input(format!("--gain: {} dB is out of range (at most +40 dB)", args.gain)));
+        return Err(CliError::input(format!(
+            "--gain: {} dB is out of range (at most +40 dB)",
+            args.gain
+        )));
     }
     let interrupted = interrupt_flag();
     let engine = start_engine(g)?;
     let fmt = engine.format();
-    let files = args.files.iter().map(|p| OpenedFile::open(p, fmt)).collect::<Result<Vec<_>, _>>()?;
+    let files = args
+        .files
+        .iter()
+        .map(|p| OpenedFile::open(p, fmt))
+        .collect::<Result<Vec<_>, _>>()?;
     let gain = Decibels(args.gain).to_amplitude();
     let mut latencies = Vec::new();
     let mut late_error = None;
@@ -74,7 +81,10 @@ pub fn run(g: &GlobalArgs, args: &PlayArgs) -> Result<(), CliError> {
         print_stats(&engine, &latencies);
     }
     if was_interrupted {
-        return Err(CliError { status: 130, message: "interrupted".into() });
+        return Err(CliError {
+            status: 130,
+            message: "interrupted".into(),
+        });
     }
     match late_error {
         Some(e) => Err(e.into()),
@@ -83,12 +93,24 @@ pub fn run(g: &GlobalArgs, args: &PlayArgs) -> Result<(), CliError> {
 }
 
 /// Waits for every voice to end; on interrupt, fades them out. Returns whether interrupted.
-fn wait_all(engine: &Engine, playing: &[PlayingFile], interrupted: &std::sync::atomic::AtomicBool) -> bool {
-    let ended = || playing.iter().all(|p| matches!(engine.state(p.id), Some(VoiceState::Ended(_)) | None));
+fn wait_all(
+    engine: &Engine,
+    playing: &[PlayingFile],
+    interrupted: &std::sync::atomic::AtomicBool,
+) -> bool {
+    let ended = || {
+        playing
+            .iter()
+            .all(|p| matches!(engine.state(p.id), Some(VoiceState::Ended(_)) | None))
+    };
     if wait_until(interrupted, None, ended) {
         engine.stop_all();
         let never = std::sync::atomic::AtomicBool::new(false);
-        wait_until(&never, Some(Instant::now() + Duration::from_millis(200)), ended);
+        wait_until(
+            &never,
+            Some(Instant::now() + Duration::from_millis(200)),
+            ended,
+        );
         return true;
     }
     false

@@ -9,7 +9,12 @@ use super::error::CliError;
 use super::session::{interrupt_flag, seconds, start_engine, wait_until};
 use crate::app::recorder::Recorder;
 
-pub fn run(g: &GlobalArgs, file: &Path, duration: Option<f64>, channels: Option<u16>) -> Result<(), CliError> {
+pub fn run(
+    g: &GlobalArgs,
+    file: &Path,
+    duration: Option<f64>,
+    channels: Option<u16>,
+) -> Result<(), CliError> {
     let duration = duration.map(|d| seconds("duration", d)).transpose()?;
     let interrupted = interrupt_flag();
     let engine = start_engine(g)?;
@@ -17,7 +22,12 @@ pub fn run(g: &GlobalArgs, file: &Path, duration: Option<f64>, channels: Option<
     let tty = std::io::stderr().is_terminal();
     if tty {
         let f = rec.format();
-        eprintln!("recording {} ({} Hz, {} ch) — Ctrl-C to stop", file.display(), f.sample_rate, f.channels);
+        eprintln!(
+            "recording {} ({} Hz, {} ch) — Ctrl-C to stop",
+            file.display(),
+            f.sample_rate,
+            f.channels
+        );
     }
     let deadline = duration.map(|d| Instant::now() + d + std::time::Duration::from_secs(5));
     wait_until(&interrupted, deadline, || rec.is_finished());
@@ -27,7 +37,10 @@ pub fn run(g: &GlobalArgs, file: &Path, duration: Option<f64>, channels: Option<
         eprintln!("wrote {} ({secs:.1} s)", report.path.display());
     }
     if report.dropped > 0 {
-        tracing::warn!("{} input samples were lost (the disk was too slow)", report.dropped);
+        tracing::warn!(
+            "{} input samples were lost (the disk was too slow)",
+            report.dropped
+        );
     }
     Ok(())
 }

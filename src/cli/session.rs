@@ -65,7 +65,11 @@ pub fn start_engine(g: &GlobalArgs) -> Result<Engine, CliError> {
 /// A flag set by Ctrl-C (SIGINT), SIGTERM or SIGHUP.
 pub fn interrupt_flag() -> Arc<AtomicBool> {
     let flag = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP] {
+    for sig in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
         let _ = signal_hook::flag::register(sig, flag.clone());
     }
     flag
@@ -73,7 +77,11 @@ pub fn interrupt_flag() -> Arc<AtomicBool> {
 
 /// Sleeps in small steps until `done()` or the interrupt flag or the deadline.
 /// Returns `true` when interrupted.
-pub fn wait_until(interrupted: &AtomicBool, deadline: Option<Instant>, mut done: impl FnMut() -> bool) -> bool {
+pub fn wait_until(
+    interrupted: &AtomicBool,
+    deadline: Option<Instant>,
+    mut done: impl FnMut() -> bool,
+) -> bool {
     loop {
         if interrupted.load(Ordering::Relaxed) {
             return true;
@@ -102,6 +110,8 @@ pub fn seconds(name: &str, s: f64) -> Result<Duration, CliError> {
     if s.is_finite() && s >= 0.0 && s < 1e9 {
         Ok(Duration::from_secs_f64(s))
     } else {
-        Err(CliError::input(format!("--{name}: {s} is not a valid number of seconds")))
+        Err(CliError::input(format!(
+            "--{name}: {s} is not a valid number of seconds"
+        )))
     }
 }

@@ -12,6 +12,9 @@ pub struct AudioFormat {
 impl AudioFormat {
     /// A format; callers guarantee non-zero rate and channels.
     pub const fn new(sample_rate: u32, channels: u16) -> Self {
-        Self { sample_rate, channels }
+        Self {
+            sample_rate,
+            channels,
+        }
     }
 }

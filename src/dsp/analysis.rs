@@ -81,7 +81,9 @@ mod tests {
     use super::*;
 
     fn sine(freq: f32, amp: f32, n: usize) -> Vec<f32> {
-        (0..n).map(|i| amp * (2.0 * std::f32::consts::PI * freq * i as f32 / 48_000.0).sin()).collect()
+        (0..n)
+            .map(|i| amp * (2.0 * std::f32::consts::PI * freq * i as f32 / 48_000.0).sin())
+            .collect()
     }
 
     #[test]

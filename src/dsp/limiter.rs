@@ -25,7 +25,13 @@ impl Limiter {
     ///
     /// `ceiling` is the highest absolute output value; `release_s` the time for the
     /// gain to recover about 63 % of the way back to unity.
-    pub fn new(channels: usize, block_frames: usize, sample_rate: u32, ceiling: f32, release_s: f32) -> Self {
+    pub fn new(
+        channels: usize,
+        block_frames: usize,
+        sample_rate: u32,
+        ceiling: f32,
+        release_s: f32,
+    ) -> Self {
         let blocks_per_second = sample_rate as f32 / block_frames as f32;
         let release_coeff = 1.0 - (-1.0 / (release_s.max(1e-3) * blocks_per_second)).exp();
         Self {
@@ -68,9 +74,17 @@ impl Limiter {
             }
             incoming_peak = incoming_peak.max(s.abs());
         }
-        let allowed = |peak: f32| if peak > self.ceiling { self.ceiling / peak } else { 1.0 };
+        let allowed = |peak: f32| {
+            if peak > self.ceiling {
+                self.ceiling / peak
+            } else {
+                1.0
+            }
+        };
         let released = self.gain + (1.0 - self.gain) * self.release_coeff;
-        let target = released.min(allowed(incoming_peak)).min(allowed(self.delayed_peak));
+        let target = released
+            .min(allowed(incoming_peak))
+            .min(allowed(self.delayed_peak));
         let start = self.gain;
         let frames = n / self.channels;
         let step = (target - start) / frames.max(1) as f32;
@@ -133,7 +147,10 @@ mod tests {
         // Smooth: the gain never jumps, so consecutive output samples differ by at most
         // what the input slope allows (30 * 0.05 = 1.5 per sample before gain, ~0.045 after).
         let left: Vec<f32> = out.iter().step_by(2).copied().collect();
-        let max_jump = left.windows(2).map(|w| (w[1] - w[0]).abs()).fold(0.0, f32::max);
+        let max_jump = left
+            .windows(2)
+            .map(|w| (w[1] - w[0]).abs())
+            .fold(0.0, f32::max);
         assert!(max_jump < 0.1, "jump {max_jump}");
     }
 

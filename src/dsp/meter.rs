@@ -28,7 +28,11 @@ impl LevelMeter {
 
     /// Root mean square of everything seen (0 when empty).
     pub fn rms(&self) -> f32 {
-        if self.count == 0 { 0.0 } else { (self.sum_sq / self.count as f64).sqrt() as f32 }
+        if self.count == 0 {
+            0.0
+        } else {
+            (self.sum_sq / self.count as f64).sqrt() as f32
+        }
     }
 
     /// Returns (peak, rms) and starts a new measurement.
@@ -46,7 +50,9 @@ mod tests {
     #[test]
     fn sine_levels() {
         let mut m = LevelMeter::default();
-        let s: Vec<f32> = (0..48_000).map(|i| 0.5 * (i as f32 * 2.0 * std::f32::consts::PI * 1000.0 / 48_000.0).sin()).collect();
+        let s: Vec<f32> = (0..48_000)
+            .map(|i| 0.5 * (i as f32 * 2.0 * std::f32::consts::PI * 1000.0 / 48_000.0).sin())
+            .collect();
         m.add(&s);
         assert!((m.peak() - 0.5).abs() < 1e-3);
         assert!((m.rms() - 0.5 / 2f32.sqrt()).abs() < 1e-3);

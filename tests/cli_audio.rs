@@ -1,0 +1,193 @@
+//! The real binary on real (virtual) devices: what `tone`, `play`, `record` and `wire`
+//! do is checked on the virtual speaker's monitor and from the virtual microphone;
+//! `--no-audio` is checked for pacing with no sound server at all.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use jhack::dsp::analysis::{best_correlation, dominant_frequency, goertzel_amplitude, onset};
+
+fn home() -> tempfile::TempDir {
+    tempfile::tempdir().expect("tempdir")
+}
+
+#[test]
+fn tone_is_heard_at_the_right_frequency_and_level() {
+    let Some(_audio) = audio_stack("tone_is_heard_at_the_right_frequency_and_level") else {
+        return;
+    };
+    let h = home();
+    let mon = Monitor::start();
+    let mut cmd = jhack(h.path());
+    cmd.args(["tone", "1000", "--duration", "1.5", "--amplitude", "0.5"]);
+    let o = run(cmd, Duration::from_secs(20));
+    assert!(o.status.success(), "tone failed: {}", stderr(&o));
+    let captured = mon.stop();
+    let left = channel(&captured, 2, 0);
+    let start = onset(&left, 0.05).expect("the tone was not heard on the speaker monitor");
+    let body = &left[start + 4800..start + 4800 + 48_000];
+    let f = dominant_frequency(body, RATE, 200.0, 4000.0);
+    assert!((f - 1000.0).abs() <= 2.0, "heard {f} Hz");
+    let amp = goertzel_amplitude(body, RATE, 1000.0);
+    assert!((db(amp) - db(0.5)).abs() < 0.5, "level {amp} (want 0.5)");
+    let heard = left.iter().filter(|s| s.abs() > 0.05).count() as f64 / f64::from(RATE);
+    assert!((heard - 1.5).abs() < 0.1, "heard for {heard} s");
+}
+
+#[test]
+fn play_delivers_a_file_intact() {
+    let Some(_audio) = audio_stack("play_delivers_a_file_intact") else {
+        return;
+    };
+    let h = home();
+    let f = h.path().join("chirp.flac");
+    // A chirp plus noise: any dropout, repeat or resampling error breaks the correlation.
+    sh(&format!(
+        "sox -n -r 48000 -c 2 -b 24 {} synth 2 sine 200-6000 synth 2 pinknoise mix gain -8",
+        f.display()
+    ));
+    let source = ffmpeg_decode(&f, 2);
+    let mon = Monitor::start();
+    let mut cmd = jhack(h.path());
+    cmd.arg("play").arg(&f);
+    let o = run(cmd, Duration::from_secs(20));
+    assert!(o.status.success(), "play failed: {}", stderr(&o));
+    let captured = mon.stop();
+    let (src_l, cap_l) = (channel(&source, 2, 0), channel(&captured, 2, 0));
+    let start = onset(&cap_l, 0.02).expect("nothing heard");
+    // Align on the first 0.2 s, then compare the whole file.
+    let from = start.saturating_sub(2000);
+    let (lag, _) = best_correlation(&src_l[..9600], &cap_l[from..from + 20_000], 4000);
+    let at = from as isize + lag;
+    assert!(at >= 0);
+    let at = at as usize;
+    let n = src_l.len().min(cap_l.len() - at);
+    assert!(
+        n > src_l.len() - 4800,
+        "captured only {n} of {} frames",
+        src_l.len()
+    );
+    let (lag0, corr) = best_correlation(&src_l[..n], &cap_l[at..at + n], 2);
+    assert_eq!(lag0, 0);
+    assert!(corr > 0.999, "correlation {corr}");
+}
+
+#[test]
+fn play_stats_report_trigger_latency_within_one_period() {
+    let Some(_audio) = audio_stack("play_stats_report_trigger_latency_within_one_period") else {
+        return;
+    };
+    let h = home();
+    let f = sine_wav(h.path(), "beep.wav", 880, 0.3, -6.0, 48_000, 2);
+    let mut cmd = jhack(h.path());
+    cmd.arg("play").arg(&f).arg("--stats");
+    let o = run(cmd, Duration::from_secs(20));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).expect("one JSON line");
+    for k in [
+        "trigger_to_callback_ms",
+        "output_latency_ms",
+        "period_frames",
+        "sample_rate",
+        "xruns",
+    ] {
+        assert!(v.get(k).is_some(), "missing {k} in {v}");
+    }
+    let period_ms = v["period_ms"].as_f64().unwrap();
+    let trig = v["trigger_to_callback_ms"].as_f64().unwrap();
+    eprintln!(
+        "trigger->callback {trig:.3} ms, period {period_ms:.3} ms, output latency {} ms",
+        v["output_latency_ms"]
+    );
+    assert!(
+        trig <= period_ms + 1.0,
+        "trigger->callback {trig} ms > one period {period_ms} ms"
+    );
+    assert_eq!(v["null_backend"], false);
+    assert_eq!(v["sample_rate"], 48_000);
+}
+
+#[test]
+fn record_captures_the_microphone() {
+    let Some(_audio) = audio_stack("record_captures_the_microphone") else {
+        return;
+    };
+    let h = home();
+    let feed = sine_wav(h.path(), "feed.wav", 660, 4.0, -6.0, 48_000, 1);
+    let out = h.path().join("rec.wav");
+    let mut mic = feed_mic(&feed);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut cmd = jhack(h.path());
+    cmd.arg("record")
+        .arg(&out)
+        .args(["--duration", "2", "--channels", "1"]);
+    let o = run(cmd, Duration::from_secs(20));
+    let _ = mic.kill();
+    let _ = mic.wait();
+    assert!(o.status.success(), "record failed: {}", stderr(&o));
+    let (spec, samples) = read_wav(&out);
+    assert_eq!(spec.channels, 1);
+    assert_eq!(samples.len(), 2 * spec.sample_rate as usize, "2 s of audio");
+    let body = &samples[samples.len() / 4..samples.len() * 3 / 4];
+    let f = dominant_frequency(body, spec.sample_rate, 200.0, 4000.0);
+    assert!((f - 660.0).abs() <= 2.0, "recorded {f} Hz");
+    let amp = goertzel_amplitude(body, spec.sample_rate, 660.0);
+    assert!(
+        (db(amp) - (-6.0)).abs() < 1.0,
+        "recorded level {} dB",
+        db(amp)
+    );
+}
+
+#[test]
+fn wire_passes_the_microphone_to_the_speaker() {
+    let Some(_audio) = audio_stack("wire_passes_the_microphone_to_the_speaker") else {
+        return;
+    };
+    let h = home();
+    let feed = sine_wav(h.path(), "feed.wav", 1200, 5.0, -10.0, 48_000, 1);
+    let mon = Monitor::start();
+    let mut mic = feed_mic(&feed);
+    let mut cmd = jhack(h.path());
+    cmd.args(["wire", "--duration", "3"]);
+    let o = run(cmd, Duration::from_secs(20));
+    let _ = mic.kill();
+    let _ = mic.wait();
+    assert!(o.status.success(), "wire failed: {}", stderr(&o));
+    let captured = mon.stop();
+    let left = channel(&captured, 2, 0);
+    let start = onset(&left, 0.05).expect("nothing came through the wire");
+    let body = &left[start + 4800..(start + 4800 + 48_000).min(left.len())];
+    let f = dominant_frequency(body, RATE, 200.0, 4000.0);
+    assert!((f - 1200.0).abs() <= 2.0, "heard {f} Hz");
+    let amp = goertzel_amplitude(body, RATE, 1200.0);
+    assert!((db(amp) - (-10.0)).abs() < 1.5, "level {} dB", db(amp));
+}
+
+#[test]
+fn no_audio_plays_in_real_time_without_any_sound_server() {
+    let h = home();
+    if !have("sox") {
+        eprintln!("skipped no_audio_plays_in_real_time_without_any_sound_server: sox missing");
+        return;
+    }
+    let f = sine_wav(h.path(), "two.wav", 440, 2.0, -6.0, 44_100, 2);
+    let mut cmd = jhack(h.path());
+    cmd.arg("play").arg(&f).arg("--no-audio");
+    // No sound server reachable: a private, empty runtime dir and no bus.
+    cmd.env("XDG_RUNTIME_DIR", h.path())
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .env_remove("PULSE_SERVER");
+    let t = Instant::now();
+    let o = run(cmd, Duration::from_secs(20));
+    let took = t.elapsed().as_secs_f64();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).is_empty(), "--no-audio printed: {}", stderr(&o));
+    // 2 s of audio plus start-up and the output tail.
+    assert!(
+        (1.9..=2.1).contains(&took),
+        "2 s file took {took:.3} s (want 2 s ± 5 %)"
+    );
+}

@@ -1,0 +1,232 @@
+//! Shared helpers for the integration tests: running the real binary with a private
+//! home, the virtual audio stack (speaker monitor capture, microphone feed), fixtures
+//! made with sox/ffmpeg, and raw-float parsing.
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+pub const RATE: u32 = 48_000;
+
+/// The jhack binary, with a private home and quiet logs.
+pub fn jhack(home: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_jhack"));
+    c.arg("--home")
+        .arg(home)
+        .env_remove("JHACK_LOG")
+        .stdin(Stdio::null());
+    c
+}
+
+/// Runs a command to completion with a timeout; panics (test failure) on timeout.
+pub fn run(mut cmd: Command, timeout: Duration) -> Output {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let start = Instant::now();
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            return child.wait_with_output().expect("output");
+        }
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("output");
+            panic!(
+                "timed out after {timeout:?}: stdout {} stderr {}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+static AUDIO: Mutex<()> = Mutex::new(());
+
+/// The virtual audio stack, held exclusively (tests share one speaker). `None` (with
+/// a message) when the stack is not running.
+pub fn audio_stack(test: &str) -> Option<MutexGuard<'static, ()>> {
+    if std::env::var("JHACK_TEST_AUDIO").as_deref() != Ok("1") || !have("parec") {
+        eprintln!(
+            "skipped {test}: virtual audio stack not running (start it with scripts/audio-stack/start.sh)"
+        );
+        return None;
+    }
+    Some(AUDIO.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+/// Captures what the virtual speaker plays, as interleaved stereo f32.
+pub struct Monitor {
+    child: Child,
+    reader: Option<std::thread::JoinHandle<Vec<u8>>>,
+    pub started: Instant,
+}
+
+impl Monitor {
+    pub fn start() -> Monitor {
+        let mut child = Command::new("parec")
+            .args([
+                "--device=test_speaker.monitor",
+                "--channels=2",
+                "--rate=48000",
+                "--format=float32le",
+                "--raw",
+            ])
+            .args(["--latency-msec=5", "--process-time-msec=2"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("parec");
+        let mut out = child.stdout.take().expect("parec stdout");
+        let reader = std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = out.read_to_end(&mut buf);
+            buf
+        });
+        // Give the recorder a moment to connect before anything plays.
+        std::thread::sleep(Duration::from_millis(300));
+        Monitor {
+            child,
+            reader: Some(reader),
+            started: Instant::now(),
+        }
+    }
+
+    /// Stops capturing and returns interleaved stereo samples.
+    pub fn stop(mut self) -> Vec<f32> {
+        std::thread::sleep(Duration::from_millis(200));
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let bytes = self
+            .reader
+            .take()
+            .map(|r| r.join().unwrap_or_default())
+            .unwrap_or_default();
+        f32le(&bytes)
+    }
+}
+
+pub fn f32le(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
+}
+
+/// One channel of an interleaved signal.
+pub fn channel(samples: &[f32], channels: usize, c: usize) -> Vec<f32> {
+    samples.iter().skip(c).step_by(channels).copied().collect()
+}
+
+/// Plays a file into the virtual microphone.
+pub fn feed_mic(file: &Path) -> Child {
+    Command::new("paplay")
+        .arg("--device=test_mic_feed")
+        .arg(file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("paplay")
+}
+
+/// Runs a shell command that must succeed (fixture generation).
+pub fn sh(cmd: &str) {
+    let o = Command::new("sh").arg("-c").arg(cmd).output().expect("sh");
+    assert!(
+        o.status.success(),
+        "`{cmd}` failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// A sine WAV made with sox.
+pub fn sine_wav(
+    dir: &Path,
+    name: &str,
+    freq: u32,
+    secs: f64,
+    gain_db: f64,
+    rate: u32,
+    channels: u32,
+) -> PathBuf {
+    let p = dir.join(name);
+    sh(&format!(
+        "sox -n -r {rate} -c {channels} -b 16 {} synth {secs} sine {freq} gain {gain_db}",
+        p.display()
+    ));
+    p
+}
+
+/// Decodes any file to mono or stereo f32 at 48 kHz with ffmpeg.
+pub fn ffmpeg_decode(path: &Path, channels: u32) -> Vec<f32> {
+    let o = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args([
+            "-f",
+            "f32le",
+            "-ac",
+            &channels.to_string(),
+            "-ar",
+            "48000",
+            "-",
+        ])
+        .output()
+        .expect("ffmpeg");
+    assert!(
+        o.status.success(),
+        "ffmpeg: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    f32le(&o.stdout)
+}
+
+/// Reads a WAV written by jhack (32-bit float) with hound.
+pub fn read_wav(path: &Path) -> (hound::WavSpec, Vec<f32>) {
+    let mut r = hound::WavReader::open(path).expect("open wav");
+    let spec = r.spec();
+    let s = match spec.sample_format {
+        hound::SampleFormat::Float => r.samples::<f32>().map(|s| s.expect("sample")).collect(),
+        hound::SampleFormat::Int => {
+            let scale = (1i64 << (spec.bits_per_sample - 1)) as f32;
+            r.samples::<i32>()
+                .map(|s| s.expect("sample") as f32 / scale)
+                .collect()
+        }
+    };
+    (spec, s)
+}
+
+pub fn peak(s: &[f32]) -> f32 {
+    s.iter().fold(0.0f32, |m, x| m.max(x.abs()))
+}
+
+pub fn rms(s: &[f32]) -> f32 {
+    (s.iter().map(|x| f64::from(*x) * f64::from(*x)).sum::<f64>() / s.len().max(1) as f64).sqrt()
+        as f32
+}
+
+pub fn db(x: f32) -> f32 {
+    20.0 * x.max(1e-9).log10()
+}
