@@ -70,7 +70,7 @@ fn play_delivers_a_file_intact() {
         src_l.len()
     );
     let (lag0, corr) = best_correlation(&src_l[..n], &cap_l[at..at + n], 2);
-    assert_eq!(lag0, 0);
+    assert_eq!(lag0, 0, "correlation {corr} at lag {lag0}");
     assert!(corr > 0.999, "correlation {corr}");
 }
 

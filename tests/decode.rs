@@ -168,13 +168,14 @@ fn snr(reference: &[f32], test: &[f32]) -> f64 {
     }
 }
 
-/// The lag (in frames) of `b` relative to `a` that best aligns them, within ±`max`:
-/// `b[i + lag]` matches `a[i]`.
-fn best_lag(a: &[f32], b: &[f32], ch: usize, max: i64) -> i64 {
+/// The lag (in frames) of `b` relative to `a` that best aligns channel `c` of both,
+/// within ±`max`: `b[i + lag]` matches `a[i]`. Use a channel with a non-periodic signal
+/// (the chirp), or the lag is ambiguous.
+fn best_lag(a: &[f32], b: &[f32], ch: usize, c: usize, max: i64) -> i64 {
     let frames_a = a.len() / ch;
     let frames_b = b.len() / ch;
-    let start = (max as usize).min(frames_a / 4);
-    let len = 16_384.min(frames_a.saturating_sub(2 * start));
+    let start = (max as usize).max(frames_a / 3);
+    let len = 16_384.min(frames_a.saturating_sub(start + max as usize));
     let mut best = (0i64, f64::MIN);
     for lag in -max..=max {
         let mut acc = 0.0f64;
@@ -183,7 +184,7 @@ fn best_lag(a: &[f32], b: &[f32], ch: usize, max: i64) -> i64 {
             if j < 0 || j as usize >= frames_b {
                 continue;
             }
-            acc += f64::from(a[i * ch]) * f64::from(b[j as usize * ch]);
+            acc += f64::from(a[i * ch + c]) * f64::from(b[j as usize * ch + c]);
         }
         if acc > best.1 {
             best = (lag, acc);
@@ -241,15 +242,12 @@ fn compare(case: &Case<'_>) {
             case.name, rate, info.frames
         );
         assert_eq!(n_ours, n_theirs, "{}: lengths differ", case.name);
-        assert_eq!(
-            info.frames,
-            Some(n_ours as u64),
-            "{}: the header's frame count",
-            case.name
-        );
+        if let Some(n) = info.frames {
+            assert_eq!(n, n_ours as u64, "{}: the header's frame count", case.name);
+        }
         assert!(snr > 90.0, "{}: SNR {snr:.1} dB", case.name);
     } else {
-        let lag = best_lag(&theirs, &ours, 2, 4096);
+        let lag = best_lag(&theirs, &ours, 2, 1, 4096);
         let snr_l = snr_aligned(&theirs, &ours, 2, lag);
         let snr_r = snr_aligned(&theirs[1..], &ours[1..], 2, lag);
         eprintln!(
@@ -474,6 +472,81 @@ fn webm_opus() {
 }
 
 #[test]
+fn other_containers_and_codecs() {
+    // The rest of what symphonia 0.6 decodes with "all": CAF, Matroska, MP2, ADPCM,
+    // A-law, big-endian PCM in MOV-style MP4.
+    let cases = [
+        Case {
+            name: "caf-s16",
+            file: "a.caf",
+            args: &["-c:a", "pcm_s16le"],
+            codec: "pcm_s16le",
+            container: "caf",
+            lossless: true,
+        },
+        Case {
+            name: "mka-flac",
+            file: "a.mka",
+            args: &["-c:a", "flac"],
+            codec: "flac",
+            container: "mkv",
+            lossless: true,
+        },
+        Case {
+            name: "mka-vorbis",
+            file: "v.mka",
+            args: &["-c:a", "libvorbis"],
+            codec: "vorbis",
+            container: "mkv",
+            lossless: false,
+        },
+        Case {
+            name: "opus-mp4",
+            file: "o.mp4",
+            args: &["-c:a", "libopus", "-b:a", "160k"],
+            codec: "opus",
+            container: "mp4",
+            lossless: false,
+        },
+        Case {
+            name: "mp2",
+            file: "a.mp2",
+            args: &["-c:a", "mp2", "-b:a", "256k"],
+            codec: "mp2",
+            container: "mp2",
+            lossless: false,
+        },
+        Case {
+            name: "adpcm-ms",
+            file: "ms.wav",
+            args: &["-c:a", "adpcm_ms"],
+            codec: "adpcm_ms",
+            container: "wav",
+            lossless: false,
+        },
+        Case {
+            name: "adpcm-ima",
+            file: "ima.wav",
+            args: &["-c:a", "adpcm_ima_wav"],
+            codec: "adpcm_ima_wav",
+            container: "wav",
+            lossless: false,
+        },
+        Case {
+            name: "alaw",
+            file: "alaw.wav",
+            args: &["-c:a", "pcm_alaw"],
+            codec: "pcm_alaw",
+            container: "wav",
+            lossless: true,
+        },
+    ];
+    for case in &cases {
+        compare(case);
+    }
+}
+
+#[test]
 fn decode_file_converts_to_the_target() {
     if skip_without_ffmpeg("decode_file_converts_to_the_target") {
         return;
@@ -499,7 +572,7 @@ fn decode_file_converts_to_the_target() {
     assert!(snr(&d.samples, &streamed) > 120.0);
     // Against ffmpeg's own resampler (swr): the same signal, within its lower quality.
     let theirs = ffmpeg_pcm(&f, 2, 48_000);
-    let lag = best_lag(&theirs, &d.samples, 2, 64);
+    let lag = best_lag(&theirs, &d.samples, 2, 1, 64);
     let snr_l = snr_aligned(&theirs, &d.samples, 2, lag);
     eprintln!(
         "flac 44.1k -> 48k: ours {} frames, ffmpeg {}; lag {lag}; SNR vs swr {snr_l:.1} dB",
@@ -544,12 +617,16 @@ fn five_one_flac_and_wav_downmix_like_ffmpeg() {
         let st = decode_file(&f, Some(AudioFormat::new(48_000, 2))).unwrap();
         let theirs = ffmpeg_pcm(&f, 2, 48_000);
         assert_eq!(st.samples.len(), theirs.len());
-        let snr2 = snr(&theirs, &st.samples);
+        // ffmpeg's float downmix is L + 0.707 C + 0.707 Ls, unnormalised; ours is the same
+        // scaled by 1 / (1 + 2 * 0.707) so that it can never clip.
+        let gain = 1.0 / (1.0 + std::f32::consts::SQRT_2);
+        let scaled: Vec<f32> = theirs.iter().map(|s| s * gain).collect();
+        let snr2 = snr(&scaled, &st.samples);
         eprintln!(
-            "{name}: 6 ch vs ffmpeg {snr6:.1} dB; downmix to stereo vs ffmpeg -ac 2: {snr2:.1} dB"
+            "{name}: 6 ch vs ffmpeg {snr6:.1} dB; stereo downmix vs ffmpeg -ac 2 (x{gain:.4}): {snr2:.1} dB"
         );
         assert!(snr6 > 90.0);
-        assert!(snr2 > 80.0, "{snr2}");
+        assert!(snr2 > 90.0, "{snr2}");
         // The LFE (60 Hz) is dropped; nothing clips.
         assert!(st.samples.iter().all(|s| s.abs() <= 1.0));
         // And resampled at the same time: length exact.
@@ -572,7 +649,12 @@ fn five_one_opus_is_reordered_to_wave_order() {
     let (ours, info, _) = ours(&f);
     assert_eq!(info.format, AudioFormat::new(48_000, 6));
     let theirs = ffmpeg_pcm(&f, 6, 48_000);
-    let lag = best_lag(&theirs, &ours, 6, 1000);
+    let mono = |v: &[f32]| {
+        v.chunks_exact(6)
+            .map(|f| f.iter().sum::<f32>())
+            .collect::<Vec<f32>>()
+    };
+    let lag = best_lag(&mono(&theirs), &mono(&ours), 1, 0, 1000);
     let mut worst = f64::INFINITY;
     for c in 0..6 {
         let a: Vec<f32> = theirs.iter().skip(c).step_by(6).copied().collect();
@@ -584,6 +666,8 @@ fn five_one_opus_is_reordered_to_wave_order() {
         ours.len() / 6,
         theirs.len() / 6
     );
+    assert_eq!(ours.len(), theirs.len());
+    assert_eq!(lag, 0);
     assert!(worst > 30.0, "{worst}");
 }
 
@@ -665,13 +749,13 @@ fn a_corrupt_mp3_stretch_is_skipped_and_the_rest_is_intact() {
     let lost = clean.len() as i64 / 2 - dec.len() as i64 / 2;
     // Before the damage: identical. After: the same audio, shifted by what was lost.
     let head = dec.iter().zip(&clean).take_while(|(a, b)| a == b).count() / 2;
-    let (a, b) = (
-        &clean[clean.len() * 3 / 4..],
-        &dec[dec.len() - clean.len() / 4..],
-    );
-    let tail_snr = snr(a, b);
+    // The last third, aligned (the chirp channel makes the lag unambiguous).
+    let tail_clean = &clean[clean.len() * 2 / 3..];
+    let tail_dec = &dec[(clean.len() * 2 / 3).saturating_sub(lost.max(0) as usize * 2)..];
+    let lag = best_lag(tail_clean, tail_dec, 2, 1, 4000);
+    let tail_snr = snr_aligned(tail_clean, tail_dec, 2, lag);
     eprintln!(
-        "corrupt mp3: {skipped} packets skipped, {lost} of {} frames lost; {head} frames identical before; last quarter SNR {tail_snr:.1} dB",
+        "corrupt mp3: {skipped} packets skipped, {lost} of {} frames lost; {head} frames identical before; last third SNR {tail_snr:.1} dB (residual lag {lag})",
         clean.len() / 2
     );
     assert!(lost > 0 && lost < 20 * 1152, "{lost}");
@@ -794,9 +878,10 @@ fn truncated_files() {
     );
     for (name, src) in [("cut.flac", &flac), ("cut.wav", &wav), ("cut.mp3", &mp3)] {
         let b = std::fs::read(src).unwrap();
-        for cut in [4, 12, 30, 44, 100, 1000] {
+        for cut in [4, 12, 30, 44, 100, 1000, 5000, b.len() * 2 / 3] {
             let p = dir.write(name, &b[..cut.min(b.len())]);
-            let e = open_err(&p);
+            // A cut lossy file may open (its first frames are fine); decoding it all fails.
+            let e = decode_file(&p, None).unwrap_err();
             assert_reason(
                 &p,
                 &e,

@@ -130,6 +130,7 @@ impl StreamInfo {
 #[derive(Debug, Default)]
 pub struct StreamHealth {
     failed: AtomicBool,
+    realtime_denied: AtomicBool,
     messages: Mutex<Vec<String>>,
 }
 
@@ -137,6 +138,11 @@ impl StreamHealth {
     /// Whether the stream reported that it is gone and must be rebuilt.
     pub fn failed(&self) -> bool {
         self.failed.load(Ordering::Acquire)
+    }
+
+    /// Whether the system refused real-time priority for the audio thread (reported once).
+    pub fn take_realtime_denied(&self) -> bool {
+        self.realtime_denied.swap(false, Ordering::AcqRel)
     }
 
     /// Error messages reported since the last call.
@@ -152,6 +158,11 @@ impl StreamHealth {
         match err.kind() {
             K::Xrun => {
                 stats.xruns.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            K::RealtimeDenied => {
+                // Audio still plays, at normal priority; worth a note, not a warning.
+                self.realtime_denied.store(true, Ordering::Release);
                 return;
             }
             K::DeviceNotAvailable | K::StreamInvalidated | K::HostUnavailable => {

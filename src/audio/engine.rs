@@ -53,6 +53,8 @@ pub struct EngineConfig {
     pub no_audio: bool,
     /// Format of the null backend when no device decides it.
     pub null_format: AudioFormat,
+    /// Speed of the null backend's clock relative to real time (tests only).
+    pub null_speed: f64,
 }
 
 impl Default for EngineConfig {
@@ -64,6 +66,7 @@ impl Default for EngineConfig {
             voice_capacity: DEFAULT_VOICES,
             no_audio: false,
             null_format: AudioFormat::new(48_000, 2),
+            null_speed: 1.0,
         }
     }
 }
@@ -275,6 +278,7 @@ impl Engine {
             spec: config.output.clone(),
             period: config.period_frames,
             no_audio: config.no_audio,
+            null_speed: config.null_speed,
             stats,
         };
         let (supervisor, info) =

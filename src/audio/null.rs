@@ -28,6 +28,16 @@ pub struct NullStream<P> {
     pub info: StreamInfo,
 }
 
+/// How the null backend's clock runs: its period, and a speed factor (1.0 is real
+/// time; tests run long files faster).
+#[derive(Debug, Clone, Copy)]
+pub struct NullClock {
+    /// Frames per period.
+    pub period: u32,
+    /// Speed relative to real time.
+    pub speed: f64,
+}
+
 /// The stream description of a null stream.
 pub fn null_info(format: AudioFormat, period: u32, device: &str) -> StreamInfo {
     StreamInfo {
@@ -44,15 +54,17 @@ fn spawn_paced<P: Send + 'static>(
     name: &str,
     mut processor: Box<P>,
     format: AudioFormat,
-    period: u32,
+    clock: NullClock,
     stats: Arc<EngineStats>,
     mut step: impl FnMut(&mut P, &mut [f32], Instant) + Send + 'static,
 ) -> (Arc<AtomicBool>, Option<JoinHandle<Box<P>>>) {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
+    let NullClock { period, speed } = clock;
     let samples = period as usize * usize::from(format.channels.max(1));
-    let period_d =
-        Duration::from_secs_f64(f64::from(period) / f64::from(format.sample_rate.max(1)));
+    let period_d = Duration::from_secs_f64(
+        f64::from(period) / f64::from(format.sample_rate.max(1)) / speed.clamp(0.01, 1000.0),
+    );
     let thread = std::thread::Builder::new()
         .name(name.into())
         .spawn(move || {
@@ -80,7 +92,8 @@ fn spawn_paced<P: Send + 'static>(
 
 impl NullStream<Mixer> {
     /// Runs `mixer` on the clock, one period of `period` frames at a time.
-    pub fn start_output(mixer: Box<Mixer>, period: u32, stats: Arc<EngineStats>) -> Self {
+    pub fn start_output(mixer: Box<Mixer>, clock: NullClock, stats: Arc<EngineStats>) -> Self {
+        let period = clock.period;
         let format = mixer.format();
         let latency =
             Duration::from_secs_f64(f64::from(period) / f64::from(format.sample_rate.max(1)));
@@ -88,7 +101,7 @@ impl NullStream<Mixer> {
             "jhack-null-out",
             mixer,
             format,
-            period,
+            clock,
             stats,
             move |m, buf, now| {
                 m.render(
@@ -113,14 +126,15 @@ impl NullStream<InputProcessor> {
     pub fn start_input(
         processor: Box<InputProcessor>,
         format: AudioFormat,
-        period: u32,
+        clock: NullClock,
         stats: Arc<EngineStats>,
     ) -> Self {
+        let period = clock.period;
         let (stop, thread) = spawn_paced(
             "jhack-null-in",
             processor,
             format,
-            period,
+            clock,
             stats,
             |p, buf, _| {
                 buf.fill(0.0);

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use super::capture::InputProcessor;
 use super::device::{DeviceError, DeviceSpec, InputPlan, OutputPlan, RunningStream, StreamInfo};
 use super::mixer::Mixer;
-use super::null::NullStream;
+use super::null::{NullClock, NullStream};
 use super::stats::EngineStats;
 use crate::domain::AudioFormat;
 
@@ -69,6 +69,7 @@ pub struct Supervisor {
     spec: DeviceSpec,
     period: u32,
     no_audio: bool,
+    null_clock: NullClock,
     format: AudioFormat,
     stats: Arc<EngineStats>,
     info: Arc<Mutex<EngineInfo>>,
@@ -93,6 +94,8 @@ pub struct SupervisorSetup {
     pub period: u32,
     /// Force the null backend.
     pub no_audio: bool,
+    /// Null backend speed relative to real time.
+    pub null_speed: f64,
     /// Shared figures.
     pub stats: Arc<EngineStats>,
 }
@@ -113,6 +116,10 @@ impl Supervisor {
             spec: setup.spec,
             period: setup.period,
             no_audio: setup.no_audio,
+            null_clock: NullClock {
+                period: setup.period,
+                speed: setup.null_speed,
+            },
             format,
             stats: setup.stats,
             info: Arc::new(Mutex::new(EngineInfo {
@@ -159,7 +166,7 @@ impl Supervisor {
     }
 
     fn start_null_output(&mut self, mixer: Box<Mixer>) {
-        let null = NullStream::start_output(mixer, self.period, self.stats.clone());
+        let null = NullStream::start_output(mixer, self.null_clock, self.stats.clone());
         self.set_output_info(null.info.clone());
         self.output = Some(Output::Null(null));
     }
@@ -206,6 +213,9 @@ impl Supervisor {
             Some(Output::Device(s)) => {
                 for m in s.health.take_messages() {
                     tracing::warn!("audio output {}: {m}", s.info.device);
+                }
+                if s.health.take_realtime_denied() {
+                    tracing::info!("real-time priority was refused; audio runs at normal priority");
                 }
                 if s.health.failed() {
                     Some("the device reported it is gone")
@@ -284,7 +294,7 @@ impl Supervisor {
                         self.set_input(Input::Null(NullStream::start_input(
                             p,
                             format,
-                            self.period,
+                            self.null_clock,
                             self.stats.clone(),
                         )));
                     }
@@ -293,7 +303,7 @@ impl Supervisor {
             None => self.set_input(Input::Null(NullStream::start_input(
                 processor,
                 format,
-                self.period,
+                self.null_clock,
                 self.stats.clone(),
             ))),
         }
@@ -364,7 +374,7 @@ impl Supervisor {
                 self.set_input(Input::Null(NullStream::start_input(
                     p,
                     format,
-                    self.period,
+                    self.null_clock,
                     self.stats.clone(),
                 )));
             }

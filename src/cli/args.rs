@@ -39,6 +39,15 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "N", default_value_t = 128,
           value_parser = clap::value_parser!(u32).range(1..=4096), hide_short_help = true)]
     pub voices: u32,
+    /// Run the null backend's clock this many times faster than real time (testing).
+    #[arg(
+        long,
+        global = true,
+        value_name = "X",
+        default_value_t = 1.0,
+        hide = true
+    )]
+    pub null_speed: f64,
 }
 
 /// Commands.

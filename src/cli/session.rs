@@ -57,6 +57,7 @@ pub fn start_engine(g: &GlobalArgs) -> Result<Engine, CliError> {
         period_frames: g.buffer,
         voice_capacity: g.voices as usize,
         no_audio: g.no_audio,
+        null_speed: g.null_speed,
         ..EngineConfig::default()
     };
     Ok(Engine::start(config)?)
@@ -107,7 +108,7 @@ pub fn drain(engine: &Engine) {
 
 /// Parses a duration in seconds given on the command line.
 pub fn seconds(name: &str, s: f64) -> Result<Duration, CliError> {
-    if s.is_finite() && s >= 0.0 && s < 1e9 {
+    if (0.0..1e9).contains(&s) {
         Ok(Duration::from_secs_f64(s))
     } else {
         Err(CliError::input(format!(

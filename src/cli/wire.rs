@@ -14,7 +14,16 @@ pub fn run(g: &GlobalArgs, duration: Option<f64>) -> Result<(), CliError> {
     let wire = Wire::start(&engine)?;
     let deadline = duration.map(|d| Instant::now() + d);
     wait_until(&interrupted, deadline, || false);
+    let trimmed = wire.trimmed.load(std::sync::atomic::Ordering::Relaxed);
     wire.stop();
     drain(&engine);
+    let s = engine.stats();
+    tracing::debug!(
+        "wire: trimmed {trimmed} samples, input callbacks {}, input dropped {}, starved blocks {}, xruns {}",
+        s.input_callbacks,
+        s.input_dropped,
+        s.stream_starved,
+        s.xruns
+    );
     Ok(())
 }

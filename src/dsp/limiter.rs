@@ -133,10 +133,11 @@ mod tests {
     #[test]
     fn loud_signal_never_exceeds_the_ceiling_and_ramps_smoothly() {
         let mut lim = Limiter::new(2, 32, 48_000, 0.9, 0.05);
-        // Silence, then a sudden burst at +30 dB, then silence again.
+        // Silence, then a sudden burst at +30 dB (40 whole periods, so the input itself
+        // starts and ends at zero), then silence again.
         let mut input = vec![0.0f32; 64 * 2];
         input.extend((0..4800).flat_map(|i| {
-            let s = 30.0 * (i as f32 * 0.05).sin();
+            let s = 30.0 * (i as f32 * std::f32::consts::TAU / 120.0).sin();
             [s, -s]
         }));
         input.extend(vec![0.0f32; 4800 * 2]);
@@ -145,7 +146,7 @@ mod tests {
         assert!(peak <= 0.9 + 1e-6, "peak {peak}");
         assert!(peak > 0.8, "limiter too aggressive: {peak}");
         // Smooth: the gain never jumps, so consecutive output samples differ by at most
-        // what the input slope allows (30 * 0.05 = 1.5 per sample before gain, ~0.045 after).
+        // what the input slope allows (30 * 2pi / 120 = 1.57 per sample before gain, ~0.047 after).
         let left: Vec<f32> = out.iter().step_by(2).copied().collect();
         let max_jump = left
             .windows(2)
