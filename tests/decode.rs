@@ -1021,3 +1021,148 @@ fn unsupported_codecs_are_named() {
     let e = open_err(&video);
     assert_reason(&video, &e, &["no audio", "unsupported codec"]);
 }
+
+#[test]
+fn mutated_files_never_panic_or_hang() {
+    if skip_without_ffmpeg("mutated_files") {
+        return;
+    }
+    jhack::media::guard::install_quiet_panic_hook();
+    let dir = Scratch::new("mutated");
+    let short = "aevalsrc=exprs='0.5*sin(2*PI*440*t)|0.4*sin(2*PI*(100*t+3000*t*t))':s=44100:d=0.5";
+    let formats: &[(&str, &[&str])] = &[
+        ("a.wav", &["-c:a", "pcm_s16le"]),
+        ("a.flac", &["-c:a", "flac"]),
+        ("a.mp3", &["-c:a", "libmp3lame"]),
+        ("a.ogg", &["-c:a", "libvorbis"]),
+        ("a.m4a", &["-c:a", "aac"]),
+        ("a.opus", &["-c:a", "libopus"]),
+        ("a.aac", &["-c:a", "aac"]),
+    ];
+    let mut outcomes: std::collections::BTreeMap<String, usize> = Default::default();
+    for (file, codec) in formats {
+        let src = dir.path(file);
+        let mut args = vec!["-f", "lavfi", "-i", short];
+        args.extend_from_slice(codec);
+        args.push(s(&src));
+        ffmpeg(&args);
+        let clean = std::fs::read(&src).unwrap();
+        for seed in 0..60u64 {
+            let mut b = clean.clone();
+            let r = noise(80, seed + 1000);
+            // Flip 1 to 16 bytes anywhere (headers included), sometimes cut the file too.
+            for i in 0..(1 + r[0] as usize % 16) {
+                let at = (u32::from_le_bytes([r[4 * i + 1], r[4 * i + 2], r[4 * i + 3], 0])
+                    as usize)
+                    % b.len();
+                b[at] ^= r[4 * i + 4] | 1;
+            }
+            if seed % 5 == 0 {
+                let cut = b.len() * (20 + r[60] as usize % 80) / 100;
+                b.truncate(cut.max(1));
+            }
+            let p = dir.write(&format!("m{seed}-{file}"), &b);
+            let t = std::time::Instant::now();
+            let key = match decode_file(&p, None) {
+                Ok(d) => format!(
+                    "{file}: ok ({})",
+                    if d.frames() > 0 { "audio" } else { "empty" }
+                ),
+                Err(e) => format!(
+                    "{file}: {}",
+                    e.reason().split(" (").next().unwrap_or_default()
+                ),
+            };
+            assert!(
+                t.elapsed() < std::time::Duration::from_secs(10),
+                "{}: took {:?}",
+                p.display(),
+                t.elapsed()
+            );
+            *outcomes.entry(key).or_default() += 1;
+            let _ = std::fs::remove_file(&p);
+        }
+    }
+    for (k, n) in &outcomes {
+        eprintln!("{n:>3}  {k}");
+    }
+}
+
+#[test]
+#[ignore]
+fn zz_debug_flips() {
+    let dir = Scratch::new("dbg");
+    for file in ["a.flac", "a.ogg"] {
+        let f = encode(
+            &dir,
+            file,
+            if file.ends_with("flac") {
+                &["-c:a", "flac"]
+            } else {
+                &["-c:a", "libvorbis"]
+            },
+        );
+        let clean = std::fs::read(&f).unwrap();
+        for pct in [5usize, 20, 40, 60, 80, 95] {
+            let mut b = clean.clone();
+            let at = b.len() * pct / 100;
+            b[at] ^= 0x55;
+            let p = dir.write(&format!("x{pct}{file}"), &b);
+            match Decoder::open(&p) {
+                Err(e) => eprintln!("{file} flip at {pct}%: open: {e}"),
+                Ok(mut d) => {
+                    let mut v = Vec::new();
+                    let r = loop {
+                        match d.next_block(&mut v) {
+                            Ok(0) => break Ok(()),
+                            Ok(_) => {}
+                            Err(e) => break Err(e),
+                        }
+                    };
+                    eprintln!(
+                        "{file} flip at {pct}%: {} frames, skipped {}, {:?}",
+                        v.len() / 2,
+                        d.skipped_packets(),
+                        r.err().map(|e| e.to_string())
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+#[ignore]
+fn zz_debug_ogg() {
+    use symphonia::core::formats::probe::Hint;
+    use symphonia::core::formats::{FormatOptions, TrackType};
+    use symphonia::core::io::MediaSourceStream;
+    use symphonia::core::meta::MetadataOptions;
+    let dir = Scratch::new("dbgogg");
+    let f = encode(&dir, "a.ogg", &["-c:a", "libvorbis"]);
+    let clean = std::fs::read(&f).unwrap();
+    eprintln!("size {}", clean.len());
+    let mut b = clean.clone();
+    let at = b.len() * 60 / 100;
+    b[at] ^= 0x55;
+    let p = dir.write("x.ogg", &b);
+    let mss = MediaSourceStream::new(Box::new(std::fs::File::open(&p).unwrap()), Default::default());
+    let mut r = symphonia::default::get_probe().probe(&Hint::new(), mss, FormatOptions::default(), MetadataOptions::default()).unwrap();
+    let t = r.default_track(TrackType::Audio).unwrap().clone();
+    eprintln!("track frames {:?} delay {:?}", t.num_frames, t.delay);
+    let mut last = None;
+    let mut n = 0;
+    loop {
+        match r.next_packet() {
+            Ok(Some(p)) => {
+                if n < 3 || last.is_some_and(|l: i64| p.pts.get() != l) {
+                    eprintln!("packet pts {} dur {} (expected {:?})", p.pts.get(), p.dur.get(), last);
+                }
+                last = Some(p.pts.get() + p.dur.get() as i64);
+                n += 1;
+            }
+            Ok(None) => { eprintln!("end after {n} packets, last {last:?}"); break; }
+            Err(e) => { eprintln!("error {e}"); break; }
+        }
+    }
+}

@@ -5,6 +5,7 @@
 //! Device error messages are logged here, never treated as fatal. It never touches
 //! the processors while a stream runs: they move between streams only when handed back.
 
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
@@ -84,6 +85,28 @@ pub struct Supervisor {
     last_callbacks: (u64, Instant),
     last_input_callbacks: (u64, Instant),
     next_retry: Option<Instant>,
+    seen_output: HashSet<String>,
+    seen_input: HashSet<String>,
+}
+
+/// Errors within one tick that mean a stream is broken rather than glitching.
+const ERROR_BURST: usize = 8;
+
+/// Logs each distinct device message once per stream; returns whether so many came in
+/// one tick that the stream should be considered broken.
+fn report_messages(
+    seen: &mut HashSet<String>,
+    direction: &str,
+    device: &str,
+    messages: Vec<String>,
+) -> bool {
+    let burst = messages.len() >= ERROR_BURST;
+    for m in messages {
+        if seen.len() < 64 && seen.insert(m.clone()) {
+            tracing::warn!("audio {direction} {device}: {m}");
+        }
+    }
+    burst
 }
 
 /// Parameters for starting the supervisor.
@@ -137,6 +160,8 @@ impl Supervisor {
             last_callbacks: (0, Instant::now()),
             last_input_callbacks: (0, Instant::now()),
             next_retry: None,
+            seen_output: HashSet::new(),
+            seen_input: HashSet::new(),
         };
         match plan {
             Some(plan) => sup.start_output(plan, mixer),
@@ -152,6 +177,7 @@ impl Supervisor {
     fn start_output(&mut self, plan: OutputPlan, mixer: Box<Mixer>) {
         match plan.start(mixer, &self.mixer_tx, &self.mixer_rx, &self.stats) {
             Ok(stream) => {
+                self.seen_output.clear();
                 self.set_output_info(stream.info.clone());
                 self.output = Some(Output::Device(stream));
                 self.next_retry = None;
@@ -211,14 +237,19 @@ impl Supervisor {
         }
         let reason = match &self.output {
             Some(Output::Device(s)) => {
-                for m in s.health.take_messages() {
-                    tracing::warn!("audio output {}: {m}", s.info.device);
-                }
+                let burst = report_messages(
+                    &mut self.seen_output,
+                    "output",
+                    &s.info.device,
+                    s.health.take_messages(),
+                );
                 if s.health.take_realtime_denied() {
                     tracing::info!("real-time priority was refused; audio runs at normal priority");
                 }
                 if s.health.failed() {
                     Some("the device reported it is gone")
+                } else if burst {
+                    Some("the device keeps failing")
                 } else if now.duration_since(self.last_callbacks.1) > STALL {
                     Some("the device stopped calling back")
                 } else {
@@ -320,6 +351,7 @@ impl Supervisor {
             i.input = Some(info);
         }
         self.input = Some(input);
+        self.seen_input.clear();
         self.last_input_callbacks = (
             self.stats.input_callbacks.load(Ordering::Relaxed),
             Instant::now(),
@@ -349,10 +381,14 @@ impl Supervisor {
         if callbacks != self.last_input_callbacks.0 {
             self.last_input_callbacks = (callbacks, now);
         }
-        for m in s.health.take_messages() {
-            tracing::warn!("audio input {}: {m}", s.info.device);
-        }
-        let lost = s.health.failed() || now.duration_since(self.last_input_callbacks.1) > STALL;
+        let burst = report_messages(
+            &mut self.seen_input,
+            "input",
+            &s.info.device,
+            s.health.take_messages(),
+        );
+        let lost =
+            burst || s.health.failed() || now.duration_since(self.last_input_callbacks.1) > STALL;
         if !lost {
             return;
         }

@@ -117,7 +117,10 @@ impl Monitor {
     pub fn stop(mut self) -> Vec<f32> {
         std::thread::sleep(Duration::from_millis(200));
         // SIGTERM, not SIGKILL: parec writes out what it has buffered before exiting.
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(5);
         while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
