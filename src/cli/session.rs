@@ -10,10 +10,18 @@ use super::error::CliError;
 use crate::audio::{DeviceSpec, Engine, EngineConfig};
 
 /// Sends `tracing` output to stderr as `jhack: warning: ...` lines (level from
-/// `JHACK_LOG`, default warnings).
+/// `JHACK_LOG`: a level such as `info`, or full directives; default warnings).
 pub fn init_logging() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("JHACK_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    // A bare level applies to jhack's own messages only: libraries (decoders above
+    // all) log freely about the bad input jhack already reports in one line.
+    let spec = std::env::var("JHACK_LOG").unwrap_or_default();
+    let spec = match spec.trim() {
+        "" => "jhack=warn".to_string(),
+        s if s.contains('=') || s.contains(',') => s.to_string(),
+        level => format!("jhack={level}"),
+    };
+    let filter = EnvFilter::try_new(&spec).unwrap_or_else(|_| EnvFilter::new("jhack=warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
