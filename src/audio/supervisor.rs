@@ -178,6 +178,21 @@ impl Supervisor {
         match plan.start(mixer, &self.mixer_tx, &self.mixer_rx, &self.stats) {
             Ok(stream) => {
                 self.seen_output.clear();
+                let i = &stream.info;
+                tracing::info!(
+                    "audio output: {} ({}), {} Hz, {} ch, {}, period {} frames{}",
+                    i.device,
+                    i.host,
+                    i.format.sample_rate,
+                    i.format.channels,
+                    i.sample_format,
+                    i.period_frames
+                        .map_or("default".to_string(), |p| p.to_string()),
+                    i.period_latency().map_or(String::new(), |d| format!(
+                        " ({:.2} ms)",
+                        d.as_secs_f64() * 1e3
+                    )),
+                );
                 self.set_output_info(stream.info.clone());
                 self.output = Some(Output::Device(stream));
                 self.next_retry = None;

@@ -90,8 +90,7 @@ pub struct Decoder {
     /// Whether `info.frames` is exact, so that a short stream means a cut file.
     exact_count: bool,
     /// Frames the stream may fall short of an exact count without being called cut:
-    /// 0 for lossless codecs, one MPEG frame for MP3 (whose count comes from its
-    /// Xing/LAME header).
+    /// 0 for lossless codecs, about one packet for lossy ones.
     count_tolerance: u64,
     /// Audio decoded while opening, handed out by the first `next_block`.
     primed: Vec<f32>,
@@ -149,6 +148,7 @@ struct TrackFacts {
     params: AudioCodecParameters,
     frames: Option<u64>,
     delay: Option<u32>,
+    start_ts: i64,
     pts_in_frames: bool,
 }
 
@@ -230,8 +230,10 @@ impl Decoder {
         if valid_frames.is_some() {
             frames = valid_frames;
         }
-        let exact_count =
-            is_lossless(codec_id) || (codec_id == CODEC_ID_MP3 && track.delay.is_some());
+        // Counts that are exact: lossless headers, MP3 with a LAME header, Ogg granules.
+        let exact_count = is_lossless(codec_id)
+            || (codec_id == CODEC_ID_MP3 && track.delay.is_some())
+            || (container == "ogg" && matches!(codec_id, CODEC_ID_VORBIS | CODEC_ID_OPUS));
         let mut dec = Decoder {
             path: owned(),
             info: SourceInfo {
@@ -245,12 +247,12 @@ impl Decoder {
             format_fixed: matches!(codec, Codec::Opus(_)),
             codec,
             exact_count,
-            count_tolerance: if is_lossless(codec_id) { 0 } else { 1152 },
+            count_tolerance: if is_lossless(codec_id) { 0 } else { 2048 },
             primed: Vec::new(),
             scratch: Vec::new(),
             lead_skip,
             valid_frames,
-            next_pts: None,
+            next_pts: Some(track.start_ts),
             pts_in_frames: track.pts_in_frames && is_lossless(codec_id),
             gap_frames: 0,
             failed_packets: 0,
@@ -286,8 +288,12 @@ impl Decoder {
     }
 
     /// Appends the next decoded block as interleaved f32 (native rate and channels) to
-    /// `out`; returns the frames appended. `Ok(0)` means the end of the stream. After an
-    /// error the stream is over and further calls return `Ok(0)`.
+    /// `out`; returns the frames appended. `Ok(0)` means the end of the stream.
+    ///
+    /// Bad packets are skipped (see [`skipped_packets`](Self::skipped_packets)). A stream
+    /// that ends short of the exact frame count its header promises (lossless codecs,
+    /// MP3 with a LAME header, Ogg) ends with [`MediaError::Truncated`] instead of `Ok(0)`.
+    /// After an error the stream is over and further calls return `Ok(0)`.
     pub fn next_block(&mut self, out: &mut Vec<f32>) -> Result<usize, MediaError> {
         if !self.primed.is_empty() {
             out.extend_from_slice(&self.primed);
@@ -335,7 +341,6 @@ impl Decoder {
     /// Decodes packets until one yields audio (appended to `out`) or the stream ends
     /// (0). Drops the encoder delay and padding the container asks for.
     fn decode_until_audio(&mut self, out: &mut Vec<f32>) -> Result<usize, MediaError> {
-        let ch = |d: &Self| usize::from(d.info.format.channels.max(1));
         loop {
             if self.ended || self.valid_frames.is_some_and(|v| self.frames_out >= v) {
                 return Ok(0);
@@ -345,7 +350,7 @@ impl Decoder {
                 Step::Audio(mut n) => {
                     self.consecutive_errors = 0;
                     self.empty_packets = 0;
-                    let c = ch(self);
+                    let c = self.channels();
                     if self.lead_skip > 0 {
                         let k = (self.lead_skip as usize).min(n);
                         out.drain(start..start + k * c);
@@ -557,7 +562,10 @@ impl Decoder {
             {
                 Err(MediaError::Truncated {
                     path: self.path.clone(),
-                    detail: Some(format!("decoded {} of {} frames", self.frames_out, n)),
+                    detail: Some(format!(
+                        "stream ends after {} of {} frames",
+                        self.frames_out, n
+                    )),
                 })
             }
             _ => Ok(()),
@@ -672,6 +680,7 @@ fn select_track(reader: &dyn FormatReader, path: &Path) -> Result<TrackFacts, Me
         params: params.clone(),
         frames: track.num_frames,
         delay: track.delay,
+        start_ts: track.start_ts.get(),
         pts_in_frames,
     })
 }
