@@ -194,32 +194,50 @@ fn no_audio_plays_in_real_time_without_any_sound_server() {
 
 #[test]
 fn output_survives_the_sound_server_restarting() {
-    let Some(_audio) = audio_stack("output_survives_the_sound_server_restarting") else { return };
+    let Some(_audio) = audio_stack("output_survives_the_sound_server_restarting") else {
+        return;
+    };
     let Ok(dir) = std::env::var("JHACK_AUDIO_DIR") else {
         eprintln!("skipped output_survives_the_sound_server_restarting: JHACK_AUDIO_DIR not set");
         return;
     };
     let h = home();
     let mut cmd = jhack(h.path());
-    cmd.args(["tone", "700", "--duration", "7", "--amplitude", "0.4"]).env("JHACK_LOG", "info");
-    let child = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    cmd.args(["tone", "700", "--duration", "7", "--amplitude", "0.4"])
+        .env("JHACK_LOG", "info");
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     std::thread::sleep(Duration::from_millis(1500));
     // Kill the sound server under the running stream.
     for d in ["pipewire-pulse", "wireplumber", "pipewire"] {
         if let Ok(pid) = std::fs::read_to_string(format!("{dir}/pids/{d}.pid")) {
-            let _ = std::process::Command::new("kill").arg("-9").arg(pid.trim()).status();
+            let _ = std::process::Command::new("kill")
+                .arg("-9")
+                .arg(pid.trim())
+                .status();
         }
     }
     std::thread::sleep(Duration::from_millis(700));
     let root = env!("CARGO_MANIFEST_DIR");
-    sh(&format!("{root}/scripts/audio-stack/start.sh >/dev/null 2>&1"));
+    sh(&format!(
+        "{root}/scripts/audio-stack/start.sh >/dev/null 2>&1"
+    ));
     // jhack retries the device every 2 s; the tone must come back on the new server.
     let mon = Monitor::start();
     let out = child.wait_with_output().unwrap();
     let captured = mon.stop();
     let err = stderr(&out);
-    assert!(out.status.success(), "tone failed after the server restart: {err}");
-    assert!(err.contains("audio output lost"), "the loss was not reported: {err}");
+    assert!(
+        out.status.success(),
+        "tone failed after the server restart: {err}"
+    );
+    assert!(
+        err.contains("audio output lost"),
+        "the loss was not reported: {err}"
+    );
     assert!(!err.contains("panicked"), "{err}");
     let left = channel(&captured, 2, 0);
     let start = onset(&left, 0.05).expect("the tone did not come back after the restart");

@@ -10,7 +10,10 @@ use std::time::Duration;
 use common::*;
 
 fn signal(pid: u32, sig: &str) {
-    let _ = std::process::Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status();
+    let _ = std::process::Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status();
 }
 
 #[test]
@@ -18,7 +21,9 @@ fn duration_gives_an_exact_length() {
     let h = tempfile::tempdir().unwrap();
     let out = h.path().join("d.wav");
     let mut cmd = jhack(h.path());
-    cmd.arg("record").arg(&out).args(["--duration", "1.5", "--channels", "2", "--no-audio"]);
+    cmd.arg("record")
+        .arg(&out)
+        .args(["--duration", "1.5", "--channels", "2", "--no-audio"]);
     let o = run(cmd, Duration::from_secs(20));
     assert!(o.status.success(), "{}", stderr(&o));
     let (spec, samples) = read_wav(&out);
@@ -31,7 +36,11 @@ fn ctrl_c_ends_the_recording_with_a_valid_file() {
     let h = tempfile::tempdir().unwrap();
     let out = h.path().join("c.wav");
     let mut cmd = jhack(h.path());
-    cmd.arg("record").arg(&out).arg("--no-audio").stdout(Stdio::null()).stderr(Stdio::piped());
+    cmd.arg("record")
+        .arg(&out)
+        .arg("--no-audio")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     let child = cmd.spawn().unwrap();
     std::thread::sleep(Duration::from_millis(1500));
     signal(child.id(), "INT");
@@ -47,7 +56,11 @@ fn sigkill_mid_recording_leaves_a_readable_file() {
     let h = tempfile::tempdir().unwrap();
     let out = h.path().join("k.wav");
     let mut cmd = jhack(h.path());
-    cmd.arg("record").arg(&out).arg("--no-audio").stdout(Stdio::null()).stderr(Stdio::null());
+    cmd.arg("record")
+        .arg(&out)
+        .arg("--no-audio")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
     let mut child = cmd.spawn().unwrap();
     std::thread::sleep(Duration::from_millis(3300));
     child.kill().unwrap();
@@ -57,8 +70,16 @@ fn sigkill_mid_recording_leaves_a_readable_file() {
     let secs = samples.len() as f64 / f64::from(spec.channels) / f64::from(spec.sample_rate);
     assert!(secs >= 1.9, "only {secs} s readable after SIGKILL at 3.3 s");
     if have("ffprobe") {
-        let o = std::process::Command::new("ffprobe").args(["-v", "error", "-show_format"]).arg(&out).output().unwrap();
-        assert!(o.status.success(), "ffprobe rejects the file: {}", String::from_utf8_lossy(&o.stderr));
+        let o = std::process::Command::new("ffprobe")
+            .args(["-v", "error", "-show_format"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "ffprobe rejects the file: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
 }
 
@@ -67,10 +88,15 @@ fn an_unwritable_destination_is_one_clear_error() {
     let h = tempfile::tempdir().unwrap();
     let out = h.path().join("no/such/dir/x.wav");
     let mut cmd = jhack(h.path());
-    cmd.arg("record").arg(&out).args(["--duration", "1", "--no-audio"]);
+    cmd.arg("record")
+        .arg(&out)
+        .args(["--duration", "1", "--no-audio"]);
     let o = run(cmd, Duration::from_secs(20));
     assert_ne!(o.status.code(), Some(0));
     let err = stderr(&o);
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.starts_with(&format!("jhack: error: {}: ", out.display())), "{err}");
+    assert!(
+        err.starts_with(&format!("jhack: error: {}: ", out.display())),
+        "{err}"
+    );
 }

@@ -868,7 +868,7 @@ fn truncated_files() {
     // Cut at half: the header promises more than the file holds.
     let half = dir.write("half.flac", &bytes[..bytes.len() / 2]);
     let e = decode_file(&half, None).unwrap_err();
-    assert_reason(&half, &e, &["truncated file (decoded"]);
+    assert_reason(&half, &e, &["truncated file (stream ends after"]);
     let wbytes = std::fs::read(&wav).unwrap();
     let whalf = dir.write("half.wav", &wbytes[..wbytes.len() / 2]);
     assert_reason(
@@ -1085,84 +1085,5 @@ fn mutated_files_never_panic_or_hang() {
     }
     for (k, n) in &outcomes {
         eprintln!("{n:>3}  {k}");
-    }
-}
-
-#[test]
-#[ignore]
-fn zz_debug_flips() {
-    let dir = Scratch::new("dbg");
-    for file in ["a.flac", "a.ogg"] {
-        let f = encode(
-            &dir,
-            file,
-            if file.ends_with("flac") {
-                &["-c:a", "flac"]
-            } else {
-                &["-c:a", "libvorbis"]
-            },
-        );
-        let clean = std::fs::read(&f).unwrap();
-        for pct in [5usize, 20, 40, 60, 80, 95] {
-            let mut b = clean.clone();
-            let at = b.len() * pct / 100;
-            b[at] ^= 0x55;
-            let p = dir.write(&format!("x{pct}{file}"), &b);
-            match Decoder::open(&p) {
-                Err(e) => eprintln!("{file} flip at {pct}%: open: {e}"),
-                Ok(mut d) => {
-                    let mut v = Vec::new();
-                    let r = loop {
-                        match d.next_block(&mut v) {
-                            Ok(0) => break Ok(()),
-                            Ok(_) => {}
-                            Err(e) => break Err(e),
-                        }
-                    };
-                    eprintln!(
-                        "{file} flip at {pct}%: {} frames, skipped {}, {:?}",
-                        v.len() / 2,
-                        d.skipped_packets(),
-                        r.err().map(|e| e.to_string())
-                    );
-                }
-            }
-        }
-    }
-}
-
-#[test]
-#[ignore]
-fn zz_debug_ogg() {
-    use symphonia::core::formats::probe::Hint;
-    use symphonia::core::formats::{FormatOptions, TrackType};
-    use symphonia::core::io::MediaSourceStream;
-    use symphonia::core::meta::MetadataOptions;
-    let dir = Scratch::new("dbgogg");
-    let f = encode(&dir, "a.ogg", &["-c:a", "libvorbis"]);
-    let clean = std::fs::read(&f).unwrap();
-    eprintln!("size {}", clean.len());
-    let mut b = clean.clone();
-    let at = b.len() * 60 / 100;
-    b[at] ^= 0x55;
-    let p = dir.write("x.ogg", &b);
-    let mss = MediaSourceStream::new(Box::new(std::fs::File::open(&p).unwrap()), Default::default());
-    let mut r = symphonia::default::get_probe().probe(&Hint::new(), mss, FormatOptions::default(), MetadataOptions::default()).unwrap();
-    let t = r.default_track(TrackType::Audio).unwrap().clone();
-    eprintln!("track frames {:?} delay {:?}", t.num_frames, t.delay);
-    let mut last = None;
-    let mut n = 0;
-    loop {
-        match r.next_packet() {
-            Ok(Some(p)) => {
-                if n < 3 || last.is_some_and(|l: i64| p.pts.get() != l) {
-                    eprintln!("packet pts {} dur {} (expected {:?})", p.pts.get(), p.dur.get(), last);
-                }
-                last = Some(p.pts.get() + p.dur.get() as i64);
-                n += 1;
-            }
-            Ok(None) => { eprintln!("end after {n} packets, last {last:?}"); break; }
-            Err(e) => { eprintln!("error {e}"); break; }
-        }
     }
 }

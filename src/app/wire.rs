@@ -31,7 +31,7 @@ impl Wire {
     pub fn start(engine: &Engine) -> Result<Wire, PlayError> {
         let mut tap = engine.open_input(0.5)?;
         let out_fmt = engine.format();
-        let mut converter = Converter::new(tap.format, out_fmt)?;
+        let mut converter = Converter::low_latency(tap.format, out_fmt)?;
         let ch = usize::from(out_fmt.channels.max(1));
         let period = engine.info().output.period_frames.unwrap_or(256) as usize;
         // Queue target: two output periods plus a little headroom; hard cap at four.
