@@ -316,6 +316,7 @@ fn streamed_voices_play_what_arrives_and_end_when_done() {
         VoiceSource::Stream {
             ring: rx,
             done: done.clone(),
+            refill: 0,
         },
         1.0,
     );
@@ -348,4 +349,46 @@ fn odd_channel_counts_mix_correctly() {
     for (c, s) in frame.iter().enumerate() {
         assert!((s - c as f32 * 0.1).abs() < 1e-6);
     }
+}
+
+#[test]
+fn a_stream_with_a_jitter_margin_waits_for_it_before_and_after_running_dry() {
+    let mut r = rig(1, 8);
+    let (mut tx, rx) = rtrb::RingBuffer::new(4096);
+    let done = Arc::new(AtomicBool::new(false));
+    let source = VoiceSource::Stream {
+        ring: rx,
+        done: done.clone(),
+        refill: 300,
+    };
+    r.send(Command::Play(Box::new(Voice::new(VoiceId(1), source, 1.0))));
+    for _ in 0..200 {
+        tx.push(0.5).unwrap();
+    }
+    let out = r.render(256, 256);
+    assert!(
+        out.iter().all(|&s| s == 0.0),
+        "played before the margin filled"
+    );
+    for _ in 0..200 {
+        tx.push(0.5).unwrap();
+    }
+    let out = r.render(512, 256);
+    // 400 queued: plays all of it, then waits again for 300 before resuming.
+    assert_eq!(out.iter().filter(|&&s| s == 0.5).count(), 400);
+    for _ in 0..100 {
+        tx.push(0.5).unwrap();
+    }
+    let out = r.render(256, 256);
+    assert!(
+        out.iter().all(|&s| s == 0.0),
+        "resumed with less than the margin"
+    );
+    done.store(true, Ordering::Release);
+    let out = r.render(256, 256);
+    assert_eq!(
+        out.iter().filter(|&&s| s == 0.5).count(),
+        100,
+        "the tail plays once the producer is done"
+    );
 }

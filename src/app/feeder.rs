@@ -148,7 +148,14 @@ pub fn spawn<P: Produce>(
         ready: ready_rx,
         thread: Some(thread),
     };
-    Ok((VoiceSource::Stream { ring: rx, done }, feed))
+    Ok((
+        VoiceSource::Stream {
+            ring: rx,
+            done,
+            refill: 0,
+        },
+        feed,
+    ))
 }
 
 #[cfg(test)]
@@ -174,7 +181,7 @@ mod tests {
             producer,
         )
         .unwrap();
-        let VoiceSource::Stream { mut ring, done } = src else {
+        let VoiceSource::Stream { mut ring, done, .. } = src else {
             panic!()
         };
         assert!(feed.wait_ready(Duration::from_secs(5)));

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::audio::{Engine, PlayOptions, VoiceId, VoiceSource};
+use crate::audio::{BLOCK_FRAMES, Engine, PlayOptions, VoiceId, VoiceSource};
 use crate::media::Converter;
 
 use super::player::PlayError;
@@ -33,19 +33,27 @@ impl Wire {
         let out_fmt = engine.format();
         let mut converter = Converter::low_latency(tap.format, out_fmt)?;
         let ch = usize::from(out_fmt.channels.max(1));
-        let period = engine.info().output.period_frames.unwrap_or(256) as usize;
-        // Queue target: two output periods plus a little headroom; hard cap at four.
-        let max_fill = (4 * period + 256) * ch;
+        let info = engine.info();
+        let period = info.output.period_frames.unwrap_or(256) as usize;
+        let in_period = info
+            .input
+            .and_then(|i| i.period_frames)
+            .map_or(period, |p| p as usize);
+        // Jitter margin: one period of each device plus a mixer block, so an input
+        // callback always lands before the output needs it. The queue may grow two
+        // periods past that (clock drift, scheduling) before the excess is dropped.
+        let margin = in_period + period + BLOCK_FRAMES;
+        let refill = margin * ch;
+        let max_fill = (margin + 2 * in_period.max(period)) * ch;
         let ring_len = max_fill * 2;
         let (mut tx, rx) = rtrb::RingBuffer::<f32>::new(ring_len);
         let done = Arc::new(AtomicBool::new(false));
-        let id = engine.play(
-            VoiceSource::Stream {
-                ring: rx,
-                done: done.clone(),
-            },
-            PlayOptions::default(),
-        )?;
+        let source = VoiceSource::Stream {
+            ring: rx,
+            done: done.clone(),
+            refill,
+        };
+        let id = engine.play(source, PlayOptions::default())?;
         let stop = Arc::new(AtomicBool::new(false));
         let trimmed = Arc::new(AtomicU64::new(0));
         let (stop_w, trimmed_w) = (stop.clone(), trimmed.clone());

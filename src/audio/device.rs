@@ -486,30 +486,135 @@ where
     }
 }
 
-/// The device and config an output stream would use, decided before the mixer exists
-/// (the mixer must know the rate and channels).
-pub struct OutputPlan {
+type OnError = Box<dyn FnMut(cpal::Error) + Send + 'static>;
+
+/// Builds a converting output stream for device sample type `T`.
+fn output_converting<T>(
+    device: &cpal::Device,
+    config: cpal::StreamConfig,
+    holder: ReturnOnDrop<Mixer>,
+    on_error: OnError,
+) -> Result<cpal::Stream, cpal::Error>
+where
+    T: SizedSample + FromSample<f32>,
+{
+    let callback = output_callback_converting::<T>(holder);
+    device.build_output_stream(config, callback, on_error, Some(OPEN_TIMEOUT))
+}
+
+/// Builds an input stream for device sample type `T`.
+fn input_typed<T>(
+    device: &cpal::Device,
+    config: cpal::StreamConfig,
+    holder: ReturnOnDrop<InputProcessor>,
+    on_error: OnError,
+) -> Result<cpal::Stream, cpal::Error>
+where
+    T: SizedSample,
+    f32: FromSample<T>,
+{
+    device.build_input_stream(
+        config,
+        input_callback::<T>(holder),
+        on_error,
+        Some(OPEN_TIMEOUT),
+    )
+}
+
+fn unsupported_format(format: SampleFormat) -> cpal::Error {
+    cpal::Error::with_message(
+        cpal::ErrorKind::UnsupportedConfig,
+        format!("sample format {format} is not supported"),
+    )
+}
+
+fn build_output(
+    device: &cpal::Device,
+    config: cpal::StreamConfig,
+    format: SampleFormat,
+    holder: ReturnOnDrop<Mixer>,
+    on_error: OnError,
+) -> Result<cpal::Stream, cpal::Error> {
+    let d = device;
+    match format {
+        SampleFormat::F32 => {
+            let callback = output_callback_f32(holder);
+            d.build_output_stream(config, callback, on_error, Some(OPEN_TIMEOUT))
+        }
+        SampleFormat::I16 => output_converting::<i16>(d, config, holder, on_error),
+        SampleFormat::I32 => output_converting::<i32>(d, config, holder, on_error),
+        SampleFormat::U16 => output_converting::<u16>(d, config, holder, on_error),
+        SampleFormat::U8 => output_converting::<u8>(d, config, holder, on_error),
+        SampleFormat::I8 => output_converting::<i8>(d, config, holder, on_error),
+        SampleFormat::F64 => output_converting::<f64>(d, config, holder, on_error),
+        SampleFormat::U32 => output_converting::<u32>(d, config, holder, on_error),
+        other => Err(unsupported_format(other)),
+    }
+}
+
+fn build_input(
+    device: &cpal::Device,
+    config: cpal::StreamConfig,
+    format: SampleFormat,
+    holder: ReturnOnDrop<InputProcessor>,
+    on_error: OnError,
+) -> Result<cpal::Stream, cpal::Error> {
+    let d = device;
+    match format {
+        SampleFormat::F32 => input_typed::<f32>(d, config, holder, on_error),
+        SampleFormat::I16 => input_typed::<i16>(d, config, holder, on_error),
+        SampleFormat::I32 => input_typed::<i32>(d, config, holder, on_error),
+        SampleFormat::U16 => input_typed::<u16>(d, config, holder, on_error),
+        SampleFormat::U8 => input_typed::<u8>(d, config, holder, on_error),
+        SampleFormat::I8 => input_typed::<i8>(d, config, holder, on_error),
+        SampleFormat::F64 => input_typed::<f64>(d, config, holder, on_error),
+        SampleFormat::U32 => input_typed::<u32>(d, config, holder, on_error),
+        other => Err(unsupported_format(other)),
+    }
+}
+
+/// The device and config a stream would use, decided before its processor exists
+/// (the mixer must know the rate and channels it renders).
+pub struct StreamPlan {
     host: cpal::HostId,
     device: cpal::Device,
     config: cpal::SupportedStreamConfig,
     requested: u32,
 }
 
-impl OutputPlan {
-    /// Finds the device for `spec` and its native config (or `want`, when given and
-    /// supported).
-    pub fn new(
+impl StreamPlan {
+    /// Finds the output device for `spec` and its native config (or `want`, when
+    /// given and supported: used when rebuilding, so the engine's format is kept).
+    pub fn output(
         spec: &DeviceSpec,
         requested_period: u32,
         want: Option<AudioFormat>,
     ) -> Result<Self, DeviceError> {
-        let (host, device) = find_device(spec, Direction::Output)?;
-        let config = choose_config(&device, Direction::Output, want)?;
+        Self::new(spec, Direction::Output, requested_period, want)
+    }
+
+    /// Finds the input device for `spec` and its native config (or `want`).
+    pub fn input(
+        spec: &DeviceSpec,
+        requested_period: u32,
+        want: Option<AudioFormat>,
+    ) -> Result<Self, DeviceError> {
+        Self::new(spec, Direction::Input, requested_period, want)
+    }
+
+    fn new(
+        spec: &DeviceSpec,
+        dir: Direction,
+        requested: u32,
+        want: Option<AudioFormat>,
+    ) -> Result<Self, DeviceError> {
+        let (host, device) = find_device(spec, dir)?;
+        let config = choose_config(&device, dir, want)?;
         Ok(Self {
             host,
             device,
             config,
-            requested: requested_period,
+            requested,
         })
     }
 
@@ -523,21 +628,51 @@ impl OutputPlan {
         device_name(&self.device)
     }
 
-    /// Builds and starts the stream around `mixer`. When the stream is closed (or the
-    /// build fails) the mixer comes back through `back`.
-    pub fn start(
+    /// Builds and starts an output stream around `mixer`. When the stream is closed
+    /// (or the build fails) the mixer comes back through `back`.
+    pub fn start_output(
         self,
         mixer: Box<Mixer>,
         back: &mpsc::Sender<Box<Mixer>>,
         back_rx: &mpsc::Receiver<Box<Mixer>>,
         stats: &Arc<EngineStats>,
     ) -> Result<RunningStream, (DeviceError, Box<Mixer>)> {
-        let mut mixer = mixer;
+        self.start(mixer, back, back_rx, stats, build_output)
+    }
+
+    /// Builds and starts a capture stream around `processor`, which comes back
+    /// through `back` when the stream closes or the build fails.
+    pub fn start_input(
+        self,
+        processor: Box<InputProcessor>,
+        back: &mpsc::Sender<Box<InputProcessor>>,
+        back_rx: &mpsc::Receiver<Box<InputProcessor>>,
+        stats: &Arc<EngineStats>,
+    ) -> Result<RunningStream, (DeviceError, Box<InputProcessor>)> {
+        self.start(processor, back, back_rx, stats, build_input)
+    }
+
+    /// Tries the requested fixed period, then the backend's default.
+    fn start<P>(
+        self,
+        processor: Box<P>,
+        back: &mpsc::Sender<Box<P>>,
+        back_rx: &mpsc::Receiver<Box<P>>,
+        stats: &Arc<EngineStats>,
+        build: fn(
+            &cpal::Device,
+            cpal::StreamConfig,
+            SampleFormat,
+            ReturnOnDrop<P>,
+            OnError,
+        ) -> Result<cpal::Stream, cpal::Error>,
+    ) -> Result<RunningStream, (DeviceError, Box<P>)> {
+        let mut processor = processor;
         let mut last_err = String::new();
         for buffer_size in buffer_sizes(&self.config, self.requested) {
             let health = Arc::new(StreamHealth::default());
             let holder = ReturnOnDrop {
-                inner: Some(mixer),
+                inner: Some(processor),
                 tx: back.clone(),
             };
             let config = cpal::StreamConfig {
@@ -546,39 +681,14 @@ impl OutputPlan {
                 buffer_size,
             };
             let (h, s) = (health.clone(), stats.clone());
-            let on_error = move |e: cpal::Error| h.report(e, &s);
-            let built = match self.config.sample_format() {
-                SampleFormat::F32 => self.device.build_output_stream(
-                    config,
-                    output_callback_f32(holder),
-                    on_error,
-                    Some(OPEN_TIMEOUT),
-                ),
-                SampleFormat::I16 => {
-                    build_converting::<i16>(&self.device, config, holder, on_error)
-                }
-                SampleFormat::I32 => {
-                    build_converting::<i32>(&self.device, config, holder, on_error)
-                }
-                SampleFormat::U16 => {
-                    build_converting::<u16>(&self.device, config, holder, on_error)
-                }
-                SampleFormat::U8 => build_converting::<u8>(&self.device, config, holder, on_error),
-                SampleFormat::I8 => build_converting::<i8>(&self.device, config, holder, on_error),
-                SampleFormat::F64 => {
-                    build_converting::<f64>(&self.device, config, holder, on_error)
-                }
-                SampleFormat::U32 => {
-                    build_converting::<u32>(&self.device, config, holder, on_error)
-                }
-                other => {
-                    drop(holder);
-                    Err(cpal::Error::with_message(
-                        cpal::ErrorKind::UnsupportedConfig,
-                        format!("sample format {other} is not supported"),
-                    ))
-                }
-            };
+            let on_error: OnError = Box::new(move |e: cpal::Error| h.report(e, &s));
+            let built = build(
+                &self.device,
+                config,
+                self.config.sample_format(),
+                holder,
+                on_error,
+            );
             match built.and_then(|stream| stream.play().map(|_| stream)) {
                 Ok(stream) => {
                     let period_frames = match buffer_size {
@@ -601,170 +711,28 @@ impl OutputPlan {
                 }
                 Err(e) => {
                     last_err = e.to_string();
-                    match back_rx.recv_timeout(OPEN_TIMEOUT) {
-                        Ok(m) => mixer = m,
-                        Err(_) => unreachable_mixer_lost(),
+                    // The failed build dropped its callback, which handed the processor
+                    // back; wait for it (a build that timed out may hand it back late).
+                    match back_rx.recv_timeout(OPEN_TIMEOUT * 2) {
+                        Ok(p) => processor = p,
+                        Err(_) => processor_lost(),
                     }
                 }
             }
         }
-        Err((
-            DeviceError::Open {
-                device: device_name(&self.device),
-                reason: last_err,
-            },
-            mixer,
-        ))
+        let err = DeviceError::Open {
+            device: device_name(&self.device),
+            reason: last_err,
+        };
+        Err((err, processor))
     }
 }
 
-/// cpal drops a failed stream's callback before returning the error, which hands
-/// the mixer back; if that ever failed to happen, nothing sensible can continue.
+/// cpal drops a failed stream's callback before returning the error, which hands the
+/// processor back; if that ever failed to happen, nothing sensible can continue.
 #[cold]
-fn unreachable_mixer_lost() -> ! {
+fn processor_lost() -> ! {
     // An invariant of cpal's API (the callback is owned by the failed build and
     // dropped with it); reaching this is a bug, reported loudly.
-    panic!("audio backend kept the mixer after a failed stream build")
-}
-
-fn build_converting<T>(
-    device: &cpal::Device,
-    config: cpal::StreamConfig,
-    holder: ReturnOnDrop<Mixer>,
-    on_error: impl FnMut(cpal::Error) + Send + 'static,
-) -> Result<cpal::Stream, cpal::Error>
-where
-    T: SizedSample + FromSample<f32>,
-{
-    device.build_output_stream(
-        config,
-        output_callback_converting::<T>(holder),
-        on_error,
-        Some(OPEN_TIMEOUT),
-    )
-}
-
-fn build_input<T>(
-    device: &cpal::Device,
-    config: cpal::StreamConfig,
-    holder: ReturnOnDrop<InputProcessor>,
-    on_error: impl FnMut(cpal::Error) + Send + 'static,
-) -> Result<cpal::Stream, cpal::Error>
-where
-    T: SizedSample,
-    f32: FromSample<T>,
-{
-    device.build_input_stream(
-        config,
-        input_callback::<T>(holder),
-        on_error,
-        Some(OPEN_TIMEOUT),
-    )
-}
-
-/// The device and config an input stream would use.
-pub struct InputPlan {
-    host: cpal::HostId,
-    device: cpal::Device,
-    config: cpal::SupportedStreamConfig,
-    requested: u32,
-}
-
-impl InputPlan {
-    /// Finds the input device for `spec` and its native config (or `want`).
-    pub fn new(
-        spec: &DeviceSpec,
-        requested_period: u32,
-        want: Option<AudioFormat>,
-    ) -> Result<Self, DeviceError> {
-        let (host, device) = find_device(spec, Direction::Input)?;
-        let config = choose_config(&device, Direction::Input, want)?;
-        Ok(Self {
-            host,
-            device,
-            config,
-            requested: requested_period,
-        })
-    }
-
-    /// The rate and channels the stream will capture.
-    pub fn format(&self) -> AudioFormat {
-        AudioFormat::new(self.config.sample_rate(), self.config.channels())
-    }
-
-    /// Builds and starts the capture stream around `processor`, which comes back
-    /// through `back` when the stream closes or the build fails.
-    pub fn start(
-        self,
-        processor: Box<InputProcessor>,
-        back: &mpsc::Sender<Box<InputProcessor>>,
-        back_rx: &mpsc::Receiver<Box<InputProcessor>>,
-        stats: &Arc<EngineStats>,
-    ) -> Result<RunningStream, (DeviceError, Box<InputProcessor>)> {
-        let mut processor = processor;
-        let mut last_err = String::new();
-        for buffer_size in buffer_sizes(&self.config, self.requested) {
-            let health = Arc::new(StreamHealth::default());
-            let holder = ReturnOnDrop {
-                inner: Some(processor),
-                tx: back.clone(),
-            };
-            let config = cpal::StreamConfig {
-                channels: self.config.channels(),
-                sample_rate: self.config.sample_rate(),
-                buffer_size,
-            };
-            let (h, s) = (health.clone(), stats.clone());
-            let on_error = move |e: cpal::Error| h.report(e, &s);
-            let built = match self.config.sample_format() {
-                SampleFormat::F32 => build_input::<f32>(&self.device, config, holder, on_error),
-                SampleFormat::I16 => build_input::<i16>(&self.device, config, holder, on_error),
-                SampleFormat::I32 => build_input::<i32>(&self.device, config, holder, on_error),
-                SampleFormat::U16 => build_input::<u16>(&self.device, config, holder, on_error),
-                SampleFormat::U8 => build_input::<u8>(&self.device, config, holder, on_error),
-                SampleFormat::I8 => build_input::<i8>(&self.device, config, holder, on_error),
-                SampleFormat::F64 => build_input::<f64>(&self.device, config, holder, on_error),
-                SampleFormat::U32 => build_input::<u32>(&self.device, config, holder, on_error),
-                other => {
-                    drop(holder);
-                    Err(cpal::Error::with_message(
-                        cpal::ErrorKind::UnsupportedConfig,
-                        format!("sample format {other} is not supported"),
-                    ))
-                }
-            };
-            match built.and_then(|stream| stream.play().map(|_| stream)) {
-                Ok(stream) => {
-                    let period_frames = stream.buffer_size().ok();
-                    let info = StreamInfo {
-                        host: self.host.name().to_string(),
-                        device: device_name(&self.device),
-                        format: self.format(),
-                        sample_format: self.config.sample_format().to_string(),
-                        requested_period: self.requested,
-                        period_frames,
-                    };
-                    return Ok(RunningStream {
-                        stream,
-                        info,
-                        health,
-                    });
-                }
-                Err(e) => {
-                    last_err = e.to_string();
-                    match back_rx.recv_timeout(OPEN_TIMEOUT) {
-                        Ok(p) => processor = p,
-                        Err(_) => unreachable_mixer_lost(),
-                    }
-                }
-            }
-        }
-        Err((
-            DeviceError::Open {
-                device: device_name(&self.device),
-                reason: last_err,
-            },
-            processor,
-        ))
-    }
+    panic!("audio backend kept the processor after a failed stream build")
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use super::capture::{InputProcessor, MAX_TAPS, TapCommand, TapSink};
 use super::command::{Command, Event, Returned};
-use super::device::{DeviceError, DeviceSpec, OutputPlan};
+use super::device::{DeviceError, DeviceSpec, StreamPlan};
 use super::mixer::{Mixer, MixerParams, MixerRings};
 use super::stats::{EngineStats, StatsSnapshot};
 use super::supervisor::{EngineInfo, Supervisor, SupervisorMsg, SupervisorSetup};
@@ -218,7 +218,7 @@ impl Engine {
         let plan = if config.no_audio {
             None
         } else {
-            match OutputPlan::new(&config.output, config.period_frames, None) {
+            match StreamPlan::output(&config.output, config.period_frames, None) {
                 Ok(p) => Some(p),
                 Err(e) if config.output != DeviceSpec::Default => return Err(e.into()),
                 Err(e) => {

@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::capture::InputProcessor;
-use super::device::{DeviceError, DeviceSpec, InputPlan, OutputPlan, RunningStream, StreamInfo};
+use super::device::{DeviceError, DeviceSpec, RunningStream, StreamInfo, StreamPlan};
 use super::mixer::Mixer;
 use super::null::{NullClock, NullStream};
 use super::stats::EngineStats;
@@ -128,7 +128,7 @@ impl Supervisor {
     /// and spawns the supervising thread. Returns the initial info.
     pub fn spawn(
         setup: SupervisorSetup,
-        plan: Option<OutputPlan>,
+        plan: Option<StreamPlan>,
         mixer: Box<Mixer>,
         rx: mpsc::Receiver<SupervisorMsg>,
     ) -> std::io::Result<(JoinHandle<()>, Arc<Mutex<EngineInfo>>)> {
@@ -174,8 +174,8 @@ impl Supervisor {
         Ok((handle, info))
     }
 
-    fn start_output(&mut self, plan: OutputPlan, mixer: Box<Mixer>) {
-        match plan.start(mixer, &self.mixer_tx, &self.mixer_rx, &self.stats) {
+    fn start_output(&mut self, plan: StreamPlan, mixer: Box<Mixer>) {
+        match plan.start_output(mixer, &self.mixer_tx, &self.mixer_rx, &self.stats) {
             Ok(stream) => {
                 self.seen_output.clear();
                 let i = &stream.info;
@@ -274,7 +274,7 @@ impl Supervisor {
             Some(Output::Null(_)) => {
                 if self.next_retry.is_some_and(|t| now >= t) && !self.no_audio {
                     self.next_retry = Some(now + RETRY);
-                    if let Ok(plan) = OutputPlan::new(&self.spec, self.period, Some(self.format))
+                    if let Ok(plan) = StreamPlan::output(&self.spec, self.period, Some(self.format))
                         && let Some(mixer) = self.take_mixer()
                     {
                         tracing::info!("audio output {} is back", plan.device_name());
@@ -291,7 +291,7 @@ impl Supervisor {
                 tracing::error!("audio output could not be recovered");
                 return;
             };
-            match OutputPlan::new(&self.spec, self.period, Some(self.format)) {
+            match StreamPlan::output(&self.spec, self.period, Some(self.format)) {
                 Ok(plan) => self.start_output(plan, mixer),
                 Err(e) => {
                     tracing::warn!(
@@ -313,48 +313,47 @@ impl Supervisor {
             return Ok(f);
         }
         self.input_spec = spec;
-        let plan = if self.no_audio {
-            None
+        let silent = AudioFormat::new(self.format.sample_rate, 1);
+        let format = if self.no_audio {
+            self.start_null_input(make(silent), silent);
+            silent
         } else {
-            Some(InputPlan::new(&self.input_spec, self.period, None))
+            let plan = match StreamPlan::input(&self.input_spec, self.period, None) {
+                Err(e) if self.input_spec != DeviceSpec::Default => return Err(e),
+                plan => plan,
+            };
+            let format = plan.as_ref().map_or(silent, |p| p.format());
+            self.start_input(plan, make(format), format);
+            format
         };
-        let plan = match plan {
-            Some(Err(e)) if self.input_spec != DeviceSpec::Default => return Err(e),
-            Some(Err(e)) => {
-                tracing::warn!("audio input {e}; capturing silence from the null backend");
-                None
-            }
-            Some(Ok(p)) => Some(p),
-            None => None,
-        };
-        let format = plan
-            .as_ref()
-            .map_or(AudioFormat::new(self.format.sample_rate, 1), |p| p.format());
-        let processor = make(format);
-        match plan {
-            Some(plan) => {
-                match plan.start(processor, &self.input_tx, &self.input_rx, &self.stats) {
-                    Ok(stream) => self.set_input(Input::Device(stream)),
-                    Err((e, p)) => {
-                        tracing::warn!("audio input {e}; capturing silence from the null backend");
-                        self.set_input(Input::Null(NullStream::start_input(
-                            p,
-                            format,
-                            self.null_clock,
-                            self.stats.clone(),
-                        )));
-                    }
-                }
-            }
-            None => self.set_input(Input::Null(NullStream::start_input(
-                processor,
-                format,
-                self.null_clock,
-                self.stats.clone(),
-            ))),
-        }
         self.input_format = Some(format);
         Ok(format)
+    }
+
+    /// Starts capture on `plan`, or on the null backend (with a warning) when there is
+    /// no usable device.
+    fn start_input(
+        &mut self,
+        plan: Result<StreamPlan, DeviceError>,
+        processor: Box<InputProcessor>,
+        format: AudioFormat,
+    ) {
+        let started = match plan {
+            Ok(plan) => plan.start_input(processor, &self.input_tx, &self.input_rx, &self.stats),
+            Err(e) => Err((e, processor)),
+        };
+        match started {
+            Ok(stream) => self.set_input(Input::Device(stream)),
+            Err((e, p)) => {
+                tracing::warn!("audio input {e}; capturing silence from the null backend");
+                self.start_null_input(p, format);
+            }
+        }
+    }
+
+    fn start_null_input(&mut self, processor: Box<InputProcessor>, format: AudioFormat) {
+        let null = NullStream::start_input(processor, format, self.null_clock, self.stats.clone());
+        self.set_input(Input::Null(null));
     }
 
     fn set_input(&mut self, input: Input) {
@@ -414,21 +413,7 @@ impl Supervisor {
         let format = self
             .input_format
             .unwrap_or(AudioFormat::new(self.format.sample_rate, 1));
-        let reopened = match InputPlan::new(&self.input_spec, self.period, Some(format)) {
-            Ok(plan) => plan.start(processor, &self.input_tx, &self.input_rx, &self.stats),
-            Err(e) => Err((e, processor)),
-        };
-        match reopened {
-            Ok(stream) => self.set_input(Input::Device(stream)),
-            Err((e, p)) => {
-                tracing::warn!("audio input {e}; capturing silence from the null backend");
-                self.set_input(Input::Null(NullStream::start_input(
-                    p,
-                    format,
-                    self.null_clock,
-                    self.stats.clone(),
-                )));
-            }
-        }
+        let plan = StreamPlan::input(&self.input_spec, self.period, Some(format));
+        self.start_input(plan, processor, format);
     }
 }

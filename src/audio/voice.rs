@@ -24,6 +24,9 @@ pub enum VoiceSource {
         ring: rtrb::Consumer<f32>,
         /// Set once the producer will push nothing more.
         done: Arc<AtomicBool>,
+        /// Jitter margin: after running dry (and before the first sample), stay
+        /// silent until this many samples are queued. 0 resumes at once.
+        refill: usize,
     },
 }
 
@@ -62,11 +65,14 @@ pub struct Voice {
     pub(crate) frames_played: u64,
     /// Blocks in which a stream source had fewer samples than needed.
     pub(crate) starved_blocks: u32,
+    /// A stream source is waiting for its jitter margin to fill.
+    refilling: bool,
 }
 
 impl Voice {
     /// A voice for `source` at linear `gain`, triggered now.
     pub fn new(id: VoiceId, source: VoiceSource, gain: f32) -> Self {
+        let refilling = matches!(&source, VoiceSource::Stream { refill, .. } if *refill > 0);
         Self {
             id,
             source,
@@ -79,6 +85,7 @@ impl Voice {
             started: false,
             frames_played: 0,
             starved_blocks: 0,
+            refilling,
         }
     }
 
@@ -180,11 +187,18 @@ impl Voice {
                 self.pos += n * channels;
                 (n, n < frames || self.pos >= data.len())
             }
-            VoiceSource::Stream { ring, done } => {
+            VoiceSource::Stream { ring, done, refill } => {
                 // Read whole frames only; check `done` before reading so a final push is not missed.
                 let finished = done.load(Ordering::Acquire);
                 let want = frames * channels;
-                let have = ring.slots() / channels * channels;
+                let mut have = ring.slots() / channels * channels;
+                if self.refilling {
+                    if have >= *refill || finished {
+                        self.refilling = false;
+                    } else {
+                        have = 0;
+                    }
+                }
                 let take = have.min(want);
                 if let Ok(chunk) = ring.read_chunk(take) {
                     let (a, b) = chunk.as_slices();
@@ -211,6 +225,7 @@ impl Voice {
                         exhausted = true;
                     } else {
                         self.starved_blocks = self.starved_blocks.saturating_add(1);
+                        self.refilling = *refill > 0;
                     }
                 }
                 (rendered, exhausted)
