@@ -1,0 +1,115 @@
+//! Sounds as the library knows them: the content id and the metadata record.
+
+use std::fmt;
+
+/// A sound's id: the BLAKE3 hash of its original file bytes.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct SoundId(pub [u8; 32]);
+
+impl SoundId {
+    /// Hex digits shown to people as a short id.
+    pub const SHORT_LEN: usize = 12;
+
+    /// The full id as 64 lowercase hex digits.
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The first [`Self::SHORT_LEN`] hex digits.
+    pub fn short(&self) -> String {
+        let mut s = self.to_hex();
+        s.truncate(Self::SHORT_LEN);
+        s
+    }
+
+    /// Parses 64 hex digits.
+    pub fn from_hex(s: &str) -> Option<SoundId> {
+        let s = s.trim();
+        if s.len() != 64 || !s.is_ascii() {
+            return None;
+        }
+        let mut out = [0u8; 32];
+        for (i, b) in out.iter_mut().enumerate() {
+            *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
+        }
+        Some(SoundId(out))
+    }
+}
+
+impl fmt::Debug for SoundId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SoundId({})", self.short())
+    }
+}
+
+impl fmt::Display for SoundId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+/// Where a sound in the library came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default)]
+pub enum Origin {
+    /// Imported or recorded here: never evicted.
+    #[default]
+    Local,
+    /// Fetched from a peer: lives in the budgeted cache area, evictable unless pinned.
+    Remote,
+}
+
+/// Everything the library records about one sound.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SoundMeta {
+    /// Content id (hash of the blob).
+    pub id: SoundId,
+    /// Unique name within the library.
+    pub name: String,
+    /// Free-form tags, sorted, no duplicates.
+    pub tags: Vec<String>,
+    /// Hotkey bound to it, if any (unique within the library).
+    pub key: Option<String>,
+    /// The sound's own gain, dB, applied after loudness normalisation.
+    pub gain_db: f32,
+    /// Length in frames at `sample_rate`.
+    pub frames: u64,
+    /// Native sample rate.
+    pub sample_rate: u32,
+    /// Native channels.
+    pub channels: u16,
+    /// Container and codec, e.g. "flac", "ogg/vorbis", "wav/pcm_s16le".
+    pub format: String,
+    /// Blob size in bytes.
+    pub size: u64,
+    /// When it was added, Unix time in milliseconds.
+    pub added_ms: u64,
+    /// Integrated loudness (EBU R128), LUFS; `None` for silence or very short sounds.
+    pub loudness_lufs: Option<f32>,
+    /// When it was last played, Unix time in milliseconds.
+    pub last_played_ms: Option<u64>,
+    /// Where it came from.
+    pub origin: Origin,
+}
+
+impl SoundMeta {
+    /// Duration in seconds.
+    pub fn duration_secs(&self) -> f64 {
+        self.frames as f64 / f64::from(self.sample_rate.max(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trip() {
+        let id = SoundId(*blake3::hash(b"abc").as_bytes());
+        let hex = id.to_hex();
+        assert_eq!(hex.len(), 64);
+        assert_eq!(SoundId::from_hex(&hex), Some(id));
+        assert_eq!(id.short(), hex[..12]);
+        assert_eq!(SoundId::from_hex("zz"), None);
+        assert_eq!(SoundId::from_hex(&"g".repeat(64)), None);
+    }
+}
