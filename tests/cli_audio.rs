@@ -167,7 +167,12 @@ fn wire_passes_the_microphone_to_the_speaker() {
     // No dropouts: every 5 ms window holds the tone at full level.
     let expected = 10f32.powf(-10.0 / 20.0);
     for (i, w) in body.chunks(240).enumerate() {
-        assert!(peak(w) > 0.9 * expected, "dropout at {} ms: peak {}", i * 5, peak(w));
+        assert!(
+            peak(w) > 0.9 * expected,
+            "dropout at {} ms: peak {}",
+            i * 5,
+            peak(w)
+        );
     }
 }
 
@@ -254,4 +259,53 @@ fn output_survives_the_sound_server_restarting() {
         "{root}/scripts/audio-stack/stop.sh >/dev/null 2>&1; {root}/scripts/audio-stack/start.sh >/dev/null 2>&1"
     ));
     assert!((f - 700.0).abs() <= 3.0, "heard {f} Hz after the restart");
+}
+
+#[test]
+fn end_to_end_latency_agrees_with_the_engines_figures() {
+    let Some(_audio) = audio_stack("end_to_end_latency_agrees_with_the_engines_figures") else {
+        return;
+    };
+    let h = home();
+    // A click: 5 ms of loud tone after silence, easy to find in the capture.
+    let f = h.path().join("click.wav");
+    sh(&format!(
+        "sox -n -r 48000 -c 2 -b 16 {} synth 0.005 sine 2000 gain -3 pad 0 0.3",
+        f.display()
+    ));
+    let mut figures = Vec::new();
+    for _ in 0..5 {
+        let mon = Monitor::start();
+        let mut cmd = jhack(h.path());
+        cmd.arg("play").arg(&f).arg("--stats");
+        let o = run(cmd, Duration::from_secs(20));
+        assert!(o.status.success(), "{}", stderr(&o));
+        let (captured, arrivals) = mon.stop_timed();
+        let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+        let trigger = v["trigger_unix_us"].as_u64().unwrap() as u128;
+        let engine_ms = v["trigger_to_callback_ms"].as_f64().unwrap()
+            + v["output_latency_ms"].as_f64().unwrap();
+        let left = channel(&captured, 2, 0);
+        let onset_frame = onset(&left, 0.1).expect("click not heard");
+        // The read that delivered the onset, and how far before its end the onset lies.
+        let onset_byte = (onset_frame + 1) * 8;
+        let &(read_us, read_end) = arrivals.iter().find(|(_, end)| *end >= onset_byte).unwrap();
+        let back_us = ((read_end - onset_byte) / 8) as f64 * 1e6 / 48_000.0;
+        let e2e_ms = (read_us as f64 - back_us - trigger as f64) / 1000.0;
+        figures.push((e2e_ms, engine_ms));
+    }
+    figures.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (e2e, engine) = figures[figures.len() / 2];
+    eprintln!(
+        "end-to-end latency (play command -> monitor capture): median {e2e:.2} ms; engine's own figure (trigger->callback + output latency): {engine:.2} ms; all: {figures:?}"
+    );
+    // The monitor recorder adds its own fragment (5 ms) and the server's graph cycle.
+    assert!(
+        e2e > 0.0,
+        "sound seen before it was triggered: clocks disagree ({e2e} ms)"
+    );
+    assert!(
+        e2e <= engine + 25.0,
+        "end to end {e2e:.1} ms is far above the engine's {engine:.1} ms"
+    );
 }

@@ -13,6 +13,9 @@ use crate::domain::Decibels;
 /// Figures printed by `--stats`.
 #[derive(Debug, serde::Serialize)]
 struct PlayStats {
+    /// Wall-clock time of the first play command, µs since the Unix epoch (for
+    /// end-to-end measurements against an external recorder).
+    trigger_unix_us: Option<u128>,
     trigger_to_callback_ms: Option<f64>,
     max_trigger_to_callback_ms: Option<f64>,
     output_latency_ms: f64,
@@ -46,6 +49,7 @@ pub fn run(g: &GlobalArgs, args: &PlayArgs) -> Result<(), CliError> {
     let mut latencies = Vec::new();
     let mut late_error = None;
     let mut was_interrupted = false;
+    let mut first_trigger = None;
     let mut finish = |engine: &Engine, playing: PlayingFile, latencies: &mut Vec<Duration>| {
         if let Some(VoiceState::Ended(o)) = engine.state(playing.id)
             && let Some(l) = o.trigger_to_callback
@@ -61,6 +65,7 @@ pub fn run(g: &GlobalArgs, args: &PlayArgs) -> Result<(), CliError> {
         let mut playing = Vec::new();
         for f in files {
             playing.push(player::play(&engine, f, gain, Some(start))?);
+            first_trigger.get_or_insert_with(std::time::SystemTime::now);
         }
         was_interrupted = wait_all(&engine, &playing, &interrupted);
         for p in playing {
@@ -69,6 +74,7 @@ pub fn run(g: &GlobalArgs, args: &PlayArgs) -> Result<(), CliError> {
     } else {
         for f in files {
             let p = player::play(&engine, f, gain, None)?;
+            first_trigger.get_or_insert_with(std::time::SystemTime::now);
             was_interrupted = wait_all(&engine, std::slice::from_ref(&p), &interrupted);
             finish(&engine, p, &mut latencies);
             if was_interrupted {
@@ -78,7 +84,7 @@ pub fn run(g: &GlobalArgs, args: &PlayArgs) -> Result<(), CliError> {
     }
     drain(&engine);
     if args.stats {
-        print_stats(&engine, &latencies);
+        print_stats(&engine, &latencies, first_trigger);
     }
     if was_interrupted {
         return Err(CliError {
@@ -116,12 +122,18 @@ fn wait_all(
     false
 }
 
-fn print_stats(engine: &Engine, latencies: &[Duration]) {
+fn print_stats(engine: &Engine, latencies: &[Duration], trigger: Option<std::time::SystemTime>) {
     let s = engine.stats();
     let info = engine.info();
     let ms = |d: &Duration| d.as_secs_f64() * 1000.0;
     let period = info.output.period_frames.unwrap_or(s.period_frames);
+    let unix_us = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH)
+            .ok()
+            .map(|d| d.as_micros())
+    };
     let stats = PlayStats {
+        trigger_unix_us: trigger.and_then(unix_us),
         trigger_to_callback_ms: latencies.first().map(ms),
         max_trigger_to_callback_ms: latencies.iter().max().map(ms),
         output_latency_ms: s.output_latency_ms,

@@ -79,7 +79,7 @@ pub fn audio_stack(test: &str) -> Option<MutexGuard<'static, ()>> {
 /// Captures what the virtual speaker plays, as interleaved stereo f32.
 pub struct Monitor {
     child: Child,
-    reader: Option<std::thread::JoinHandle<Vec<u8>>>,
+    reader: Option<std::thread::JoinHandle<(Vec<u8>, Vec<(u128, usize)>)>>,
     pub started: Instant,
 }
 
@@ -101,8 +101,16 @@ impl Monitor {
         let mut out = child.stdout.take().expect("parec stdout");
         let reader = std::thread::spawn(move || {
             let mut buf = Vec::new();
-            let _ = out.read_to_end(&mut buf);
-            buf
+            let mut arrivals = Vec::new();
+            let mut chunk = [0u8; 4096];
+            while let Ok(n) = out.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                arrivals.push((unix_us(), buf.len()));
+            }
+            (buf, arrivals)
         });
         // Give the recorder a moment to connect before anything plays.
         std::thread::sleep(Duration::from_millis(300));
@@ -114,9 +122,14 @@ impl Monitor {
     }
 
     /// Stops capturing and returns interleaved stereo samples.
-    pub fn stop(mut self) -> Vec<f32> {
+    pub fn stop(self) -> Vec<f32> {
+        self.stop_timed().0
+    }
+
+    /// Stops capturing; returns interleaved stereo samples and, for each read from the
+    /// recorder, the wall-clock arrival time (µs since the epoch) and the bytes read so far.
+    pub fn stop_timed(mut self) -> (Vec<f32>, Vec<(u128, usize)>) {
         std::thread::sleep(Duration::from_millis(200));
-        // SIGTERM, not SIGKILL: parec writes out what it has buffered before exiting.
         let _ = Command::new("kill")
             .arg("-TERM")
             .arg(self.child.id().to_string())
@@ -127,13 +140,20 @@ impl Monitor {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let bytes = self
+        let (bytes, arrivals) = self
             .reader
             .take()
             .map(|r| r.join().unwrap_or_default())
             .unwrap_or_default();
-        f32le(&bytes)
+        (f32le(&bytes), arrivals)
     }
+}
+
+/// Wall-clock now, µs since the Unix epoch.
+pub fn unix_us() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros())
 }
 
 pub fn f32le(bytes: &[u8]) -> Vec<f32> {
