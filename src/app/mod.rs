@@ -8,5 +8,6 @@
 pub mod feeder;
 pub mod player;
 pub mod recorder;
+pub mod starter;
 pub mod tone;
 pub mod wire;

@@ -3,7 +3,9 @@
 use std::fmt;
 
 /// A sound's id: the BLAKE3 hash of its original file bytes.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct SoundId(pub [u8; 32]);
 
 impl SoundId {
