@@ -488,6 +488,15 @@ where
 
 type OnError = Box<dyn FnMut(cpal::Error) + Send + 'static>;
 
+/// Builds a stream of one direction around a processor of type `P`.
+type BuildStream<P> = fn(
+    &cpal::Device,
+    cpal::StreamConfig,
+    SampleFormat,
+    ReturnOnDrop<P>,
+    OnError,
+) -> Result<cpal::Stream, cpal::Error>;
+
 /// Builds a converting output stream for device sample type `T`.
 fn output_converting<T>(
     device: &cpal::Device,
@@ -659,13 +668,7 @@ impl StreamPlan {
         back: &mpsc::Sender<Box<P>>,
         back_rx: &mpsc::Receiver<Box<P>>,
         stats: &Arc<EngineStats>,
-        build: fn(
-            &cpal::Device,
-            cpal::StreamConfig,
-            SampleFormat,
-            ReturnOnDrop<P>,
-            OnError,
-        ) -> Result<cpal::Stream, cpal::Error>,
+        build: BuildStream<P>,
     ) -> Result<RunningStream, (DeviceError, Box<P>)> {
         let mut processor = processor;
         let mut last_err = String::new();

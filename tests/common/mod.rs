@@ -76,10 +76,13 @@ pub fn audio_stack(test: &str) -> Option<MutexGuard<'static, ()>> {
     Some(AUDIO.lock().unwrap_or_else(|e| e.into_inner()))
 }
 
+/// Raw bytes captured, and for each read its arrival time (µs) and the bytes so far.
+type Capture = (Vec<u8>, Vec<(u128, usize)>);
+
 /// Captures what the virtual speaker plays, as interleaved stereo f32.
 pub struct Monitor {
     child: Child,
-    reader: Option<std::thread::JoinHandle<(Vec<u8>, Vec<(u128, usize)>)>>,
+    reader: Option<std::thread::JoinHandle<Capture>>,
     pub started: Instant,
 }
 
