@@ -8,7 +8,9 @@
 
 pub mod app;
 pub mod audio;
+pub mod cache;
 pub mod cli;
+pub mod config;
 pub mod domain;
 pub mod dsp;
 pub mod media;
