@@ -13,4 +13,5 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod dsp;
+pub mod home;
 pub mod media;
