@@ -117,7 +117,7 @@ step "audio stack" start_stack
 # --- 4. tests
 CONTINUE=1 step "unit tests" cargo test --lib --bins
 CONTINUE=1 step "doc tests" cargo test --doc
-CONTINUE=1 step "integration tests" cargo test --test '*' -- --test-threads=1
+CONTINUE=1 step "integration tests" cargo test --no-fail-fast --test '*' -- --test-threads=1
 if [ -n "$failed" ]; then
     exit 1
 fi
