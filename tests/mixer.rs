@@ -392,3 +392,63 @@ fn a_stream_with_a_jitter_margin_waits_for_it_before_and_after_running_dry() {
         "the tail plays once the producer is done"
     );
 }
+
+#[test]
+fn capture_feeds_taps_and_never_allocates_attaching_overflowing_or_detaching() {
+    use jhack::audio::capture::{InputProcessor, MAX_TAPS, TapCommand, TapSink};
+    use std::sync::atomic::AtomicU64;
+
+    let stats = Arc::new(EngineStats::default());
+    let (mut cmd_tx, cmd_rx) = rtrb::RingBuffer::new(16);
+    let (ret_tx, mut ret_rx) = rtrb::RingBuffer::new(16 + MAX_TAPS);
+    let mut proc = InputProcessor::new(1, cmd_rx, ret_tx, stats.clone());
+    // Two taps: one with room for everything, one that fills after 64 samples.
+    let mut readers = Vec::new();
+    for (id, len) in [(1u64, 4096usize), (2, 64)] {
+        let (tx, rx) = rtrb::RingBuffer::new(len);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let sink = Box::new(TapSink {
+            id,
+            ring: tx,
+            dropped: dropped.clone(),
+        });
+        assert!(cmd_tx.push(TapCommand::Attach(sink)).is_ok());
+        readers.push((rx, dropped));
+    }
+    let input: Vec<f32> = (0..48).map(|i| i as f32 / 48.0 - 0.5).collect();
+    assert_no_alloc(|| {
+        for _ in 0..4 {
+            proc.process(&input);
+        }
+    });
+    // The roomy tap got every block in order; the small one got one and counted the rest.
+    let [(big, big_dropped), (small, small_dropped)] = &mut readers[..] else {
+        unreachable!("two taps")
+    };
+    let got: Vec<f32> = std::iter::from_fn(|| big.pop().ok()).collect();
+    assert_eq!(got.len(), 4 * input.len());
+    assert_eq!(&got[..input.len()], &input[..]);
+    assert_eq!(big_dropped.load(Ordering::Relaxed), 0);
+    assert_eq!(small.slots(), input.len(), "one block fitted");
+    assert_eq!(
+        small_dropped.load(Ordering::Relaxed),
+        3 * input.len() as u64
+    );
+    assert_eq!(
+        stats.input_dropped.load(Ordering::Relaxed),
+        3 * input.len() as u64
+    );
+    let peak = stats.in_peak.load();
+    assert!((peak - 0.5).abs() < 1e-6, "input peak {peak}");
+    // Detaching hands the tap back through the return ring, still without allocating.
+    assert!(cmd_tx.push(TapCommand::Detach(2)).is_ok());
+    assert_no_alloc(|| proc.process(&input));
+    let back = ret_rx.pop().expect("detached tap returned");
+    assert_eq!(back.id, 2);
+    assert_eq!(
+        std::iter::from_fn(|| big.pop().ok()).count(),
+        input.len(),
+        "the remaining tap is still fed"
+    );
+    drop(back);
+}
