@@ -167,32 +167,69 @@ fn wire_passes_the_microphone_to_the_speaker() {
     };
     let h = home();
     let feed = sine_wav(h.path(), "feed.wav", 1200, 5.0, -10.0, 48_000, 1);
+    // A run in which the machine itself made a callback miss its deadline (the
+    // engine counts an output xrun, or the input arriving too late for the output:
+    // starved blocks) says nothing about the wire; up to two such runs are retried.
+    // On a quiet machine both counts are 0. Any other failure fails at once.
+    let mut failures = Vec::new();
+    for _ in 0..3 {
+        match wire_once(h.path(), &feed) {
+            Ok(()) => return,
+            Err((msg, true)) => failures.push(msg),
+            Err((msg, false)) => panic!("{msg}"),
+        }
+    }
+    panic!("every run missed deadlines: {failures:?}");
+}
+
+/// One `jhack wire` run; the error says what was wrong and whether the engine saw a
+/// missed deadline in that run.
+fn wire_once(home: &std::path::Path, feed: &std::path::Path) -> Result<(), (String, bool)> {
     let mon = Monitor::start();
-    let mut mic = feed_mic(&feed);
-    let mut cmd = jhack(h.path());
-    cmd.args(["wire", "--duration", "3"]);
+    let mut mic = feed_mic(feed);
+    let mut cmd = jhack(home);
+    cmd.env("JHACK_LOG", "debug")
+        .args(["wire", "--duration", "3"]);
     let o = run(cmd, Duration::from_secs(20));
     let _ = mic.kill();
     let _ = mic.wait();
-    assert!(o.status.success(), "wire failed: {}", stderr(&o));
+    let err = stderr(&o);
+    assert!(o.status.success(), "wire failed: {err}");
+    let report = err
+        .lines()
+        .find(|l| l.contains("wire: direct"))
+        .unwrap_or("");
+    let xrun = !report.contains("xruns 0") || !report.contains("starved blocks 0");
+    let fail = |m: String| Err((format!("{m} ({report})"), xrun));
     let captured = mon.stop();
     let left = channel(&captured, 2, 0);
-    let start = onset(&left, 0.05).expect("nothing came through the wire");
+    let Some(start) = onset(&left, 0.05) else {
+        return fail("nothing came through the wire".into());
+    };
     let body = &left[start + 4800..(start + 4800 + 48_000).min(left.len())];
     let f = dominant_frequency(body, RATE, 200.0, 4000.0);
-    assert!((f - 1200.0).abs() <= 2.0, "heard {f} Hz");
-    let amp = goertzel_amplitude(body, RATE, 1200.0);
-    assert!((db(amp) - (-10.0)).abs() < 1.5, "level {} dB", db(amp));
+    if (f - 1200.0).abs() > 2.0 {
+        return fail(format!("heard {f} Hz"));
+    }
+    // The level in 20 ms windows (24 whole cycles each), median: a skip made to keep
+    // the delay bounded shifts the phase, which one long Goertzel would count as loss.
+    let mut levels: Vec<f32> = body
+        .chunks_exact(960)
+        .map(|w| db(goertzel_amplitude(w, RATE, 1200.0)))
+        .collect();
+    levels.sort_by(f32::total_cmp);
+    let level = levels[levels.len() / 2];
+    if (level - (-10.0)).abs() > 1.0 {
+        return fail(format!("level {level} dB"));
+    }
     // No dropouts: every 5 ms window holds the tone at full level.
     let expected = 10f32.powf(-10.0 / 20.0);
     for (i, w) in body.chunks(240).enumerate() {
-        assert!(
-            peak(w) > 0.9 * expected,
-            "dropout at {} ms: peak {}",
-            i * 5,
-            peak(w)
-        );
+        if peak(w) <= 0.9 * expected {
+            return fail(format!("dropout at {} ms: peak {}", i * 5, peak(w)));
+        }
     }
+    Ok(())
 }
 
 #[test]

@@ -317,6 +317,7 @@ fn streamed_voices_play_what_arrives_and_end_when_done() {
             ring: rx,
             done: done.clone(),
             refill: 0,
+            max_fill: 0,
         },
         1.0,
     );
@@ -360,6 +361,7 @@ fn a_stream_with_a_jitter_margin_waits_for_it_before_and_after_running_dry() {
         ring: rx,
         done: done.clone(),
         refill: 300,
+        max_fill: 0,
     };
     r.send(Command::Play(Box::new(Voice::new(VoiceId(1), source, 1.0))));
     for _ in 0..200 {
@@ -394,6 +396,38 @@ fn a_stream_with_a_jitter_margin_waits_for_it_before_and_after_running_dry() {
 }
 
 #[test]
+fn a_live_stream_past_its_bound_skips_the_oldest_audio_down_to_its_margin() {
+    let mut r = rig(1, 8);
+    let (mut tx, rx) = rtrb::RingBuffer::new(8192);
+    let done = Arc::new(AtomicBool::new(false));
+    let source = VoiceSource::Stream {
+        ring: rx,
+        done: done.clone(),
+        refill: 256,
+        max_fill: 1024,
+    };
+    r.send(Command::Play(Box::new(Voice::new(VoiceId(1), source, 1.0))));
+    // A burst: 3000 samples counting up; the bound is 1024, so all but the newest
+    // `refill` samples of the first block's view are skipped.
+    for i in 1..=3000 {
+        tx.push(i as f32 * 1e-4).unwrap();
+    }
+    let out = r.render(4 * BLOCK_FRAMES, BLOCK_FRAMES);
+    let at = out.iter().position(|&s| s != 0.0).expect("plays");
+    let first = (out[at] * 1e4).round() as i32;
+    assert_eq!(first, 3000 - 256 + 1, "skipped down to the margin");
+    // Within the bound nothing more is skipped: the samples follow on without a gap.
+    for (j, s) in out[at..].iter().enumerate() {
+        assert_eq!((s * 1e4).round() as i32, first + j as i32, "gap at {j}");
+    }
+    done.store(true, Ordering::Release);
+    r.render(1024, 256);
+    let back = r.returned();
+    assert_eq!(back.len(), 1);
+    assert_eq!(back[0].2, 256, "played exactly the margin");
+}
+
+#[test]
 fn capture_feeds_taps_and_never_allocates_attaching_overflowing_or_detaching() {
     use jhack::audio::capture::{InputProcessor, MAX_TAPS, TapCommand, TapSink};
     use std::sync::atomic::AtomicU64;
@@ -410,6 +444,7 @@ fn capture_feeds_taps_and_never_allocates_attaching_overflowing_or_detaching() {
         let sink = Box::new(TapSink {
             id,
             ring: tx,
+            channels: 1,
             dropped: dropped.clone(),
         });
         assert!(cmd_tx.push(TapCommand::Attach(sink)).is_ok());

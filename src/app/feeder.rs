@@ -153,6 +153,7 @@ pub fn spawn<P: Produce>(
             ring: rx,
             done,
             refill: 0,
+            max_fill: 0,
         },
         feed,
     ))

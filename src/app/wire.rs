@@ -1,120 +1,174 @@
 //! The monitor: input routed to the output with as little delay as the periods allow.
 //!
-//! A worker thread moves captured audio through a converter (rate and channels) into a
-//! streamed voice. The two devices' clocks drift; the worker keeps the voice's queue
-//! near its target by dropping the excess, so the delay never grows.
+//! When the input runs at the output's rate (one sound server, or one clock), the
+//! capture processor writes frames already in the output's channel layout into a ring
+//! that the output voice reads directly: input callback → ring → output callback, no
+//! thread in between to be scheduled late. Otherwise a worker converts the rate. In
+//! both cases the voice bounds its own queue (skipping the oldest audio when the two
+//! clocks drift apart), so the delay never grows. This module never touches samples
+//! on the audio thread itself; it only wires rings.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::audio::{BLOCK_FRAMES, Engine, PlayOptions, VoiceId, VoiceSource};
+use crate::audio::{
+    BLOCK_FRAMES, Engine, InputTap, PlayOptions, TapGuard, VoiceId, VoiceOutcome, VoiceSource,
+};
 use crate::media::Converter;
 
 use super::player::PlayError;
 
 const POLL: Duration = Duration::from_millis(1);
+/// Seconds of audio the direct ring can hold (it is never allowed to fill up).
+const RING_SECONDS: f64 = 0.5;
 
 /// A running monitor.
 pub struct Wire {
     /// The output voice.
     pub id: VoiceId,
+    /// Whether input goes straight to the output (no worker, no rate conversion).
+    pub direct: bool,
+    done: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
-    /// Samples dropped to keep the delay bounded.
-    pub trimmed: Arc<AtomicU64>,
+    tap: Option<TapGuard>,
     thread: Option<JoinHandle<()>>,
+}
+
+/// The queue bounds of a monitor voice, in samples.
+struct Margins {
+    refill: usize,
+    max_fill: usize,
+}
+
+fn margins(engine: &Engine) -> Margins {
+    let ch = usize::from(engine.format().channels.max(1));
+    let info = engine.info();
+    let period = info.output.period_frames.unwrap_or(256) as usize;
+    let in_period = info
+        .input
+        .and_then(|i| i.period_frames)
+        .map_or(period, |p| p as usize);
+    // Jitter margin: one period of each device plus a mixer block, so an input
+    // callback always lands before the output needs it, whichever of the two the
+    // server runs first in a cycle. The queue may grow two periods past that (clock
+    // drift, scheduling) before the excess is skipped.
+    let margin = in_period + period + BLOCK_FRAMES;
+    Margins {
+        refill: margin * ch,
+        max_fill: (margin + 2 * in_period.max(period)) * ch,
+    }
 }
 
 impl Wire {
     /// Starts monitoring the engine's input on its output.
     pub fn start(engine: &Engine) -> Result<Wire, PlayError> {
-        let mut tap = engine.open_input(0.5)?;
-        let out_fmt = engine.format();
-        let mut converter = Converter::low_latency(tap.format, out_fmt)?;
-        let ch = usize::from(out_fmt.channels.max(1));
-        let info = engine.info();
-        let period = info.output.period_frames.unwrap_or(256) as usize;
-        let in_period = info
-            .input
-            .and_then(|i| i.period_frames)
-            .map_or(period, |p| p as usize);
-        // Jitter margin: one period of each device plus a mixer block, so an input
-        // callback always lands before the output needs it. The queue may grow two
-        // periods past that (clock drift, scheduling) before the excess is dropped.
-        let margin = in_period + period + BLOCK_FRAMES;
-        let refill = margin * ch;
-        let max_fill = (margin + 2 * in_period.max(period)) * ch;
-        let ring_len = max_fill * 2;
-        let (mut tx, rx) = rtrb::RingBuffer::<f32>::new(ring_len);
+        let out = engine.format();
+        let probe = engine.open_input(0.05)?;
+        let same_rate = probe.format.sample_rate == out.sample_rate;
+        drop(probe);
+        let m = margins(engine);
         let done = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        if same_rate {
+            let (ring, guard) = engine
+                .open_input_as(RING_SECONDS, Some(out.channels))?
+                .into_parts();
+            let source = VoiceSource::Stream {
+                ring,
+                done: done.clone(),
+                refill: m.refill,
+                max_fill: m.max_fill,
+            };
+            let id = engine.play(source, PlayOptions::default())?;
+            return Ok(Wire {
+                id,
+                direct: true,
+                done,
+                stop,
+                tap: Some(guard),
+                thread: None,
+            });
+        }
+        let tap = engine.open_input(RING_SECONDS)?;
+        let mut converter = Converter::low_latency(tap.format, out)?;
+        let (tx, rx) = rtrb::RingBuffer::<f32>::new(m.max_fill * 4);
         let source = VoiceSource::Stream {
             ring: rx,
             done: done.clone(),
-            refill,
+            refill: m.refill,
+            max_fill: m.max_fill,
         };
         let id = engine.play(source, PlayOptions::default())?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let trimmed = Arc::new(AtomicU64::new(0));
-        let (stop_w, trimmed_w) = (stop.clone(), trimmed.clone());
-        let in_ch = usize::from(tap.format.channels.max(1));
+        let stop_w = stop.clone();
         let thread = std::thread::Builder::new()
             .name("jhack-wire".into())
-            .spawn(move || {
-                let mut input = Vec::with_capacity(1 << 14);
-                let mut output = Vec::with_capacity(1 << 15);
-                while !stop_w.load(Ordering::Acquire) {
-                    input.clear();
-                    let avail = tap.ring.slots() / in_ch * in_ch;
-                    if let Ok(chunk) = tap.ring.read_chunk(avail) {
-                        let (a, b) = chunk.as_slices();
-                        input.extend_from_slice(a);
-                        input.extend_from_slice(b);
-                        chunk.commit_all();
-                    }
-                    if input.is_empty() {
-                        std::thread::sleep(POLL);
-                        continue;
-                    }
-                    output.clear();
-                    converter.process(&input, &mut output);
-                    let fill = ring_len - tx.slots();
-                    let room = max_fill.saturating_sub(fill) / ch * ch;
-                    let n = output.len().min(room);
-                    if n < output.len() {
-                        trimmed_w.fetch_add((output.len() - n) as u64, Ordering::Relaxed);
-                    }
-                    // Keep the newest audio: the excess is the oldest part of this block.
-                    let start = output.len() - n;
-                    if let Ok(chunk) = tx.write_chunk_uninit(n) {
-                        chunk.fill_from_iter(output[start..].iter().copied());
-                    }
-                }
-                done.store(true, Ordering::Release);
-            })
+            .spawn(move || convert_loop(tap, &mut converter, tx, &stop_w))
             .map_err(PlayError::Thread)?;
         Ok(Wire {
             id,
+            direct: false,
+            done,
             stop,
-            trimmed,
+            tap: None,
             thread: Some(thread),
         })
     }
 
-    /// Stops the monitor; the voice ends once its queue drains.
-    pub fn stop(mut self) {
+    /// Stops the monitor and waits (briefly) for its voice to drain; returns what
+    /// became of the voice (`skipped_samples` tells how much drift correction cost).
+    pub fn stop(mut self, engine: &Engine) -> Option<VoiceOutcome> {
+        self.finish();
+        engine.wait_ended(self.id, Duration::from_secs(2))
+    }
+
+    fn finish(&mut self) {
         self.stop.store(true, Ordering::Release);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
+        }
+        self.tap = None; // detached: nothing more is captured into the ring
+        self.done.store(true, Ordering::Release);
+    }
+}
+
+/// The converting path's worker: tap → converter → voice ring. A full voice ring
+/// loses the newest block (the voice is then far past its bound and skipping anyway).
+fn convert_loop(
+    mut tap: InputTap,
+    converter: &mut Converter,
+    mut tx: rtrb::Producer<f32>,
+    stop: &AtomicBool,
+) {
+    let in_ch = usize::from(tap.format.channels.max(1));
+    let mut input = Vec::with_capacity(1 << 14);
+    let mut output = Vec::with_capacity(1 << 15);
+    while !stop.load(Ordering::Acquire) {
+        input.clear();
+        let avail = tap.ring.slots() / in_ch * in_ch;
+        if let Ok(chunk) = tap.ring.read_chunk(avail) {
+            let (a, b) = chunk.as_slices();
+            input.extend_from_slice(a);
+            input.extend_from_slice(b);
+            chunk.commit_all();
+        }
+        if input.is_empty() {
+            std::thread::sleep(POLL);
+            continue;
+        }
+        output.clear();
+        converter.process(&input, &mut output);
+        if tx.slots() >= output.len()
+            && let Ok(chunk) = tx.write_chunk_uninit(output.len())
+        {
+            chunk.fill_from_iter(output.iter().copied());
         }
     }
 }
 
 impl Drop for Wire {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Release);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.finish();
     }
 }

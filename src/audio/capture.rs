@@ -20,6 +20,8 @@ pub struct TapSink {
     pub id: u64,
     /// Where captured samples go.
     pub ring: rtrb::Producer<f32>,
+    /// Channels per frame in `ring`; the processor maps the device's frames to it.
+    pub channels: usize,
     /// Samples dropped because the ring was full.
     pub dropped: Arc<AtomicU64>,
 }
@@ -89,12 +91,19 @@ impl InputProcessor {
                 }
             }
         }
+        let in_ch = self.channels;
+        let frames = input.len() / in_ch;
         for tap in self.taps.iter_mut().flatten() {
-            let n = input.len();
+            let out_ch = tap.channels.max(1);
+            let n = frames * out_ch;
             if tap.ring.slots() >= n
                 && let Ok(chunk) = tap.ring.write_chunk_uninit(n)
             {
-                chunk.fill_from_iter(input.iter().copied());
+                if out_ch == in_ch {
+                    chunk.fill_from_iter(input.iter().copied());
+                } else {
+                    chunk.fill_from_iter(remap(input, in_ch, out_ch));
+                }
             } else {
                 tap.dropped.fetch_add(n as u64, Ordering::Relaxed);
                 self.stats
@@ -107,5 +116,45 @@ impl InputProcessor {
         self.stats.in_peak.store(peak);
         self.stats.in_rms.store(rms);
         self.stats.input_callbacks.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Interleaved `input` (`in_ch` wide) as `out_ch`-wide frames: a mono source is spread
+/// to every channel, a mono destination is the average, otherwise the first channels
+/// are kept and missing ones are silent. An iterator, so nothing is allocated.
+fn remap(input: &[f32], in_ch: usize, out_ch: usize) -> impl Iterator<Item = f32> + '_ {
+    let inv = 1.0 / in_ch as f32;
+    input.chunks_exact(in_ch).flat_map(move |frame| {
+        (0..out_ch).map(move |c| {
+            if in_ch == 1 {
+                frame[0]
+            } else if out_ch == 1 {
+                frame.iter().sum::<f32>() * inv
+            } else {
+                frame.get(c).copied().unwrap_or(0.0)
+            }
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::remap;
+
+    #[test]
+    fn remap_spreads_mono_averages_to_mono_and_keeps_the_first_channels() {
+        let mono = [0.5, -0.25];
+        assert_eq!(
+            remap(&mono, 1, 2).collect::<Vec<_>>(),
+            [0.5, 0.5, -0.25, -0.25]
+        );
+        let stereo = [1.0, 0.0, 0.5, 0.5];
+        assert_eq!(remap(&stereo, 2, 1).collect::<Vec<_>>(), [0.5, 0.5]);
+        let quad = [1.0, 2.0, 3.0, 4.0];
+        assert_eq!(remap(&quad, 4, 2).collect::<Vec<_>>(), [1.0, 2.0]);
+        assert_eq!(
+            remap(&stereo[..2], 2, 3).collect::<Vec<_>>(),
+            [1.0, 0.0, 0.0]
+        );
     }
 }

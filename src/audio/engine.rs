@@ -100,6 +100,8 @@ pub struct VoiceOutcome {
     pub frames_played: u64,
     /// Blocks in which its stream ran dry.
     pub starved_blocks: u32,
+    /// Samples a live stream skipped to keep its delay bounded.
+    pub skipped_samples: u64,
     /// Play command → callback that started it.
     pub trigger_to_callback: Option<Duration>,
 }
@@ -144,11 +146,39 @@ pub struct InputTap {
     pub format: AudioFormat,
     /// Samples this tap lost because its ring was full.
     pub dropped: Arc<AtomicU64>,
+    attached: Option<TapGuard>,
+}
+
+impl InputTap {
+    /// Splits the tap into its ring and the guard that keeps it attached, for a ring
+    /// that is to be read elsewhere (a voice): the tap stays fed while the guard lives.
+    pub fn into_parts(mut self) -> (rtrb::Consumer<f32>, TapGuard) {
+        let (_, empty) = rtrb::RingBuffer::new(0);
+        let ring = std::mem::replace(&mut self.ring, empty);
+        let guard = self.attached.take();
+        // The guard is always present until here: only this method takes it.
+        (
+            ring,
+            guard.expect("an input tap holds its guard until split"),
+        )
+    }
+}
+
+impl Drop for InputTap {
+    // Having a Drop impl makes closures capture the whole tap, never only its ring:
+    // a closure that moved just `tap.ring` would silently detach the tap.
+    fn drop(&mut self) {
+        drop(self.attached.take());
+    }
+}
+
+/// Detaches its tap from the capture processor when dropped.
+pub struct TapGuard {
     id: u64,
     shared: Arc<Shared>,
 }
 
-impl Drop for InputTap {
+impl Drop for TapGuard {
     fn drop(&mut self) {
         self.shared.send_tap(TapCommand::Detach(self.id));
         self.shared.open_taps.fetch_sub(1, Ordering::AcqRel);
@@ -452,11 +482,26 @@ impl Engine {
     }
 
     /// Opens the input device (once, on first call) and attaches a new tap whose ring
-    /// holds `seconds` of audio.
+    /// holds `seconds` of audio in the device's own channel layout.
     pub fn open_input(&self, seconds: f64) -> Result<InputTap, EngineError> {
-        let format = self.ensure_input()?;
+        self.open_input_as(seconds, None)
+    }
+
+    /// Like [`Engine::open_input`], with the capture processor mapping each frame to
+    /// `channels` channels (mono spread to all, many averaged to mono, otherwise the
+    /// first ones), so a consumer at the output's layout needs no worker.
+    pub fn open_input_as(
+        &self,
+        seconds: f64,
+        channels: Option<u16>,
+    ) -> Result<InputTap, EngineError> {
+        let device = self.ensure_input()?;
+        let format = AudioFormat {
+            channels: channels.unwrap_or(device.channels).max(1),
+            ..device
+        };
         let len = (f64::from(format.sample_rate) * seconds.max(0.05)) as usize
-            * usize::from(format.channels.max(1));
+            * usize::from(format.channels);
         let (tx, rx) = rtrb::RingBuffer::new(len);
         let id = self.next_tap.fetch_add(1, Ordering::Relaxed);
         if self.shared.open_taps.fetch_add(1, Ordering::AcqRel) >= MAX_TAPS {
@@ -467,14 +512,17 @@ impl Engine {
         self.shared.send_tap(TapCommand::Attach(Box::new(TapSink {
             id,
             ring: tx,
+            channels: usize::from(format.channels),
             dropped: dropped.clone(),
         })));
         Ok(InputTap {
             ring: rx,
             format,
             dropped,
-            id,
-            shared: self.shared.clone(),
+            attached: Some(TapGuard {
+                id,
+                shared: self.shared.clone(),
+            }),
         })
     }
 
@@ -557,6 +605,7 @@ fn spawn_janitor(
                         reason,
                         frames_played: voice.frames_played(),
                         starved_blocks: voice.starved_blocks(),
+                        skipped_samples: voice.skipped_samples(),
                         trigger_to_callback: started,
                     };
                     book.states.insert(voice.id(), VoiceState::Ended(outcome));

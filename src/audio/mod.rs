@@ -17,7 +17,7 @@ pub mod voice;
 
 pub use device::{DeviceError, DeviceInfo, DeviceSpec, StreamInfo, list_devices};
 pub use engine::{
-    Engine, EngineConfig, EngineError, InputTap, PlayOptions, VoiceOutcome, VoiceState,
+    Engine, EngineConfig, EngineError, InputTap, PlayOptions, TapGuard, VoiceOutcome, VoiceState,
 };
 pub use mixer::{BLOCK_FRAMES, Mixer};
 pub use stats::StatsSnapshot;

@@ -27,6 +27,10 @@ pub enum VoiceSource {
         /// Jitter margin: after running dry (and before the first sample), stay
         /// silent until this many samples are queued. 0 resumes at once.
         refill: usize,
+        /// Bound on the queue for live sources whose clock drifts from the output's:
+        /// when more than this many samples are queued, the oldest are skipped down
+        /// to `refill`, so the delay never grows. 0 never skips (files).
+        max_fill: usize,
     },
 }
 
@@ -67,6 +71,8 @@ pub struct Voice {
     pub(crate) starved_blocks: u32,
     /// A stream source is waiting for its jitter margin to fill.
     refilling: bool,
+    /// Samples a live stream skipped to keep its delay bounded.
+    pub(crate) skipped: u64,
 }
 
 impl Voice {
@@ -86,6 +92,7 @@ impl Voice {
             frames_played: 0,
             starved_blocks: 0,
             refilling,
+            skipped: 0,
         }
     }
 
@@ -108,6 +115,11 @@ impl Voice {
     /// Blocks in which the stream feeding this voice ran dry.
     pub fn starved_blocks(&self) -> u32 {
         self.starved_blocks
+    }
+
+    /// Samples a live stream skipped to keep its delay bounded.
+    pub fn skipped_samples(&self) -> u64 {
+        self.skipped
     }
 
     /// When the play command was issued.
@@ -187,11 +199,25 @@ impl Voice {
                 self.pos += n * channels;
                 (n, n < frames || self.pos >= data.len())
             }
-            VoiceSource::Stream { ring, done, refill } => {
+            VoiceSource::Stream {
+                ring,
+                done,
+                refill,
+                max_fill,
+            } => {
                 // Read whole frames only; check `done` before reading so a final push is not missed.
                 let finished = done.load(Ordering::Acquire);
                 let want = frames * channels;
                 let mut have = ring.slots() / channels * channels;
+                if *max_fill > 0 && have > *max_fill {
+                    // Drift or a burst: drop the oldest audio down to the margin.
+                    let skip = (have - (*refill).max(want)) / channels * channels;
+                    if let Ok(chunk) = ring.read_chunk(skip) {
+                        chunk.commit_all();
+                        have -= skip;
+                        self.skipped += skip as u64;
+                    }
+                }
                 if self.refilling {
                     if have >= *refill || finished {
                         self.refilling = false;
@@ -223,8 +249,12 @@ impl Voice {
                 if rendered < frames {
                     if finished && ring.is_empty() {
                         exhausted = true;
-                    } else {
+                    } else if self.frames_played > 0 || rendered > 0 {
+                        // Running dry after it began (waiting for the first samples is
+                        // not starving).
                         self.starved_blocks = self.starved_blocks.saturating_add(1);
+                        self.refilling = *refill > 0;
+                    } else {
                         self.refilling = *refill > 0;
                     }
                 }

@@ -12,17 +12,18 @@ pub fn run(g: &GlobalArgs, duration: Option<f64>) -> Result<(), CliError> {
     let interrupted = interrupt_flag();
     let engine = start_engine(g)?;
     let wire = Wire::start(&engine)?;
+    let direct = wire.direct;
     let deadline = duration.map(|d| Instant::now() + d);
     wait_until(&interrupted, deadline, || false);
-    let trimmed = wire.trimmed.load(std::sync::atomic::Ordering::Relaxed);
-    wire.stop();
+    let outcome = wire.stop(&engine);
     drain(&engine);
     let s = engine.stats();
     tracing::debug!(
-        "wire: trimmed {trimmed} samples, input callbacks {}, input dropped {}, starved blocks {}, xruns {}",
+        "wire: direct {direct}, skipped {} samples, starved blocks {}, input callbacks {}, input dropped {}, xruns {}",
+        outcome.map_or(0, |o| o.skipped_samples),
+        outcome.map_or(0, |o| o.starved_blocks),
         s.input_callbacks,
         s.input_dropped,
-        s.stream_starved,
         s.xruns
     );
     Ok(())
