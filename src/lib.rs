@@ -14,4 +14,5 @@ pub mod config;
 pub mod domain;
 pub mod dsp;
 pub mod home;
+pub mod library;
 pub mod media;

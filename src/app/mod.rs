@@ -6,6 +6,7 @@
 //! samples and never touches the audio thread's data directly.
 
 pub mod feeder;
+pub mod import;
 pub mod player;
 pub mod recorder;
 pub mod starter;

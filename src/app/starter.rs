@@ -56,6 +56,34 @@ impl StarterSound {
     }
 }
 
+/// Imports the starter pack into `lib`, binding the first nine to keys 1–9 (a key
+/// already taken is left to its sound). Returns how many were added.
+pub fn import_starter_pack(
+    lib: &crate::library::Library,
+) -> Result<usize, super::import::ImportError> {
+    use super::import::{ImportOptions, Imported, add_staged};
+    let mut added = 0;
+    for (i, s) in STARTER_SOUNDS.iter().enumerate() {
+        let temp = lib
+            .stage_bytes(s.bytes, Some(s.extension()))
+            .map_err(|source| super::import::ImportError::Library {
+                path: s.file.into(),
+                source,
+            })?;
+        let key = StarterSound::key(i).filter(|k| lib.by_key(k).ok().flatten().is_none());
+        let opts = ImportOptions {
+            key,
+            tags: vec!["starter".into()],
+            ..ImportOptions::default()
+        };
+        let origin = crate::domain::Origin::Local;
+        if let Imported::New(_) = add_staged(lib, temp, s.name().into(), &opts, origin)? {
+            added += 1;
+        }
+    }
+    Ok(added)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,11 +1,15 @@
-//! Pure signal processing on slices of f32: the limiter, level meters and tone analysis.
+//! Pure signal processing on slices of f32: the limiter, level and loudness meters and
+//! tone analysis.
 //!
-//! Everything here is allocation-free after construction and safe to call from the
-//! audio callback; nothing here knows about devices, files or threads.
+//! The limiter and level meters are allocation-free after construction and safe to
+//! call from the audio callback; loudness and analysis are for worker threads and
+//! tests. Nothing here knows about devices, files or threads.
 
 pub mod analysis;
 pub mod limiter;
+pub mod loudness;
 pub mod meter;
 
 pub use limiter::Limiter;
+pub use loudness::LoudnessMeter;
 pub use meter::LevelMeter;

@@ -209,7 +209,7 @@ impl fmt::Display for Bytes {
             unit += 1;
         }
         // Exact multiples print without a decimal: "2 GiB", not "2.0 GiB".
-        if self.0 % div == 0 {
+        if self.0.is_multiple_of(div) {
             write!(f, "{} {}", self.0 / div, UNITS[unit])
         } else {
             write!(f, "{:.1} {}", self.0 as f64 / div as f64, UNITS[unit])

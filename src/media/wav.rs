@@ -188,7 +188,7 @@ impl WavWriter {
     /// the data is written out and the header updated.
     pub fn write(&mut self, interleaved: &[f32]) -> Result<(), WavError> {
         let ch = usize::from(self.channels);
-        if interleaved.len() % ch != 0 {
+        if !interleaved.len().is_multiple_of(ch) {
             return Err(WavError::PartialFrame {
                 path: self.path.clone(),
                 samples: interleaved.len(),

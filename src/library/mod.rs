@@ -1,0 +1,353 @@
+//! The sound library: every sound's original bytes as a content-addressed blob, and
+//! its metadata (name, tags, key, gain, format, loudness, …) in a sled database.
+//!
+//! Crash safety comes from the order of writes: a blob is complete and durable
+//! (temporary file, fsync, rename, directory fsync) before the metadata that names it
+//! is written and flushed; removal goes the other way (metadata first). So at any
+//! instant every listed sound has its whole blob, and the worst a crash leaves is a
+//! stray temporary file (removed at the next open) or a blob no record names yet
+//! (re-importing the file adopts it).
+//!
+//! This module stores and finds sounds; it never decodes audio (that is `media`,
+//! wired in by `app::import`), and it never deletes a local sound on its own.
+
+mod blobs;
+mod check;
+mod lock;
+mod lookup;
+mod names;
+mod store;
+
+use std::path::{Path, PathBuf};
+
+pub use blobs::{BlobState, BlobStore, TempBlob};
+pub use check::{CheckReport, Problem};
+pub use lock::{HomeLock, LockError};
+pub use lookup::LookupError;
+pub use names::{clean_name, clean_tags};
+pub use store::{MetaStore, StoreError};
+
+use crate::cache::{DiskBudget, DiskEntry};
+use crate::domain::{Origin, SoundId, SoundMeta};
+
+/// Largest file the library accepts, in bytes.
+pub const MAX_SOUND_BYTES: u64 = 2 << 30;
+
+/// A library operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LibraryError {
+    /// Another process owns this home.
+    #[error(transparent)]
+    Locked(#[from] LockError),
+    /// The metadata store failed or refused a change.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A file of the library could not be read or written.
+    #[error("{}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A name, tag or key given for a sound is not acceptable.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl LibraryError {
+    fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LibraryError + '_ {
+        move |source| LibraryError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// What is known of a sound about to be added (everything but its id and size).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewSound {
+    /// Wanted name; a numbered suffix is added when it is taken.
+    pub name: String,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Key to bind (must be free).
+    pub key: Option<String>,
+    /// Own gain, dB.
+    pub gain_db: f32,
+    /// Length in frames at `sample_rate`.
+    pub frames: u64,
+    /// Native rate.
+    pub sample_rate: u32,
+    /// Native channels.
+    pub channels: u16,
+    /// Container/codec.
+    pub format: String,
+    /// Integrated loudness, LUFS.
+    pub loudness_lufs: Option<f32>,
+    /// Where it came from.
+    pub origin: Origin,
+}
+
+/// What adding a sound did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Added {
+    /// It is new in the library.
+    New(SoundMeta),
+    /// The same bytes were already there (under this record); nothing changed.
+    AlreadyPresent(SoundMeta),
+}
+
+/// A change to a sound's metadata; `None` fields are left as they are.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Edit {
+    /// New name (must be free).
+    pub name: Option<String>,
+    /// `Some(Some(k))` binds k (must be free), `Some(None)` unbinds.
+    pub key: Option<Option<String>>,
+    /// New own gain, dB.
+    pub gain_db: Option<f32>,
+    /// Tags to add.
+    pub add_tags: Vec<String>,
+    /// Tags to remove.
+    pub remove_tags: Vec<String>,
+}
+
+/// An open library; holds the home lock while it lives.
+pub struct Library {
+    dir: PathBuf,
+    blobs: BlobStore,
+    store: MetaStore,
+    created: bool,
+    _lock: HomeLock,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Library {
+    /// Opens (creating) the library in `dir`, first taking the lock at `lock_file`.
+    /// Temporary files a crash left behind are removed.
+    pub fn open(dir: &Path, lock_file: &Path) -> Result<Library, LibraryError> {
+        let lock = HomeLock::acquire(lock_file)?;
+        let db_dir = dir.join("meta");
+        let created = !db_dir.exists();
+        let blob_dir = dir.join("blobs");
+        let blobs = BlobStore::open(&blob_dir).map_err(LibraryError::io(&blob_dir))?;
+        let store = MetaStore::open(&db_dir)?;
+        Ok(Library {
+            dir: dir.to_path_buf(),
+            blobs,
+            store,
+            created,
+            _lock: lock,
+        })
+    }
+
+    /// Whether this open created the library (a first run).
+    pub fn was_created(&self) -> bool {
+        self.created
+    }
+
+    /// The library directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The blob file of `id`.
+    pub fn blob_path(&self, id: &SoundId) -> PathBuf {
+        self.blobs.path(id)
+    }
+
+    /// Copies `src` into a temporary blob (hashed, fsynced), ready for [`Library::add`].
+    pub fn stage_file(&self, src: &Path) -> Result<TempBlob, LibraryError> {
+        let file = std::fs::File::open(src).map_err(LibraryError::io(src))?;
+        let ext = src.extension().and_then(|e| e.to_str());
+        self.blobs
+            .write_temp(file, ext, MAX_SOUND_BYTES)
+            .map_err(LibraryError::io(src))
+    }
+
+    /// Stages bytes held in memory.
+    pub fn stage_bytes(&self, bytes: &[u8], ext: Option<&str>) -> Result<TempBlob, LibraryError> {
+        self.blobs
+            .write_temp(bytes, ext, MAX_SOUND_BYTES)
+            .map_err(LibraryError::io(&self.dir))
+    }
+
+    /// The record of `id`, if it is in the library.
+    pub fn get(&self, id: &SoundId) -> Result<Option<SoundMeta>, LibraryError> {
+        Ok(self.store.get(id)?)
+    }
+
+    /// Adds a staged blob with its metadata: the blob goes in place first, then the
+    /// record (name made unique), then the record is flushed.
+    pub fn add(&self, temp: TempBlob, new: NewSound) -> Result<Added, LibraryError> {
+        if let Some(existing) = self.store.get(&temp.id)? {
+            return Ok(Added::AlreadyPresent(existing));
+        }
+        let name = clean_name(&new.name).map_err(LibraryError::Invalid)?;
+        let key = new
+            .key
+            .as_deref()
+            .map(names::clean_key)
+            .transpose()
+            .map_err(LibraryError::Invalid)?;
+        let (id, size) = (temp.id, temp.size);
+        let blob_path = self.blobs.path(&id);
+        self.blobs
+            .install(temp)
+            .map_err(LibraryError::io(&blob_path))?;
+        let mut meta = SoundMeta {
+            id,
+            name: name.clone(),
+            tags: clean_tags(&new.tags).map_err(LibraryError::Invalid)?,
+            key,
+            gain_db: new.gain_db,
+            frames: new.frames,
+            sample_rate: new.sample_rate,
+            channels: new.channels,
+            format: new.format,
+            size,
+            added_ms: now_ms(),
+            loudness_lufs: new.loudness_lufs,
+            last_played_ms: None,
+            origin: new.origin,
+        };
+        for n in 1u32.. {
+            meta.name = names::numbered(&name, n);
+            match self.store.insert(&meta) {
+                Ok(()) => break,
+                Err(StoreError::NameTaken(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.store.flush()?;
+        Ok(Added::New(meta))
+    }
+
+    /// Every sound, sorted by name (case-insensitive).
+    pub fn list(&self) -> Result<Vec<SoundMeta>, LibraryError> {
+        let (mut all, damaged) = self.store.all()?;
+        for d in damaged {
+            tracing::warn!(
+                "library: the record {} is damaged; `jhack check` reports it",
+                d.key
+            );
+        }
+        all.sort_by_cached_key(|m| (m.name.to_lowercase(), m.name.clone()));
+        Ok(all)
+    }
+
+    /// How many sounds there are.
+    pub fn len(&self) -> usize {
+        self.store.len()
+    }
+
+    /// Whether the library holds no sounds.
+    pub fn is_empty(&self) -> bool {
+        self.store.is_empty()
+    }
+
+    /// The sound bound to `key`.
+    pub fn by_key(&self, key: &str) -> Result<Option<SoundMeta>, LibraryError> {
+        match self.store.by_key(key)? {
+            Some(id) => self.get(&id),
+            None => Ok(None),
+        }
+    }
+
+    /// Applies `edit` to the sound `id`; returns the new record.
+    pub fn edit(&self, id: &SoundId, edit: &Edit) -> Result<SoundMeta, LibraryError> {
+        let mut meta = self
+            .store
+            .get(id)?
+            .ok_or_else(|| StoreError::Missing(id.short()))?;
+        if let Some(name) = &edit.name {
+            meta.name = clean_name(name).map_err(LibraryError::Invalid)?;
+        }
+        if let Some(key) = &edit.key {
+            meta.key = key
+                .as_deref()
+                .map(names::clean_key)
+                .transpose()
+                .map_err(LibraryError::Invalid)?;
+        }
+        if let Some(g) = edit.gain_db {
+            if !g.is_finite() || !(-60.0..=40.0).contains(&g) {
+                return Err(LibraryError::Invalid(format!(
+                    "gain {g} dB is out of range (-60 to 40)"
+                )));
+            }
+            meta.gain_db = g;
+        }
+        let mut tags = meta.tags.clone();
+        tags.extend(edit.add_tags.iter().cloned());
+        let drop = clean_tags(&edit.remove_tags).map_err(LibraryError::Invalid)?;
+        tags.retain(|t| !drop.contains(t));
+        meta.tags = clean_tags(&tags).map_err(LibraryError::Invalid)?;
+        self.store.update(&meta)?;
+        self.store.flush()?;
+        Ok(meta)
+    }
+
+    /// Records that `id` was just played (for cache eviction order).
+    pub fn mark_played(&self, id: &SoundId) -> Result<(), LibraryError> {
+        if let Some(mut meta) = self.store.get(id)? {
+            meta.last_played_ms = Some(now_ms());
+            self.store.update(&meta)?;
+        }
+        Ok(())
+    }
+
+    /// Removes a sound: its record first (flushed), then its blob.
+    pub fn remove(&self, id: &SoundId) -> Result<Option<SoundMeta>, LibraryError> {
+        let old = self.store.remove(id)?;
+        self.store.flush()?;
+        let path = self.blobs.path(id);
+        self.blobs.remove(id).map_err(LibraryError::io(&path))?;
+        Ok(old)
+    }
+
+    /// Verifies every blob against its id and every record against its indexes.
+    pub fn check(&self) -> Result<CheckReport, LibraryError> {
+        check::run(&self.store, &self.blobs)
+    }
+
+    /// The sounds that came from peers, as entries for the disk budget (bound keys
+    /// pin them).
+    pub fn remote_entries(&self) -> Result<Vec<DiskEntry<SoundId>>, LibraryError> {
+        let (all, _) = self.store.all()?;
+        Ok(all
+            .iter()
+            .filter(|m| m.origin == Origin::Remote)
+            .map(|m| DiskEntry {
+                id: m.id,
+                size_bytes: m.size,
+                last_used_ms: m.last_played_ms.unwrap_or(m.added_ms),
+                pinned: m.key.is_some(),
+            })
+            .collect())
+    }
+
+    /// Deletes the least recently used unpinned remote sounds until they fit
+    /// `budget`; local sounds are never touched. Returns what was removed.
+    pub fn enforce_remote_budget(
+        &self,
+        budget: &DiskBudget,
+    ) -> Result<Vec<SoundMeta>, LibraryError> {
+        let entries = self.remote_entries()?;
+        let mut removed = Vec::new();
+        for id in budget.evictions(&entries) {
+            if let Some(m) = self.remove(&id)? {
+                removed.push(m);
+            }
+        }
+        Ok(removed)
+    }
+}

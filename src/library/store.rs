@@ -1,0 +1,382 @@
+//! The metadata store: sled trees of sound records and their name and key indexes.
+//!
+//! The only file that imports sled. Records are a version byte plus postcard. A name
+//! and a key each belong to at most one sound; every change that touches the indexes
+//! is one sled transaction, so the indexes never disagree with the records, even
+//! after a crash. This module never touches blob files.
+
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+
+use crate::domain::{SoundId, SoundMeta};
+
+/// Format version of a stored record.
+const RECORD_VERSION: u8 = 1;
+
+/// The store failed, or a change conflicts with what is there.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// sled failed (I/O, or a damaged database).
+    #[error("the metadata database failed")]
+    Db(#[from] sled::Error),
+    /// The name belongs to another sound.
+    #[error("the name \"{0}\" is taken")]
+    NameTaken(String),
+    /// The key is bound to another sound.
+    #[error("key {key} is bound to {holder}")]
+    KeyTaken {
+        /// The key.
+        key: String,
+        /// The name of the sound holding it.
+        holder: String,
+    },
+    /// A record could not be decoded.
+    #[error("the record of {0} is damaged")]
+    Damaged(String),
+    /// There is no such sound.
+    #[error("no sound {0}")]
+    Missing(String),
+}
+
+/// A record that could not be read, with what is known of it.
+#[derive(Debug, Clone)]
+pub struct DamagedRecord {
+    /// The record's key, as hex (or raw bytes escaped when not 32 bytes).
+    pub key: String,
+}
+
+/// The metadata database of one library.
+pub struct MetaStore {
+    db: sled::Db,
+    sounds: sled::Tree,
+    names: sled::Tree,
+    keys: sled::Tree,
+}
+
+fn encode(meta: &SoundMeta) -> Vec<u8> {
+    let mut out = vec![RECORD_VERSION];
+    // Serialising plain owned data into a Vec cannot fail.
+    out.extend(postcard::to_allocvec(meta).unwrap_or_default());
+    out
+}
+
+fn decode(bytes: &[u8]) -> Option<SoundMeta> {
+    match bytes.split_first() {
+        Some((&RECORD_VERSION, rest)) => postcard::from_bytes(rest).ok(),
+        _ => None,
+    }
+}
+
+fn key_text(k: &[u8]) -> String {
+    match <[u8; 32]>::try_from(k) {
+        Ok(a) => SoundId(a).to_hex(),
+        Err(_) => k.escape_ascii().to_string(),
+    }
+}
+
+type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
+
+fn abort<T>(e: StoreError) -> TxResult<T> {
+    Err(ConflictableTransactionError::Abort(e))
+}
+
+fn flatten<T>(r: Result<T, TransactionError<StoreError>>) -> Result<T, StoreError> {
+    r.map_err(|e| match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => StoreError::Db(e),
+    })
+}
+
+/// Within a transaction: the name of the sound with `id`, for messages.
+fn holder_name(s: &TransactionalTree, id: &[u8]) -> TxResult<String> {
+    Ok(s.get(id)?
+        .and_then(|v| decode(&v))
+        .map_or_else(|| key_text(id), |m| m.name))
+}
+
+/// Within a transaction: claims `name` and `key` for `id`, failing on conflicts.
+fn claim(
+    s: &TransactionalTree,
+    n: &TransactionalTree,
+    k: &TransactionalTree,
+    meta: &SoundMeta,
+) -> TxResult<()> {
+    let id = meta.id.0;
+    if let Some(other) = n.get(meta.name.as_bytes())?
+        && other.as_ref() != id
+    {
+        return abort(StoreError::NameTaken(meta.name.clone()));
+    }
+    if let Some(key) = &meta.key
+        && let Some(other) = k.get(key.as_bytes())?
+        && other.as_ref() != id
+    {
+        let holder = holder_name(s, &other)?;
+        return abort(StoreError::KeyTaken {
+            key: key.clone(),
+            holder,
+        });
+    }
+    n.insert(meta.name.as_bytes(), &id)?;
+    if let Some(key) = &meta.key {
+        k.insert(key.as_bytes(), &id)?;
+    }
+    s.insert(&id, encode(meta))?;
+    Ok(())
+}
+
+impl MetaStore {
+    /// Opens (creating) the database in `dir`.
+    pub fn open(dir: &std::path::Path) -> Result<MetaStore, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(16 << 20)
+            .open()?;
+        Ok(MetaStore {
+            sounds: db.open_tree("sounds")?,
+            names: db.open_tree("names")?,
+            keys: db.open_tree("keys")?,
+            db,
+        })
+    }
+
+    /// Makes every change so far durable.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// The record of `id`.
+    pub fn get(&self, id: &SoundId) -> Result<Option<SoundMeta>, StoreError> {
+        match self.sounds.get(id.0)? {
+            None => Ok(None),
+            Some(v) => decode(&v)
+                .map(Some)
+                .ok_or_else(|| StoreError::Damaged(id.to_hex())),
+        }
+    }
+
+    /// Every readable record, in id order, and the records that could not be read.
+    pub fn all(&self) -> Result<(Vec<SoundMeta>, Vec<DamagedRecord>), StoreError> {
+        let mut ok = Vec::with_capacity(self.sounds.len());
+        let mut bad = Vec::new();
+        for item in self.sounds.iter() {
+            let (k, v) = item?;
+            match decode(&v).filter(|m| m.id.0.as_slice() == k.as_ref()) {
+                Some(m) => ok.push(m),
+                None => bad.push(DamagedRecord { key: key_text(&k) }),
+            }
+        }
+        Ok((ok, bad))
+    }
+
+    /// How many records there are.
+    pub fn len(&self) -> usize {
+        self.sounds.len()
+    }
+
+    /// Whether there are no records.
+    pub fn is_empty(&self) -> bool {
+        self.sounds.is_empty()
+    }
+
+    /// The sound called `name`.
+    pub fn by_name(&self, name: &str) -> Result<Option<SoundId>, StoreError> {
+        Ok(self.names.get(name.as_bytes())?.and_then(|v| to_id(&v)))
+    }
+
+    /// The sound bound to `key`.
+    pub fn by_key(&self, key: &str) -> Result<Option<SoundId>, StoreError> {
+        Ok(self.keys.get(key.as_bytes())?.and_then(|v| to_id(&v)))
+    }
+
+    /// Every (name → id) and (key → id) index entry, for checking.
+    pub fn indexes(&self) -> Result<IndexDump, StoreError> {
+        let mut dump = IndexDump::default();
+        for item in self.names.iter() {
+            let (k, v) = item?;
+            dump.names
+                .push((String::from_utf8_lossy(&k).into_owned(), to_id(&v)));
+        }
+        for item in self.keys.iter() {
+            let (k, v) = item?;
+            dump.keys
+                .push((String::from_utf8_lossy(&k).into_owned(), to_id(&v)));
+        }
+        Ok(dump)
+    }
+
+    /// The ids whose hex form starts with `prefix` (lowercase hex digits).
+    pub fn ids_with_prefix(&self, prefix: &str) -> Result<Vec<SoundId>, StoreError> {
+        let whole = prefix.len() / 2;
+        let mut bytes = Vec::with_capacity(whole);
+        for i in 0..whole {
+            match u8::from_str_radix(&prefix[2 * i..2 * i + 2], 16) {
+                Ok(b) => bytes.push(b),
+                Err(_) => return Ok(Vec::new()),
+            }
+        }
+        let mut out = Vec::new();
+        for item in self.sounds.scan_prefix(&bytes) {
+            let (k, _) = item?;
+            if let Some(id) = to_id(&k)
+                && id.to_hex().starts_with(prefix)
+            {
+                out.push(id);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Adds a new record; its name and key must be free.
+    pub fn insert(&self, meta: &SoundMeta) -> Result<(), StoreError> {
+        flatten(
+            (&self.sounds, &self.names, &self.keys).transaction(|(s, n, k)| claim(s, n, k, meta)),
+        )
+    }
+
+    /// Replaces the record of `new.id`, moving its name and key indexes; the new name
+    /// and key must be free or already its own.
+    pub fn update(&self, new: &SoundMeta) -> Result<(), StoreError> {
+        flatten(
+            (&self.sounds, &self.names, &self.keys).transaction(|(s, n, k)| {
+                let Some(old) = s.get(new.id.0)?.and_then(|v| decode(&v)) else {
+                    return abort(StoreError::Missing(new.id.short()));
+                };
+                n.remove(old.name.as_bytes())?;
+                if let Some(key) = &old.key {
+                    k.remove(key.as_bytes())?;
+                }
+                claim(s, n, k, new)
+            }),
+        )
+    }
+
+    /// Removes the record of `id` and its index entries; returns it.
+    pub fn remove(&self, id: &SoundId) -> Result<Option<SoundMeta>, StoreError> {
+        flatten(
+            (&self.sounds, &self.names, &self.keys).transaction(|(s, n, k)| {
+                let Some(raw) = s.remove(&id.0)? else {
+                    return Ok(None);
+                };
+                let old = decode(&raw);
+                if let Some(old) = &old {
+                    if n.get(old.name.as_bytes())?.as_deref() == Some(id.0.as_slice()) {
+                        n.remove(old.name.as_bytes())?;
+                    }
+                    if let Some(key) = &old.key
+                        && k.get(key.as_bytes())?.as_deref() == Some(id.0.as_slice())
+                    {
+                        k.remove(key.as_bytes())?;
+                    }
+                }
+                Ok(old)
+            }),
+        )
+    }
+
+    /// Removes a damaged record (unreadable, so its index entries are found by id).
+    pub fn remove_raw(&self, id: &SoundId) -> Result<(), StoreError> {
+        self.sounds.remove(id.0)?;
+        for tree in [&self.names, &self.keys] {
+            for item in tree.iter() {
+                let (k, v) = item?;
+                if v.as_ref() == id.0.as_slice() {
+                    tree.remove(k)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The index trees as they are, for consistency checks.
+#[derive(Debug, Default)]
+pub struct IndexDump {
+    /// name → id (`None`: the value is not an id).
+    pub names: Vec<(String, Option<SoundId>)>,
+    /// key → id.
+    pub keys: Vec<(String, Option<SoundId>)>,
+}
+
+fn to_id(v: &[u8]) -> Option<SoundId> {
+    <[u8; 32]>::try_from(v).ok().map(SoundId)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Origin;
+
+    pub(crate) fn meta(n: u8, name: &str, key: Option<&str>) -> SoundMeta {
+        SoundMeta {
+            id: SoundId([n; 32]),
+            name: name.into(),
+            tags: vec![],
+            key: key.map(Into::into),
+            gain_db: 0.0,
+            frames: 48_000,
+            sample_rate: 48_000,
+            channels: 2,
+            format: "wav/pcm_s16le".into(),
+            size: 1000,
+            added_ms: 1,
+            loudness_lufs: Some(-20.0),
+            last_played_ms: None,
+            origin: Origin::Local,
+        }
+    }
+
+    #[test]
+    fn names_and_keys_are_unique_and_follow_updates() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = MetaStore::open(dir.path()).expect("open");
+        s.insert(&meta(1, "horn", Some("1"))).expect("insert");
+        assert!(matches!(
+            s.insert(&meta(2, "horn", None)),
+            Err(StoreError::NameTaken(_))
+        ));
+        let err = s
+            .insert(&meta(2, "bell", Some("1")))
+            .expect_err("key taken");
+        assert_eq!(err.to_string(), "key 1 is bound to horn");
+        s.insert(&meta(2, "bell", Some("2"))).expect("insert");
+        let mut m = meta(1, "airhorn", Some("3"));
+        m.gain_db = -3.0;
+        s.update(&m).expect("update");
+        assert_eq!(s.by_name("horn").expect("name"), None);
+        assert_eq!(s.by_name("airhorn").expect("name"), Some(m.id));
+        assert_eq!(s.by_key("1").expect("key"), None);
+        assert_eq!(s.by_key("3").expect("key"), Some(m.id));
+        assert_eq!(s.get(&m.id).expect("get"), Some(m.clone()));
+        assert!(
+            s.update(&meta(2, "airhorn", None)).is_err(),
+            "name of another"
+        );
+        assert_eq!(
+            s.get(&SoundId([2; 32])).expect("get").expect("kept").name,
+            "bell"
+        );
+        s.remove(&m.id).expect("remove");
+        assert_eq!(s.by_name("airhorn").expect("name"), None);
+        assert_eq!(s.len(), 1);
+        let ids = s.ids_with_prefix("0202").expect("prefix");
+        assert_eq!(ids, vec![SoundId([2; 32])]);
+        assert_eq!(s.ids_with_prefix("020").expect("odd prefix").len(), 1);
+        assert!(s.ids_with_prefix("03").expect("none").is_empty());
+    }
+
+    #[test]
+    fn records_survive_reopening() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let s = MetaStore::open(dir.path()).expect("open");
+            s.insert(&meta(7, "seven", Some("7"))).expect("insert");
+            s.flush().expect("flush");
+        }
+        let s = MetaStore::open(dir.path()).expect("reopen");
+        let (all, bad) = s.all().expect("all");
+        assert_eq!(all, vec![meta(7, "seven", Some("7"))]);
+        assert!(bad.is_empty());
+    }
+}
