@@ -28,17 +28,17 @@ pub struct GlobalArgs {
     /// Input device: index or part of the name.
     #[arg(long, global = true, value_name = "D")]
     pub input_device: Option<String>,
-    /// Requested period size in frames.
-    #[arg(long, global = true, value_name = "FRAMES", default_value_t = 256,
+    /// Requested period size in frames [default: 256, or the config file's].
+    #[arg(long, global = true, value_name = "FRAMES",
           value_parser = clap::value_parser!(u32).range(16..=16384))]
-    pub buffer: u32,
+    pub buffer: Option<u32>,
     /// Use the silent, clock-paced null backend instead of a sound device.
     #[arg(long, global = true)]
     pub no_audio: bool,
-    /// Voice slots in the mixer.
-    #[arg(long, global = true, value_name = "N", default_value_t = 128,
+    /// Voice slots in the mixer [default: 128, or the config file's].
+    #[arg(long, global = true, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=4096), hide_short_help = true)]
-    pub voices: u32,
+    pub voices: Option<u32>,
     /// Run the null backend's clock this many times faster than real time (testing).
     #[arg(
         long,
@@ -59,7 +59,7 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Play audio files to the end.
+    /// Play files or library sounds to the end.
     Play(PlayArgs),
     /// Play a sine tone.
     Tone {
@@ -73,10 +73,13 @@ pub enum Command {
         #[arg(long, short, default_value_t = 0.5, value_name = "A")]
         amplitude: f32,
     },
-    /// Record the input device to a WAV file (RF64 past 4 GiB).
+    /// Record the input device to a WAV file (RF64 past 4 GiB), or into the library.
     Record {
-        /// The file to write.
-        file: PathBuf,
+        /// The file to write (none: record straight into the library).
+        file: Option<PathBuf>,
+        /// Also import the recording into the library under this name.
+        #[arg(long, value_name = "NAME")]
+        import: Option<String>,
         /// Stop after this many seconds (default: at Ctrl-C).
         #[arg(long, short, value_name = "S")]
         duration: Option<f64>,
@@ -90,14 +93,81 @@ pub enum Command {
         #[arg(long, short, value_name = "S")]
         duration: Option<f64>,
     },
+    /// Add sound files (or folders of them, recursively) to the library.
+    Import(ImportArgs),
+    /// List the sounds in the library.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a library sound's name, key, gain or tags.
+    Edit(EditArgs),
+    /// Remove a sound from the library.
+    Rm {
+        /// The sound: its name or an id prefix.
+        sound: String,
+    },
+    /// Verify every sound in the library against its id.
+    Check,
+}
+
+/// `jhack import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Files or folders.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Name of the sound (one file only; default: the file name without extension).
+    #[arg(long, value_name = "N")]
+    pub name: Option<String>,
+    /// Tag every imported sound (repeatable).
+    #[arg(long = "tag", value_name = "T")]
+    pub tags: Vec<String>,
+    /// Bind the sound to a key (one file only).
+    #[arg(long, value_name = "K")]
+    pub key: Option<String>,
+    /// The sounds' own gain in dB.
+    #[arg(
+        long,
+        default_value_t = 0.0,
+        value_name = "DB",
+        allow_negative_numbers = true
+    )]
+    pub gain: f32,
+}
+
+/// `jhack edit`.
+#[derive(Debug, Args)]
+pub struct EditArgs {
+    /// The sound: its name or an id prefix.
+    pub sound: String,
+    /// New name.
+    #[arg(long, value_name = "N")]
+    pub name: Option<String>,
+    /// Bind to this key.
+    #[arg(long, value_name = "K", conflicts_with = "no_key")]
+    pub key: Option<String>,
+    /// Unbind its key.
+    #[arg(long)]
+    pub no_key: bool,
+    /// Its own gain in dB (applied after loudness normalisation).
+    #[arg(long, value_name = "DB", allow_negative_numbers = true)]
+    pub gain: Option<f32>,
+    /// Add a tag (repeatable).
+    #[arg(long = "tag", value_name = "T")]
+    pub tags: Vec<String>,
+    /// Remove a tag (repeatable).
+    #[arg(long = "untag", value_name = "T")]
+    pub untags: Vec<String>,
 }
 
 /// `jhack play`.
 #[derive(Debug, Args)]
 pub struct PlayArgs {
-    /// Files to play, one after another.
-    #[arg(required = true, value_name = "FILE")]
-    pub files: Vec<PathBuf>,
+    /// Files, or library sounds (a name or an id prefix), played one after another.
+    #[arg(required = true, value_name = "TARGET")]
+    pub targets: Vec<PathBuf>,
     /// Gain in dB.
     #[arg(
         long,

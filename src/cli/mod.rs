@@ -5,8 +5,13 @@
 //! hold no audio logic of their own.
 
 pub mod args;
+mod check;
+mod context;
 mod devices;
+mod edit;
 pub mod error;
+mod import;
+mod list;
 mod play;
 mod record;
 mod session;
@@ -35,7 +40,10 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("jhack: error: {}", e.message);
+            // An empty message: the command has already reported each failure.
+            if !e.message.is_empty() {
+                eprintln!("jhack: error: {}", e.message);
+            }
             ExitCode::from(e.status)
         }
     }
@@ -58,9 +66,15 @@ fn run(cli: Cli) -> Result<(), CliError> {
         }) => tone::run(g, freq, duration, amplitude),
         Some(Command::Record {
             file,
+            import,
             duration,
             channels,
-        }) => record::run(g, &file, duration, channels),
+        }) => record::run(g, file.as_deref(), import.as_deref(), duration, channels),
         Some(Command::Wire { duration }) => wire::run(g, duration),
+        Some(Command::Import(args)) => import::run(g, &args),
+        Some(Command::List { json }) => list::run(g, json),
+        Some(Command::Edit(args)) => edit::edit(g, &args),
+        Some(Command::Rm { sound }) => edit::rm(g, &sound),
+        Some(Command::Check) => check::run(g),
     }
 }

@@ -4,11 +4,13 @@
 use std::time::{Duration, Instant};
 
 use super::args::{GlobalArgs, PlayArgs};
+use super::context::{Context, library_error, looks_like_path};
 use super::error::CliError;
-use super::session::{drain, interrupt_flag, start_engine, wait_until};
+use super::session::{drain, interrupt_flag, start_engine_with, wait_until};
 use crate::app::player::{self, OpenedFile, PlayingFile};
 use crate::audio::{Engine, VoiceState};
 use crate::domain::Decibels;
+use crate::library::{Library, LookupError};
 
 /// Figures printed by `--stats`.
 #[derive(Debug, serde::Serialize)]
@@ -37,15 +39,20 @@ pub fn run(g: &GlobalArgs, args: &PlayArgs) -> Result<(), CliError> {
             args.gain
         )));
     }
+    let ctx = Context::load(g)?;
+    let (targets, lib) = resolve_targets(&ctx, &args.targets)?;
     let interrupted = interrupt_flag();
-    let engine = start_engine(g)?;
+    let engine = start_engine_with(g, &ctx)?;
     let fmt = engine.format();
-    let files = args
-        .files
-        .iter()
-        .map(|p| OpenedFile::open(p, fmt))
-        .collect::<Result<Vec<_>, _>>()?;
-    let gain = Decibels(args.gain).to_amplitude();
+    let mut files = Vec::with_capacity(targets.len());
+    for t in &targets {
+        let opened = OpenedFile::open(&t.path, fmt).map_err(|e| match &t.sound {
+            Some(m) => CliError::input(format!("{}: {}", m.name, e.reason())),
+            None => e.into(),
+        })?;
+        let db = args.gain + t.gain_db;
+        files.push((opened, Decibels(db).to_amplitude()));
+    }
     let mut latencies = Vec::new();
     let mut late_error = None;
     let mut was_interrupted = false;
@@ -63,7 +70,7 @@ pub fn run(g: &GlobalArgs, args: &PlayArgs) -> Result<(), CliError> {
     if args.mix {
         let start = engine.stats().frames + 2 * engine.format().sample_rate as u64 / 100;
         let mut playing = Vec::new();
-        for f in files {
+        for (f, gain) in files {
             playing.push(player::play(&engine, f, gain, Some(start))?);
             first_trigger.get_or_insert_with(std::time::SystemTime::now);
         }
@@ -72,7 +79,7 @@ pub fn run(g: &GlobalArgs, args: &PlayArgs) -> Result<(), CliError> {
             finish(&engine, p, &mut latencies);
         }
     } else {
-        for f in files {
+        for (f, gain) in files {
             let p = player::play(&engine, f, gain, None)?;
             first_trigger.get_or_insert_with(std::time::SystemTime::now);
             was_interrupted = wait_all(&engine, std::slice::from_ref(&p), &interrupted);
@@ -83,6 +90,13 @@ pub fn run(g: &GlobalArgs, args: &PlayArgs) -> Result<(), CliError> {
         }
     }
     drain(&engine);
+    if let Some(lib) = &lib {
+        for t in &targets {
+            if let Some(m) = &t.sound {
+                let _ = lib.mark_played(&m.id);
+            }
+        }
+    }
     if args.stats {
         print_stats(&engine, &latencies, first_trigger);
     }
@@ -150,4 +164,56 @@ fn print_stats(engine: &Engine, latencies: &[Duration], trigger: Option<std::tim
     if let Ok(line) = serde_json::to_string(&stats) {
         println!("{line}");
     }
+}
+
+/// One thing to play: a file, or a library sound's blob with its gains.
+struct Target {
+    path: std::path::PathBuf,
+    /// Loudness normalisation plus the sound's own gain, dB (0 for files).
+    gain_db: f32,
+    /// The library record, for library sounds.
+    sound: Option<crate::domain::SoundMeta>,
+}
+
+/// Files as they are; anything else is looked up in the library, which is opened
+/// (once) only then, and returned for recording the plays.
+fn resolve_targets(
+    ctx: &Context,
+    raw: &[std::path::PathBuf],
+) -> Result<(Vec<Target>, Option<Library>), CliError> {
+    let mut lib: Option<Library> = None;
+    let mut out = Vec::with_capacity(raw.len());
+    for p in raw {
+        if p.exists() {
+            out.push(Target {
+                path: p.clone(),
+                gain_db: 0.0,
+                sound: None,
+            });
+            continue;
+        }
+        let Some(name) = p.to_str() else {
+            return Err(CliError::input(format!("{}: no such file", p.display())));
+        };
+        let l = match &mut lib {
+            Some(l) => l,
+            None => lib.insert(ctx.open_library()?),
+        };
+        match l.resolve(name) {
+            Ok(m) => {
+                let norm = ctx.config.playback.normalization_gain(m.loudness_lufs);
+                out.push(Target {
+                    path: l.blob_path(&m.id),
+                    gain_db: norm.0 + m.gain_db,
+                    sound: Some(m),
+                });
+            }
+            Err(LookupError::NotFound) if looks_like_path(p) => {
+                return Err(CliError::input(format!("{}: no such file", p.display())));
+            }
+            Err(LookupError::Library(e)) => return Err(library_error(e)),
+            Err(e) => return Err(CliError::input(format!("{name}: {e}"))),
+        }
+    }
+    Ok((out, lib))
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::args::GlobalArgs;
 use super::error::CliError;
-use crate::audio::{DeviceSpec, Engine, EngineConfig};
+use crate::audio::Engine;
 
 /// Sends `tracing` output to stderr as `jhack: warning: ...` lines (level from
 /// `JHACK_LOG`: a level such as `info`, or full directives; default warnings).
@@ -56,19 +56,18 @@ where
     }
 }
 
-/// Starts the engine the global options describe.
+/// Starts the engine the global options and the config file describe.
 pub fn start_engine(g: &GlobalArgs) -> Result<Engine, CliError> {
-    let spec = |d: &Option<String>| d.as_deref().map_or(DeviceSpec::Default, DeviceSpec::parse);
-    let config = EngineConfig {
-        output: spec(&g.output_device),
-        input: spec(&g.input_device),
-        period_frames: g.buffer,
-        voice_capacity: g.voices as usize,
-        no_audio: g.no_audio,
-        null_speed: g.null_speed,
-        ..EngineConfig::default()
-    };
-    Ok(Engine::start(config)?)
+    let ctx = super::context::Context::load(g)?;
+    start_engine_with(g, &ctx)
+}
+
+/// Starts the engine for an already loaded context.
+pub fn start_engine_with(
+    g: &GlobalArgs,
+    ctx: &super::context::Context,
+) -> Result<Engine, CliError> {
+    Ok(Engine::start(ctx.engine_config(g))?)
 }
 
 /// A flag set by Ctrl-C (SIGINT), SIGTERM or SIGHUP.

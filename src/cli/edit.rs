@@ -1,0 +1,68 @@
+//! `jhack edit SOUND ...` and `jhack rm SOUND`: changing and removing library sounds.
+
+use super::args::{EditArgs, GlobalArgs};
+use super::context::{Context, library_error};
+use super::error::CliError;
+use crate::domain::SoundMeta;
+use crate::library::{Edit, Library, LookupError};
+
+/// The sound `target` names, or the command's error.
+pub fn find(lib: &Library, target: &str) -> Result<SoundMeta, CliError> {
+    lib.resolve(target).map_err(|e| match e {
+        LookupError::Library(e) => library_error(e),
+        e => CliError::input(format!("{target}: {e}")),
+    })
+}
+
+pub fn edit(g: &GlobalArgs, args: &EditArgs) -> Result<(), CliError> {
+    let change = Edit {
+        name: args.name.clone(),
+        key: if args.no_key {
+            Some(None)
+        } else {
+            args.key.clone().map(Some)
+        },
+        gain_db: args.gain,
+        add_tags: args.tags.clone(),
+        remove_tags: args.untags.clone(),
+    };
+    if change == Edit::default() {
+        return Err(CliError::input(
+            "nothing to change: give --name, --key, --no-key, --gain, --tag or --untag",
+        ));
+    }
+    let ctx = Context::load(g)?;
+    let lib = ctx.open_library()?;
+    let sound = find(&lib, &args.sound)?;
+    let m = lib
+        .edit(&sound.id, &change)
+        .map_err(|e| prefixed(&sound.name, library_error(e)))?;
+    println!(
+        "{} ({}): key {}, gain {:+.1} dB, tags {}",
+        m.name,
+        m.id.short(),
+        m.key.as_deref().unwrap_or("-"),
+        m.gain_db,
+        if m.tags.is_empty() {
+            "-".to_string()
+        } else {
+            m.tags.join(",")
+        }
+    );
+    Ok(())
+}
+
+pub fn rm(g: &GlobalArgs, target: &str) -> Result<(), CliError> {
+    let ctx = Context::load(g)?;
+    let lib = ctx.open_library()?;
+    let sound = find(&lib, target)?;
+    lib.remove(&sound.id)
+        .map_err(|e| prefixed(&sound.name, library_error(e)))?;
+    println!("removed {} ({})", sound.name, sound.id.short());
+    Ok(())
+}
+
+fn prefixed(name: &str, mut e: CliError) -> CliError {
+    e.message = format!("{name}: {}", e.message);
+    e
+}

@@ -1,0 +1,158 @@
+//! `jhack list [--json]`: the library as a table (or JSON), sorted by name.
+
+use std::io::Write;
+
+use super::args::GlobalArgs;
+use super::context::{Context, library_error};
+use super::error::CliError;
+use crate::domain::{Origin, SoundMeta};
+
+#[derive(serde::Serialize)]
+struct Row<'a> {
+    id: String,
+    name: &'a str,
+    key: Option<&'a str>,
+    duration_s: f64,
+    frames: u64,
+    sample_rate: u32,
+    channels: u16,
+    format: &'a str,
+    size: u64,
+    tags: &'a [String],
+    gain_db: f32,
+    loudness_lufs: Option<f32>,
+    added_ms: u64,
+    last_played_ms: Option<u64>,
+    origin: &'static str,
+}
+
+pub fn run(g: &GlobalArgs, json: bool) -> Result<(), CliError> {
+    let ctx = Context::load(g)?;
+    let lib = ctx.open_library()?;
+    let sounds = lib.list().map_err(library_error)?;
+    let out = std::io::stdout();
+    let mut out = std::io::BufWriter::new(out.lock());
+    let written = if json {
+        write_json(&mut out, &sounds)
+    } else {
+        write_table(&mut out, &sounds)
+    };
+    match written.and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        // A closed pipe (`jhack list | head`) is not an error.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(CliError::failure(format!("stdout: {e}"))),
+    }
+}
+
+fn write_json(out: &mut impl Write, sounds: &[SoundMeta]) -> std::io::Result<()> {
+    let rows: Vec<Row<'_>> = sounds
+        .iter()
+        .map(|m| Row {
+            id: m.id.to_hex(),
+            name: &m.name,
+            key: m.key.as_deref(),
+            duration_s: m.duration_secs(),
+            frames: m.frames,
+            sample_rate: m.sample_rate,
+            channels: m.channels,
+            format: &m.format,
+            size: m.size,
+            tags: &m.tags,
+            gain_db: m.gain_db,
+            loudness_lufs: m.loudness_lufs,
+            added_ms: m.added_ms,
+            last_played_ms: m.last_played_ms,
+            origin: match m.origin {
+                Origin::Local => "local",
+                Origin::Remote => "remote",
+            },
+        })
+        .collect();
+    serde_json::to_writer(&mut *out, &rows)?;
+    writeln!(out)
+}
+
+/// `m:ss.s`, or `h:mm:ss` from an hour.
+pub fn duration(secs: f64) -> String {
+    let secs = secs.max(0.0);
+    if secs >= 3600.0 {
+        let s = secs.round() as u64;
+        format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+    } else {
+        let tenths = (secs * 10.0).round() as u64;
+        format!("{}:{:02}.{}", tenths / 600, tenths / 10 % 60, tenths % 10)
+    }
+}
+
+/// Bytes in B, KB, MB or GB (decimal).
+pub fn size(bytes: u64) -> String {
+    let b = bytes as f64;
+    match bytes {
+        0..1_000 => format!("{bytes} B"),
+        1_000..1_000_000 => format!("{:.0} KB", b / 1e3),
+        1_000_000..1_000_000_000 => format!("{:.1} MB", b / 1e6),
+        _ => format!("{:.2} GB", b / 1e9),
+    }
+}
+
+fn write_table(out: &mut impl Write, sounds: &[SoundMeta]) -> std::io::Result<()> {
+    if sounds.is_empty() {
+        return writeln!(
+            out,
+            "the library is empty: add sounds with `jhack import PATH...`"
+        );
+    }
+    let name_w = sounds
+        .iter()
+        .map(|m| m.name.chars().count())
+        .max()
+        .unwrap_or(4)
+        .clamp(4, 40);
+    let fmt_w = sounds
+        .iter()
+        .map(|m| m.format.len())
+        .max()
+        .unwrap_or(6)
+        .clamp(6, 20);
+    writeln!(
+        out,
+        "{:<12}  {:<name_w$}  {:<6}  {:>8}  {:<fmt_w$}  {:>8}  {:>6}  {:>10}  TAGS",
+        "ID", "NAME", "KEY", "DURATION", "FORMAT", "SIZE", "GAIN", "LOUDNESS"
+    )?;
+    for m in sounds {
+        let name: String = m.name.chars().take(40).collect();
+        let loud = m
+            .loudness_lufs
+            .map_or_else(|| "-".to_string(), |l| format!("{l:.1} LUFS"));
+        writeln!(
+            out,
+            "{:<12}  {:<name_w$}  {:<6}  {:>8}  {:<fmt_w$}  {:>8}  {:>+6.1}  {:>10}  {}",
+            m.id.short(),
+            name,
+            m.key.as_deref().unwrap_or("-"),
+            duration(m.duration_secs()),
+            m.format,
+            size(m.size),
+            m.gain_db,
+            loud,
+            m.tags.join(",")
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_sizes_read_well() {
+        assert_eq!(duration(1.54), "0:01.5");
+        assert_eq!(duration(75.0), "1:15.0");
+        assert_eq!(duration(3725.0), "1:02:05");
+        assert_eq!(size(999), "999 B");
+        assert_eq!(size(615_000), "615 KB");
+        assert_eq!(size(12_345_678), "12.3 MB");
+    }
+}
