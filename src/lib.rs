@@ -16,3 +16,4 @@ pub mod dsp;
 pub mod home;
 pub mod library;
 pub mod media;
+pub mod tui;

@@ -6,10 +6,14 @@
 //! samples and never touches the audio thread's data directly.
 
 pub mod bank;
+pub mod control;
 pub mod feeder;
 pub mod import;
+pub mod instance;
 pub mod player;
 pub mod recorder;
+pub mod requests;
+pub mod spectrum;
 pub mod starter;
 pub mod tone;
 pub mod wire;

@@ -53,6 +53,13 @@ pub struct GlobalArgs {
 /// Commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The interactive screen (also what `jhack` alone opens).
+    Tui {
+        /// Write the interface's own figures (bytes sent to the terminal, frames,
+        /// start-up time) as JSON to this file at exit.
+        #[arg(long, value_name = "FILE", hide = true)]
+        stats_file: Option<PathBuf>,
+    },
     /// List audio hosts and devices.
     Devices {
         /// Print JSON instead of a table.

@@ -45,7 +45,8 @@ impl Context {
         }
     }
 
-    /// Opens the library (taking the home lock). A new library gets the starter pack.
+    /// Opens the library (taking the home lock). A new library gets the starter pack
+    /// (again, after a first run that was cut short: sounds already there are kept).
     pub fn open_library(&self) -> Result<Library, CliError> {
         self.home
             .create()
@@ -54,10 +55,15 @@ impl Context {
             .map_err(library_error)?;
         if lib.was_created() {
             match crate::app::starter::import_starter_pack(&lib) {
-                Ok(n) => tracing::info!(
-                    "new library in {}: added {n} starter sounds, keys 1-9",
-                    lib.dir().display()
-                ),
+                Ok(n) => {
+                    tracing::info!(
+                        "new library in {}: added {n} starter sounds, keys 1-9",
+                        lib.dir().display()
+                    );
+                    if let Err(e) = lib.finish_setup() {
+                        tracing::warn!("the library's setup could not be recorded: {}", chain(&e));
+                    }
+                }
                 Err(e) => tracing::warn!("the starter sounds could not be added: {}", chain(&e)),
             }
         }

@@ -32,20 +32,7 @@ impl CliError {
     }
 }
 
-/// Formats an error and its sources on one line: "outer: inner: root".
-pub fn chain(err: &dyn std::error::Error) -> String {
-    let mut s = err.to_string();
-    let mut cur = err.source();
-    while let Some(e) = cur {
-        let m = e.to_string();
-        if !s.contains(&m) {
-            s.push_str(": ");
-            s.push_str(&m);
-        }
-        cur = e.source();
-    }
-    s
-}
+pub use crate::domain::chain;
 
 impl From<crate::audio::EngineError> for CliError {
     fn from(e: crate::audio::EngineError) -> Self {

@@ -75,7 +75,7 @@ pub fn run(g: &GlobalArgs, args: &ImportArgs) -> Result<(), CliError> {
             }
             Err(e) => {
                 report(format!("jhack: error: {}", chain(&e)));
-                library_failed |= !e.is_bad_file();
+                library_failed |= !is_input_fault(&e);
                 failures.push(e);
             }
         }
@@ -100,9 +100,24 @@ pub fn run(g: &GlobalArgs, args: &ImportArgs) -> Result<(), CliError> {
     }
 }
 
+/// Whether a file failed through the input's fault (status 2): a bad file, or a name
+/// or key the library refuses, as [`library_error`](super::context::library_error)
+/// judges them; anything else is the library's failure (status 1).
+fn is_input_fault(e: &ImportError) -> bool {
+    use crate::library::{LibraryError, StoreError as S};
+    e.is_bad_file()
+        || matches!(
+            e,
+            ImportError::Library {
+                source: LibraryError::Store(S::NameTaken(_) | S::KeyTaken { .. }),
+                ..
+            }
+        )
+}
+
 impl From<ImportError> for CliError {
     fn from(e: ImportError) -> Self {
-        if e.is_bad_file() {
+        if is_input_fault(&e) {
             CliError::input(chain(&e))
         } else {
             CliError::failure(chain(&e))

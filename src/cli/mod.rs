@@ -16,6 +16,7 @@ mod play;
 mod record;
 mod session;
 mod tone;
+mod tui;
 mod wire;
 
 use std::process::ExitCode;
@@ -52,11 +53,8 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<(), CliError> {
     let g = &cli.global;
     match cli.command {
-        None => {
-            use clap::CommandFactory;
-            Cli::command().print_help().map_err(CliError::failure)?;
-            Ok(())
-        }
+        None => tui::run(g, None),
+        Some(Command::Tui { stats_file }) => tui::run(g, stats_file),
         Some(Command::Devices { json }) => devices::run(json),
         Some(Command::Play(args)) => play::run(g, &args),
         Some(Command::Tone {

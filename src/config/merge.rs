@@ -28,6 +28,8 @@ const fn limit(key: &'static str, min: f64, max: f64) -> Limit {
 /// merged table into a `Config` cannot fail on a number.
 pub(super) const LIMITS: &[Limit] = &[
     limit("audio.buffer_frames", 16.0, 8192.0),
+    limit("screen.max_fps", 1.0, 60.0),
+    limit("screen.spectrogram_fps", 1.0, 60.0),
     limit("audio.voices", 1.0, 4096.0),
     limit("playback.target_lufs", -70.0, 0.0),
     limit("playback.max_gain_db", 0.0, 40.0),

@@ -46,8 +46,24 @@ pub struct Config {
     pub playback: PlaybackConfig,
     /// `[cache]`: memory and disk budgets.
     pub cache: CacheConfig,
+    /// `[screen]`: the terminal interface's refresh and spectrogram.
+    pub screen: ScreenConfig,
     /// `[keys]`: the terminal interface's keys.
     pub keys: KeyBindings,
+}
+
+/// `[screen]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScreenConfig {
+    /// Most redraws per second for everything but the spectrogram (1 to 60).
+    pub max_fps: u32,
+    /// Spectrogram frames (waterfall rows) per second (1 to 60).
+    pub spectrogram_fps: u32,
+    /// Whether the spectrogram is shown at start.
+    pub spectrogram: bool,
+    /// What it shows at start: "input" (the microphone) or "output".
+    pub spectrogram_source: String,
 }
 
 /// `[audio]`.
@@ -117,6 +133,15 @@ impl Config {
             .try_into()
             .map_err(|e: toml::de::Error| Problem::Other(one_line(e.message())))?;
         config.keys.normalize()?;
+        if !matches!(
+            config.screen.spectrogram_source.as_str(),
+            "input" | "output"
+        ) {
+            return Err(Problem::Other(format!(
+                "\"screen.spectrogram_source\" = {:?} must be \"input\" or \"output\"",
+                config.screen.spectrogram_source
+            )));
+        }
         Ok(config)
     }
 

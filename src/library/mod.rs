@@ -33,6 +33,10 @@ use crate::domain::{Origin, SoundId, SoundMeta};
 /// Largest file the library accepts, in bytes.
 pub const MAX_SOUND_BYTES: u64 = 2 << 30;
 
+/// A file present from a library's creation until its first run has finished setting
+/// it up ([`Library::finish_setup`]), so a first run cut short is completed by the next.
+const SETUP_PENDING: &str = "setup-pending";
+
 /// A library operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum LibraryError {
@@ -136,7 +140,15 @@ impl Library {
     pub fn open(dir: &Path, lock_file: &Path) -> Result<Library, LibraryError> {
         let lock = HomeLock::acquire(lock_file)?;
         let db_dir = dir.join("meta");
-        let created = !db_dir.exists();
+        let pending = dir.join(SETUP_PENDING);
+        if !db_dir.exists() {
+            std::fs::create_dir_all(dir).map_err(LibraryError::io(dir))?;
+            std::fs::File::create(&pending)
+                .and_then(|f| f.sync_all())
+                .and_then(|()| std::fs::File::open(dir)?.sync_all())
+                .map_err(LibraryError::io(&pending))?;
+        }
+        let created = pending.exists();
         let blob_dir = dir.join("blobs");
         let blobs = BlobStore::open(&blob_dir).map_err(LibraryError::io(&blob_dir))?;
         let store = MetaStore::open(&db_dir)?;
@@ -149,9 +161,21 @@ impl Library {
         })
     }
 
-    /// Whether this open created the library (a first run).
+    /// Whether this open created the library (a first run), or found a first run's
+    /// setup unfinished.
     pub fn was_created(&self) -> bool {
         self.created
+    }
+
+    /// Records that a new library is set up: later opens are not first runs.
+    pub fn finish_setup(&self) -> Result<(), LibraryError> {
+        let pending = self.dir.join(SETUP_PENDING);
+        match std::fs::remove_file(&pending) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(LibraryError::io(&pending)(e))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// The library directory.
@@ -198,6 +222,20 @@ impl Library {
             .map(names::clean_key)
             .transpose()
             .map_err(LibraryError::Invalid)?;
+        let tags = clean_tags(&new.tags).map_err(LibraryError::Invalid)?;
+        // A refused key stores nothing: the blob would be left belonging to no sound.
+        if let Some(k) = &key
+            && let Some(holder) = self.store.by_key(k)?
+        {
+            let holder = self
+                .get(&holder)?
+                .map_or_else(|| holder.short(), |m| m.name);
+            return Err(StoreError::KeyTaken {
+                key: k.clone(),
+                holder,
+            }
+            .into());
+        }
         let (id, size) = (temp.id, temp.size);
         let blob_path = self.blobs.path(&id);
         self.blobs
@@ -206,7 +244,7 @@ impl Library {
         let mut meta = SoundMeta {
             id,
             name: name.clone(),
-            tags: clean_tags(&new.tags).map_err(LibraryError::Invalid)?,
+            tags,
             key,
             gain_db: new.gain_db,
             frames: new.frames,

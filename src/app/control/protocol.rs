@@ -1,0 +1,303 @@
+//! The wire format: request and response types, their JSON envelope, and reading one
+//! bounded line from a socket.
+
+use std::io::{self, BufRead, BufReader};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::SoundMeta;
+
+/// The protocol version this jhack speaks (the `"v"` of every line).
+pub const VERSION: u64 = 1;
+
+/// Longest request line the server reads, in bytes (without the newline).
+pub const MAX_REQUEST_LINE: usize = 64 * 1024;
+
+/// Longest reply line the client reads, in bytes (a `sounds` reply of a big library
+/// is long).
+pub const MAX_RESPONSE_LINE: usize = 64 * 1024 * 1024;
+
+/// Status of an error that is the request's fault.
+pub(crate) const STATUS_BAD_INPUT: u8 = 2;
+/// Status of any other error.
+pub(crate) const STATUS_FAILURE: u8 = 1;
+
+/// What a client asks the owning process to do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    /// Play a library sound.
+    Play {
+        /// The sound: a name, a key, or an id prefix, as the owner resolves it.
+        target: String,
+        /// Extra gain for this play, dB.
+        #[serde(default)]
+        gain_db: f32,
+    },
+    /// Stop everything playing.
+    Stop,
+    /// Import files into the library.
+    Import {
+        /// The files, absolute.
+        paths: Vec<PathBuf>,
+        /// Name (default: each file's stem).
+        #[serde(default)]
+        name: Option<String>,
+        /// Tags.
+        #[serde(default)]
+        tags: Vec<String>,
+        /// Key to bind.
+        #[serde(default)]
+        key: Option<String>,
+        /// The sounds' own gain, dB.
+        #[serde(default)]
+        gain_db: f32,
+    },
+    /// The library's sounds.
+    List,
+    /// Whether anyone is there.
+    Ping,
+}
+
+/// What the owning process answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Response {
+    /// Done; `message` says what was done, for people.
+    Ok {
+        /// One line.
+        message: String,
+    },
+    /// The library's sounds (for `list`).
+    Sounds {
+        /// All of them.
+        sounds: Vec<SoundMeta>,
+    },
+    /// What an `import` did.
+    Imported {
+        /// Files added.
+        imported: usize,
+        /// Files whose bytes were already in the library.
+        already_present: usize,
+        /// Files not imported, one `"path: reason"` line each.
+        failed: Vec<String>,
+    },
+    /// Not done.
+    Error {
+        /// One line, for people.
+        message: String,
+        /// The exit status for the client: 2 bad input, 1 other failure.
+        status: u8,
+    },
+    /// The answer to `ping`: the owner's process id.
+    Pong {
+        /// Process id.
+        pid: u32,
+    },
+}
+
+impl Response {
+    /// An error that is the request's fault (status 2).
+    pub fn bad_input(message: impl Into<String>) -> Response {
+        Response::Error {
+            message: message.into(),
+            status: STATUS_BAD_INPUT,
+        }
+    }
+
+    /// An error that is not the request's fault (status 1).
+    pub fn failure(message: impl Into<String>) -> Response {
+        Response::Error {
+            message: message.into(),
+            status: STATUS_FAILURE,
+        }
+    }
+}
+
+/// Why a line is not a message this side accepts.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Rejected {
+    pub message: String,
+    pub status: u8,
+}
+
+impl Rejected {
+    fn bad(message: impl Into<String>) -> Rejected {
+        Rejected {
+            message: message.into(),
+            status: STATUS_BAD_INPUT,
+        }
+    }
+}
+
+impl From<Rejected> for Response {
+    fn from(r: Rejected) -> Response {
+        Response::Error {
+            message: r.message,
+            status: r.status,
+        }
+    }
+}
+
+/// One message as a line (with its newline), in the versioned envelope.
+pub(crate) fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, serde_json::Error> {
+    let mut value = serde_json::to_value(msg)?;
+    if let serde_json::Value::Object(map) = &mut value {
+        map.insert("v".into(), VERSION.into());
+    }
+    let mut line = serde_json::to_vec(&value)?;
+    line.push(b'\n');
+    Ok(line)
+}
+
+/// A line (without its newline) as a message, checking the envelope's version.
+pub(crate) fn decode<T: for<'de> Deserialize<'de>>(line: &[u8]) -> Result<T, Rejected> {
+    let fields = envelope(line)?;
+    serde_json::from_value(serde_json::Value::Object(fields))
+        .map_err(|e| Rejected::bad(format!("bad message: {e}")))
+}
+
+/// A request line as a request, with its fields and values checked.
+pub(crate) fn decode_request(line: &[u8]) -> Result<Request, Rejected> {
+    let fields = envelope(line)?;
+    let names: Vec<String> = fields.keys().cloned().collect();
+    let req: Request = serde_json::from_value(serde_json::Value::Object(fields))
+        .map_err(|e| Rejected::bad(format!("bad request: {e}")))?;
+    // serde ignores extra fields of unit variants: compare with what the request
+    // has (every field is always encoded, `null` included).
+    let known =
+        serde_json::to_value(&req).map_err(|e| Rejected::bad(format!("bad request: {e}")))?;
+    if let Some(extra) = names.iter().find(|n| known.get(n.as_str()).is_none()) {
+        return Err(Rejected::bad(format!(
+            "bad request: unknown field `{extra}`"
+        )));
+    }
+    req.validate()?;
+    Ok(req)
+}
+
+/// The fields of a line's JSON object, without its version (which must be ours).
+fn envelope(line: &[u8]) -> Result<serde_json::Map<String, serde_json::Value>, Rejected> {
+    let value: serde_json::Value =
+        serde_json::from_slice(line).map_err(|e| Rejected::bad(format!("malformed JSON: {e}")))?;
+    let serde_json::Value::Object(mut fields) = value else {
+        return Err(Rejected::bad("not a JSON object"));
+    };
+    match fields.remove("v") {
+        None => Err(Rejected::bad("no protocol version (field \"v\")")),
+        Some(v) if v.as_u64() == Some(VERSION) => Ok(fields),
+        Some(v) => Err(Rejected {
+            message: format!(
+                "control protocol version {v} is not supported (this jhack speaks {VERSION})"
+            ),
+            status: STATUS_FAILURE,
+        }),
+    }
+}
+
+impl Request {
+    /// How long a client should wait for this request's reply: a little longer than
+    /// the server waits for the owner (see [`Limits`](super::Limits)).
+    pub fn suggested_timeout(&self) -> Duration {
+        super::Limits::default().timeout_for(self) + Duration::from_secs(2)
+    }
+
+    fn validate(&self) -> Result<(), Rejected> {
+        let finite = |g: f32| {
+            if g.is_finite() {
+                Ok(())
+            } else {
+                Err(Rejected::bad("gain_db is not a finite number"))
+            }
+        };
+        match self {
+            Request::Play { target, gain_db } => {
+                if target.trim().is_empty() {
+                    return Err(Rejected::bad("play: no sound named"));
+                }
+                finite(*gain_db)
+            }
+            Request::Import { paths, gain_db, .. } => {
+                if paths.is_empty() {
+                    return Err(Rejected::bad("import: no files"));
+                }
+                if let Some(p) = paths.iter().find(|p| !p.is_absolute()) {
+                    return Err(Rejected::bad(format!(
+                        "{}: import paths must be absolute",
+                        p.display()
+                    )));
+                }
+                finite(*gain_db)
+            }
+            Request::Stop | Request::List | Request::Ping => Ok(()),
+        }
+    }
+}
+
+/// Why no line was read.
+#[derive(Debug)]
+pub(crate) enum LineError {
+    /// The peer closed before sending anything more.
+    Eof,
+    /// The line is longer than allowed.
+    TooLong,
+    /// No complete line before the deadline.
+    TimedOut,
+    /// The socket failed.
+    Io(io::Error),
+}
+
+/// Reads one line (without its newline) of at most `max` bytes, by `deadline`. A
+/// final line the peer ends by closing, without a newline, counts as a line.
+pub(crate) fn read_line(
+    reader: &mut BufReader<UnixStream>,
+    max: usize,
+    deadline: Instant,
+) -> Result<Vec<u8>, LineError> {
+    let mut line = Vec::new();
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(LineError::TimedOut);
+        }
+        reader
+            .get_ref()
+            .set_read_timeout(Some(remaining))
+            .map_err(LineError::Io)?;
+        let buf = match reader.fill_buf() {
+            Ok(buf) => buf,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(LineError::TimedOut);
+            }
+            Err(e) => return Err(LineError::Io(e)),
+        };
+        if buf.is_empty() {
+            return if line.is_empty() {
+                Err(LineError::Eof)
+            } else {
+                Ok(line)
+            };
+        }
+        let (take, done) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => (i, true),
+            None => (buf.len(), false),
+        };
+        if line.len() + take > max {
+            return Err(LineError::TooLong);
+        }
+        line.extend_from_slice(&buf[..take]);
+        reader.consume(if done { take + 1 } else { take });
+        if done {
+            return Ok(line);
+        }
+    }
+}

@@ -1,0 +1,375 @@
+//! The interface's loop: one queue of events (keys, resizes, control requests), the
+//! instance polled on a short tick, and a redraw when the picture changed, no more
+//! often than the configured rates.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
+
+use crossterm::event::{self as ct, KeyEventKind};
+
+use super::keys::Keymap;
+use super::spectrum_link::SpectrumLink;
+use super::state::{Source, UiState};
+use super::terminal;
+use super::theme::{ColorDepth, Theme};
+use super::update::{self, Outcome};
+use super::view::{self, Screen};
+use super::waterfall::Waterfall;
+use crate::app::control::{Call, ControlServer};
+use crate::app::instance::{AudioStatus, Instance};
+use crate::audio::DeviceInfo;
+use crate::domain::{SoundId, SoundMeta};
+
+/// How often the loop wakes with nothing to do (meters, voices ending, messages).
+const TICK: Duration = Duration::from_millis(50);
+
+/// Options of one run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Where stderr goes while the interface runs.
+    pub log_file: PathBuf,
+    /// The control socket to listen on (none: no socket).
+    pub socket: Option<PathBuf>,
+    /// Write figures (bytes to the terminal, frames drawn, start-up time) here at exit.
+    pub stats_file: Option<PathBuf>,
+    /// When the process started, for the start-up figure.
+    pub started: Option<Instant>,
+}
+
+/// What the interface measured about itself, written at exit with `stats_file`.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+struct RunStats {
+    startup_to_first_frame_ms: f64,
+    seconds: f64,
+    frames_drawn: u64,
+    terminal_bytes: u64,
+    terminal_bytes_per_second: f64,
+    last_trigger_to_callback_ms: f64,
+    max_trigger_to_callback_ms: f64,
+    sounds: usize,
+    key_release_events: bool,
+}
+
+enum Event {
+    Key(ct::KeyEvent),
+    Redraw,
+    Control(Call),
+}
+
+/// What the last drawn status line showed, to redraw only when it changes.
+#[derive(Debug, Clone, PartialEq)]
+struct StatusKey {
+    levels: [i32; 4],
+    voices: u32,
+    xruns: u64,
+    load: i32,
+    trigger: i32,
+    recording: Option<u64>,
+    null: bool,
+}
+
+fn status_key(a: &AudioStatus, recording: Option<Duration>) -> StatusKey {
+    let db = |x: f32| {
+        if x > 1e-5 {
+            (20.0 * x.log10()).round().max(-99.0) as i32
+        } else {
+            -99
+        }
+    };
+    let s = &a.stats;
+    StatusKey {
+        levels: [db(s.out_peak), db(s.out_rms), db(s.in_peak), db(s.in_rms)],
+        voices: s.voices_active,
+        xruns: s.xruns,
+        load: (s.load * 100.0).round() as i32,
+        trigger: (s.last_trigger_ms * 10.0).round() as i32,
+        recording: recording.map(|d| d.as_secs()),
+        null: a.info.output_is_null(),
+    }
+}
+
+/// Runs the interface until the user quits or a signal asks it to.
+pub fn run(mut instance: Instance, opts: &RunOptions) -> Result<(), String> {
+    let keymap = Keymap::new(&instance.config().keys);
+    let screen_cfg = instance.config().screen.clone();
+    let theme = Theme::new(ColorDepth::detect());
+    let source = if screen_cfg.spectrogram_source == "output" {
+        Source::Output
+    } else {
+        Source::Input
+    };
+    let mut ui = UiState::new(source);
+    ui.spectrum_visible = screen_cfg.spectrogram;
+    if instance.status().info.output_is_null() {
+        ui.warn("no audio device could be opened: running silent (see `jhack devices`)");
+    }
+    let (tx, rx) = mpsc::channel::<Event>();
+    let signals = signal_flag();
+    let _server = match &opts.socket {
+        Some(path) => Some(start_control(path, tx.clone())?),
+        None => None,
+    };
+    let mut session = terminal::enter(&opts.log_file).map_err(|e| format!("terminal: {e}"))?;
+    let stop_input = Arc::new(AtomicBool::new(false));
+    let input = spawn_input(tx.clone(), stop_input.clone());
+    let result = main_loop(
+        &mut instance,
+        &mut ui,
+        &keymap,
+        theme,
+        &screen_cfg,
+        &mut session,
+        &rx,
+        &signals,
+        opts,
+    );
+    terminal::restore();
+    stop_input.store(true, Ordering::Relaxed);
+    let _ = input.join();
+    drop(tx);
+    result
+}
+
+/// Draws, in a function of its own so the borrow of the instance's data is short.
+#[allow(clippy::too_many_arguments)]
+fn draw(
+    session: &mut terminal::Session,
+    instance: &Instance,
+    ui: &mut UiState,
+    keymap: &Keymap,
+    theme: Theme,
+    outputs: &[DeviceInfo],
+    inputs: &[DeviceInfo],
+    waterfall: &Waterfall,
+    status: &AudioStatus,
+) -> Result<(), String> {
+    let playing: HashSet<SoundId> = instance.playing();
+    let sounds: Vec<&SoundMeta> = ui.visible(instance.sounds());
+    let size = session
+        .terminal
+        .size()
+        .map_err(|e| format!("terminal: {e}"))?;
+    let areas = view::layout(
+        ratatui::layout::Rect::new(0, 0, size.width, size.height),
+        ui.spectrum_visible,
+    );
+    ui.clamp_selection(sounds.len(), view::sound_rows(areas.sounds));
+    let screen = Screen {
+        ui,
+        theme,
+        keymap,
+        sounds: &sounds,
+        total_sounds: instance.sounds().len(),
+        playing: &playing,
+        audio: status,
+        outputs,
+        inputs,
+        waterfall,
+        recording: instance.recording_for(),
+    };
+    session
+        .terminal
+        .draw(|f| view::draw(f, &screen))
+        .map_err(|e| format!("terminal: {e}"))?;
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn main_loop(
+    instance: &mut Instance,
+    ui: &mut UiState,
+    keymap: &Keymap,
+    theme: Theme,
+    screen_cfg: &crate::config::ScreenConfig,
+    session: &mut terminal::Session,
+    rx: &Receiver<Event>,
+    signals: &AtomicBool,
+    opts: &RunOptions,
+) -> Result<(), String> {
+    let t0 = Instant::now();
+    let min_frame = Duration::from_secs_f64(1.0 / f64::from(screen_cfg.max_fps.max(1)));
+    let (mut outputs, mut inputs) = split_devices(instance.devices());
+    let mut waterfall = Waterfall::default();
+    let mut spectrum = SpectrumLink::new(screen_cfg.spectrogram_fps);
+    spectrum.attach(instance, ui);
+    let mut dirty = true;
+    let mut last_draw: Option<Instant> = None;
+    let mut last_status: Option<StatusKey> = None;
+    let mut stats = RunStats {
+        key_release_events: session.key_release,
+        ..RunStats::default()
+    };
+    let mut next_tick = Instant::now();
+    loop {
+        if signals.load(Ordering::Relaxed) {
+            ui.quit = true;
+        }
+        if ui.quit {
+            break;
+        }
+        let now = Instant::now();
+        let wait = next_tick.saturating_duration_since(now);
+        let event = match rx.recv_timeout(wait) {
+            Ok(e) => Some(e),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        let mut outcome = Outcome::default();
+        match event {
+            Some(Event::Key(k))
+                if k.kind != KeyEventKind::Release && k.kind != KeyEventKind::Repeat =>
+            {
+                let size = session.terminal.size().map_err(|e| e.to_string())?;
+                let areas = view::layout(
+                    ratatui::layout::Rect::new(0, 0, size.width, size.height),
+                    ui.spectrum_visible,
+                );
+                let mut cx = update::Context {
+                    instance,
+                    keymap,
+                    outputs: &outputs,
+                    inputs: &inputs,
+                    page: view::sound_rows(areas.sounds),
+                };
+                outcome = update::on_key(ui, &mut cx, &k);
+            }
+            Some(Event::Key(_)) => {}
+            Some(Event::Redraw) => outcome.redraw = true,
+            Some(Event::Control(call)) => {
+                let (req, reply) = call;
+                let mut notes = Vec::new();
+                let resp = crate::app::requests::answer(instance, req, &mut |n| notes.push(n));
+                let _ = reply.send(resp);
+                if let Some(n) = notes.pop() {
+                    ui.notice(n);
+                }
+                outcome.redraw = true;
+            }
+            None => {}
+        }
+        if outcome.devices_changed {
+            (outputs, inputs) = split_devices(instance.devices());
+            spectrum.engine_changed();
+            outcome.source_changed = true;
+        }
+        if outcome.source_changed {
+            waterfall.clear();
+            spectrum.attach(instance, ui);
+        }
+        dirty |= outcome.redraw;
+        let now = Instant::now();
+        if now >= next_tick {
+            next_tick = now + TICK;
+            dirty |= instance.poll();
+            dirty |= ui.expire_message(now);
+        }
+        // The spectrogram: new frames at its own rate.
+        if ui.spectrum_visible {
+            let size = session.terminal.size().map_err(|e| e.to_string())?;
+            let areas = view::layout(
+                ratatui::layout::Rect::new(0, 0, size.width, size.height),
+                true,
+            );
+            if let Some(r) = areas.spectrogram {
+                let (bands, rows) = view::picture_size(r);
+                waterfall.resize(bands, rows);
+                dirty |= spectrum.pull(&mut waterfall, ui);
+            }
+        }
+        let status = instance.status();
+        let key = status_key(&status, instance.recording_for());
+        if last_status.as_ref() != Some(&key) {
+            dirty = true;
+        }
+        let due = last_draw.is_none_or(|t| now.duration_since(t) >= min_frame);
+        if dirty && due {
+            draw(
+                session, instance, ui, keymap, theme, &outputs, &inputs, &waterfall, &status,
+            )?;
+            if last_draw.is_none() {
+                let from = opts.started.unwrap_or(t0);
+                stats.startup_to_first_frame_ms = from.elapsed().as_secs_f64() * 1000.0;
+            }
+            stats.frames_drawn += 1;
+            last_draw = Some(now);
+            last_status = Some(key);
+            dirty = false;
+        } else if dirty {
+            // Come back when the next frame is due.
+            next_tick = next_tick.min(last_draw.map_or(now, |t| t + min_frame));
+        }
+    }
+    let s = instance.status().stats;
+    stats.seconds = t0.elapsed().as_secs_f64();
+    stats.terminal_bytes = session.bytes.load(Ordering::Relaxed);
+    stats.terminal_bytes_per_second = stats.terminal_bytes as f64 / stats.seconds.max(1e-3);
+    stats.last_trigger_to_callback_ms = s.last_trigger_ms;
+    stats.max_trigger_to_callback_ms = s.max_trigger_ms;
+    stats.sounds = instance.sounds().len();
+    if let Some(path) = &opts.stats_file
+        && let Ok(json) = serde_json::to_string(&stats)
+    {
+        let _ = std::fs::write(path, json + "\n");
+    }
+    Ok(())
+}
+
+fn split_devices(all: Vec<DeviceInfo>) -> (Vec<DeviceInfo>, Vec<DeviceInfo>) {
+    let outputs = all
+        .iter()
+        .filter(|d| d.output_channels > 0)
+        .cloned()
+        .collect();
+    let inputs = all.into_iter().filter(|d| d.input_channels > 0).collect();
+    (outputs, inputs)
+}
+
+fn signal_flag() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP] {
+        let _ = signal_hook::flag::register(sig, flag.clone());
+    }
+    flag
+}
+
+fn start_control(path: &std::path::Path, events: Sender<Event>) -> Result<ControlServer, String> {
+    let (tx, rx) = mpsc::channel::<Call>();
+    let server = ControlServer::bind(path, tx).map_err(|e| format!("{}: {e}", path.display()))?;
+    std::thread::Builder::new()
+        .name("jhack-control".into())
+        .spawn(move || {
+            for call in rx {
+                if events.send(Event::Control(call)).is_err() {
+                    break;
+                }
+            }
+        })
+        .map_err(|e| format!("control thread: {e}"))?;
+    Ok(server)
+}
+
+/// Reads terminal events on a thread of its own (crossterm's read blocks).
+fn spawn_input(tx: Sender<Event>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            match ct::poll(Duration::from_millis(100)) {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(_) => break,
+            }
+            let ev = match ct::read() {
+                Ok(ct::Event::Key(k)) => Event::Key(k),
+                Ok(ct::Event::Resize(..)) => Event::Redraw,
+                Ok(_) => continue,
+                Err(_) => break,
+            };
+            if tx.send(ev).is_err() {
+                break;
+            }
+        }
+    })
+}
