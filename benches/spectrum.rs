@@ -65,21 +65,27 @@ fn analysis(stereo: &[f32], hop: usize, bands: Option<&LogBands>) -> Duration {
     median(runs)
 }
 
-/// utime + stime of the named thread of this process, from /proc.
+/// CPU time of the named thread of this process, from /proc: the scheduler's run time
+/// (ns) where the kernel keeps it, else utime + stime (10 ms ticks).
 fn thread_cpu(name: &str) -> Option<Duration> {
-    let tick = 100.0; // USER_HZ on Linux
     for task in std::fs::read_dir("/proc/self/task").ok()? {
         let dir = task.ok()?.path();
         let comm = std::fs::read_to_string(dir.join("comm")).ok()?;
         if comm.trim() != name {
             continue;
         }
+        if let Some(ns) = std::fs::read_to_string(dir.join("schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        {
+            return Some(Duration::from_nanos(ns));
+        }
         let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
-        // Fields after the parenthesised name: state is field 3, utime 14, stime 15.
+        // After the parenthesised name: utime and stime are the 12th and 13th fields.
         let rest = stat.rsplit_once(')')?.1;
         let f: Vec<&str> = rest.split_whitespace().collect();
         let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
-        return Some(Duration::from_secs_f64(ticks / tick));
+        return Some(Duration::from_secs_f64(ticks / 100.0));
     }
     None
 }
@@ -96,19 +102,16 @@ fn worker(frame_rate: f32, secs: u64) -> Option<f64> {
     let stop_feed = stop.clone();
     // Like an audio callback: 256 frames every 5.33 ms.
     let feed = std::thread::spawn(move || {
-        let block = [0.1f32; 512];
         let start = Instant::now();
         let mut sent = 0u64;
         while !stop_feed.load(Ordering::Relaxed) {
             let due = (start.elapsed().as_secs_f64() * f64::from(RATE)) as u64;
             while sent + 256 <= due {
-                if let Ok(mut c) = tx.write_chunk_uninit(512) {
+                if let Ok(mut c) = tx.write_chunk(512) {
                     let (a, b) = c.as_mut_slices();
-                    for (d, s) in a.iter_mut().chain(b.iter_mut()).zip(&block) {
-                        d.write(*s);
-                    }
-                    // SAFETY: all 512 slots were written just above.
-                    unsafe { c.commit_all() };
+                    a.fill(0.1);
+                    b.fill(0.1);
+                    c.commit_all();
                 }
                 sent += 256;
             }
@@ -116,19 +119,20 @@ fn worker(frame_rate: f32, secs: u64) -> Option<f64> {
         }
     });
     std::thread::sleep(Duration::from_millis(300));
-    let before = thread_cpu("jhack-spectrum")?;
+    let before = thread_cpu("jhack-spectrum");
     let t = Instant::now();
     std::thread::sleep(Duration::from_secs(secs));
-    let used = thread_cpu("jhack-spectrum")? - before;
+    let after = thread_cpu("jhack-spectrum");
     let wall = t.elapsed();
     let frames = w.next_seq();
     stop.store(true, Ordering::Relaxed);
     let _ = feed.join();
     drop(w);
+    let used = after? - before?;
     println!(
-        "worker at {frame_rate:>2} fps: {:>5.2} % of a core over {secs} s ({} ms CPU, {frames} frames)",
+        "worker at {frame_rate:>2} fps: {:>5.2} % of a core over {secs} s ({:.1} ms CPU, {frames} frames)",
         100.0 * used.as_secs_f64() / wall.as_secs_f64(),
-        used.as_millis()
+        used.as_secs_f64() * 1e3
     );
     Some(used.as_secs_f64() / wall.as_secs_f64())
 }

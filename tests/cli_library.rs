@@ -466,10 +466,8 @@ fn edit_and_rm() {
         .find_map(|i| {
             let bytes = wav_bytes(8_000, 1, 200.0 + i as f32 * 0.25, 400);
             let prefix = hash_hex(&bytes)[..4].to_string();
-            match seen.insert(prefix, bytes.clone()) {
-                Some(other) => Some((other, bytes)),
-                None => None,
-            }
+            seen.insert(prefix, bytes.clone())
+                .map(|other| (other, bytes))
         })
         .expect("two ids with a common prefix");
     write(&src.join("twins/a.wav"), &twin_a);
@@ -753,13 +751,53 @@ fn assert_consistent(home: &Path, round: &str) -> Vec<Listed> {
     listed
 }
 
+/// How many blob files are in place under `blobs` (temporary files not counted).
+fn blob_count(blobs: &Path) -> usize {
+    let Ok(shards) = std::fs::read_dir(blobs) else {
+        return 0;
+    };
+    shards
+        .flatten()
+        .filter(|s| s.path().is_dir())
+        .filter_map(|s| std::fs::read_dir(s.path()).ok())
+        .map(|files| {
+            files
+                .flatten()
+                .filter(|f| f.file_name().len() == 64)
+                .count()
+        })
+        .sum()
+}
+
+/// Waits until `blobs` holds at least `n` blobs, the child has exited, or `limit`.
+fn wait_for_blobs(blobs: &Path, n: usize, child: &mut std::process::Child, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while blob_count(blobs) < n
+        && child.try_wait().expect("try_wait").is_none()
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 #[test]
 fn sigkill_during_import_never_corrupts_the_library() {
     let started = Instant::now();
     let t = tempfile::tempdir().unwrap();
     let home = t.path().join("home");
+    let blobs = home.join("library/blobs");
     let src = mkdir(&t.path().join("src"));
     let (files, distinct) = crash_fixtures(&src, 150, 8, 6);
+    let starter_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("sounds");
+    let known: BTreeSet<String> = std::fs::read_dir(&starter_dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().ends_with(".txt"))
+        .map(|e| file_hash(&e.path()))
+        .chain(distinct.iter().cloned())
+        .collect();
+    let total = distinct.len() + STARTER.len();
+    assert_eq!(known.len(), total);
     eprintln!(
         "{files} files ({} distinct) made in {:.1} s",
         distinct.len(),
@@ -770,20 +808,20 @@ fn sigkill_during_import_never_corrupts_the_library() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| (unix_us() as u64) | 1);
-    eprintln!("seed {seed} (JHACK_TEST_SEED={seed} repeats the delays)");
+    eprintln!("seed {seed} (JHACK_TEST_SEED={seed} repeats the choices)");
     let mut rng = Rng(seed);
 
+    // Most kills land a random few milliseconds after the import has put a random
+    // number (1-6) of new blobs in place, so they fall in every step of adding a
+    // sound, from the new library's starter pack on; the others after a random
+    // delay from the start, in the walk over files already there. A few more once
+    // everything is in.
     let mut ever_listed: BTreeSet<String> = BTreeSet::new();
-    let (mut interrupted, mut kills) = (0, 0);
-    // The first kill lands while the new library gets its starter pack; later ones
-    // anywhere in the import (which gets further each time, as what is in stays in).
-    let mut window_ms = 150;
-    while kills < 25 || (interrupted < 20 && kills < 60) {
-        let delay = if kills == 0 {
-            10 + rng.below(90)
-        } else {
-            rng.below(window_ms)
-        };
+    let (mut kills, mut mid_import, mut after_complete) = (0, 0, 0);
+    while ever_listed.len() < total || kills < 25 || after_complete < 3 {
+        assert!(kills < 150, "{kills} kills and the import is not done yet");
+        let complete = ever_listed.len() == total;
+        let before = blob_count(&blobs);
         let mut child = jhack(&home)
             .arg("import")
             .arg(&src)
@@ -791,20 +829,29 @@ fn sigkill_during_import_never_corrupts_the_library() {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn import");
-        std::thread::sleep(Duration::from_millis(delay));
+        let when = if !complete && rng.below(8) != 0 {
+            let k = 1 + rng.below(6) as usize;
+            let jitter = rng.below(11);
+            wait_for_blobs(&blobs, before + k, &mut child, Duration::from_secs(10));
+            std::thread::sleep(Duration::from_millis(jitter));
+            format!("{jitter} ms after {k} new blobs")
+        } else {
+            let delay = rng.below(150);
+            std::thread::sleep(Duration::from_millis(delay));
+            format!("after {delay} ms")
+        };
         let finished = child.try_wait().expect("try_wait").is_some();
         child.kill().expect("SIGKILL");
         let st = child.wait().expect("wait");
         kills += 1;
         if finished {
-            // The import beat the kill: aim earlier next time.
-            assert_eq!(st.code(), Some(0), "an uninterrupted import failed: {st:?}");
-            window_ms = (window_ms * 2 / 3).max(50);
+            assert_eq!(st.code(), Some(0), "an import that was not killed failed");
+        } else if complete {
+            after_complete += 1;
         } else {
-            interrupted += 1;
-            window_ms = (window_ms + 40).min(1_500);
+            mid_import += 1;
         }
-        let round = format!("kill {kills} after {delay} ms (seed {seed})");
+        let round = format!("kill {kills}, {when} (seed {seed})");
         let listed = assert_consistent(&home, &round);
         let ids: BTreeSet<String> = listed.iter().map(|s| s.id.clone()).collect();
         let lost: Vec<&String> = ever_listed.difference(&ids).collect();
@@ -812,6 +859,12 @@ fn sigkill_during_import_never_corrupts_the_library() {
             lost.is_empty(),
             "{round}: listed sounds disappeared: {lost:?}"
         );
+        let strange: Vec<&String> = ids.difference(&known).collect();
+        assert!(
+            strange.is_empty(),
+            "{round}: sounds of no file: {strange:?}"
+        );
+        assert_eq!(ids.len(), listed.len(), "{round}: an id listed twice");
         let names: BTreeSet<&str> = listed.iter().map(|s| s.name.as_str()).collect();
         for s in STARTER {
             assert!(
@@ -819,33 +872,28 @@ fn sigkill_during_import_never_corrupts_the_library() {
                 "{round}: the starter sound {s} is missing"
             );
         }
-        ever_listed = ids;
         eprintln!(
             "{round}: {}, {} sounds listed",
             if finished { "had finished" } else { "killed" },
             listed.len()
         );
+        ever_listed = ids;
     }
     assert!(
-        interrupted >= 20,
-        "only {interrupted} of {kills} kills interrupted an import"
+        mid_import >= 20,
+        "only {mid_import} of {kills} kills interrupted an import that was adding sounds"
     );
 
     let o = import(&home, &[&src], &[]);
     assert_eq!(status(&o), Some(0), "the final import: {}", describe(&o));
-    let summary = stdout(&o).lines().last().unwrap_or_default().to_string();
-    let counts: Vec<usize> = summary
-        .split(|c: char| !c.is_ascii_digit())
-        .filter_map(|n| n.parse().ok())
-        .collect();
-    assert!(
-        counts.len() == 3 && counts[0] + counts[1] == files && counts[2] == 0,
-        "{summary:?}"
+    assert_eq!(
+        stdout(&o).lines().last(),
+        Some(format!("imported 0, already present {files}, failed 0").as_str()),
+        "{}",
+        describe(&o)
     );
     let listed = assert_consistent(&home, "after the final import");
-    assert_eq!(listed.len(), distinct.len() + STARTER.len());
-    let ids: BTreeSet<String> = listed.iter().map(|s| s.id.clone()).collect();
-    assert!(distinct.is_subset(&ids), "every file is in the library");
+    assert_eq!(listed.len(), total, "every file once, and the starter pack");
     let o = jh(&home, &["check"]);
     assert_eq!(status(&o), Some(0), "{}", describe(&o));
     assert_eq!(
@@ -855,7 +903,7 @@ fn sigkill_during_import_never_corrupts_the_library() {
         describe(&o)
     );
     eprintln!(
-        "{kills} kills ({interrupted} mid-import), {:.1} s in all",
+        "{kills} kills ({mid_import} while adding sounds, {after_complete} after), {:.1} s in all",
         started.elapsed().as_secs_f64()
     );
 }

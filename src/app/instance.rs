@@ -190,6 +190,17 @@ impl Instance {
 
     /// Plays `id` here at its normalised gain plus `extra_db`.
     pub fn play(&mut self, id: &SoundId, extra_db: f32) -> Result<VoiceId, InstanceError> {
+        self.play_triggered(id, extra_db, Instant::now())
+    }
+
+    /// Like [`Instance::play`], for a play asked for at `trigger` (a key press): the
+    /// engine's trigger latency counts from then.
+    pub fn play_triggered(
+        &mut self,
+        id: &SoundId,
+        extra_db: f32,
+        trigger: Instant,
+    ) -> Result<VoiceId, InstanceError> {
         let Some(meta) = self.sounds.iter().find(|m| m.id == *id).cloned() else {
             return Err(InstanceError::Unplayable {
                 name: id.short(),
@@ -199,7 +210,14 @@ impl Instance {
         let norm = self.config.playback.normalization_gain(meta.loudness_lufs);
         let gain = Decibels(norm.0 + meta.gain_db + extra_db).to_amplitude();
         let voice = if let Some(samples) = self.bank.get(id) {
-            let v = self.engine.play_buffer(samples, gain)?;
+            let opts = crate::audio::PlayOptions {
+                gain,
+                trigger: Some(trigger),
+                ..crate::audio::PlayOptions::default()
+            };
+            let v = self
+                .engine
+                .play(crate::audio::VoiceSource::Buffer(samples), opts)?;
             self.voices.insert(v, meta.id);
             v
         } else {

@@ -98,6 +98,13 @@ pub fn play(
     )
     .map_err(PlayError::Thread)?;
     feed.wait_ready(Duration::from_secs(10));
-    let id = engine.play(source, PlayOptions { gain, start_frame })?;
+    let id = engine.play(
+        source,
+        PlayOptions {
+            gain,
+            start_frame,
+            trigger: None,
+        },
+    )?;
     Ok(PlayingFile { id, feed })
 }

@@ -276,9 +276,25 @@ fn device_id(d: &cpal::Device) -> String {
     d.id().map(|id| id.id().to_string()).unwrap_or_default()
 }
 
+/// The host whose defaults `default` means: a reachable PulseAudio-protocol server
+/// (PulseAudio itself, or PipeWire's pulse server) when there is one — its client
+/// waits on the server's socket, where the ALSA route through PipeWire's plugin makes
+/// cpal's ALSA thread busy-wait between periods — else the platform's default (ALSA).
+fn preferred_host() -> cpal::Host {
+    #[cfg(target_os = "linux")]
+    if std::env::var_os("JHACK_ALSA").is_none()
+        && cpal::available_hosts().contains(&cpal::HostId::PulseAudio)
+        && let Ok(host) = cpal::host_from_id(cpal::HostId::PulseAudio)
+        && host.default_output_device().is_some()
+    {
+        return host;
+    }
+    cpal::default_host()
+}
+
 /// Every device of every available host, with channels and default rate.
 pub fn list_devices() -> Vec<DeviceInfo> {
-    let default_host = cpal::default_host();
+    let default_host = preferred_host();
     let default_out = default_host.default_output_device().map(|d| device_id(&d));
     let default_in = default_host.default_input_device().map(|d| device_id(&d));
     all_devices()
@@ -343,7 +359,7 @@ fn find_device(
     match spec {
         DeviceSpec::Default => {
             silence_backend_diagnostics();
-            let host = cpal::default_host();
+            let host = preferred_host();
             let d = match dir {
                 Direction::Output => host.default_output_device(),
                 Direction::Input => host.default_input_device(),

@@ -127,6 +127,9 @@ pub struct PlayOptions {
     pub gain: Amplitude,
     /// Absolute engine frame to start at (sample-accurate), if any.
     pub start_frame: Option<u64>,
+    /// When the play was asked for (a key press), if earlier than this call: the
+    /// trigger latency is measured from it. `None`: now.
+    pub trigger: Option<std::time::Instant>,
 }
 
 impl Default for PlayOptions {
@@ -134,6 +137,7 @@ impl Default for PlayOptions {
         Self {
             gain: Amplitude::ONE,
             start_frame: None,
+            trigger: None,
         }
     }
 }
@@ -384,6 +388,9 @@ impl Engine {
         if let Some(f) = opts.start_frame {
             voice = voice.start_at(f);
         }
+        if let Some(t) = opts.trigger {
+            voice = voice.triggered_at(t);
+        }
         lock(&sh.book).states.insert(id, VoiceState::Queued);
         if sh.send(Command::Play(Box::new(voice))).is_err() {
             lock(&sh.book).states.remove(&id);
@@ -403,7 +410,7 @@ impl Engine {
             VoiceSource::Buffer(samples),
             PlayOptions {
                 gain,
-                start_frame: None,
+                ..PlayOptions::default()
             },
         )
     }

@@ -102,6 +102,13 @@ impl Voice {
         self
     }
 
+    /// Measures the trigger latency from `at` (when the play was asked for) instead
+    /// of from the voice's creation.
+    pub fn triggered_at(mut self, at: Instant) -> Self {
+        self.trigger = self.trigger.min(at);
+        self
+    }
+
     /// This voice's id.
     pub fn id(&self) -> VoiceId {
         self.id

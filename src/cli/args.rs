@@ -117,6 +117,8 @@ pub enum Command {
     },
     /// Verify every sound in the library against its id.
     Check,
+    /// Stop everything the running jhack on this home is playing.
+    Stop,
 }
 
 /// `jhack import`.

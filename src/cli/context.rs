@@ -71,6 +71,49 @@ impl Context {
     }
 }
 
+/// Where a command's library work goes: the library itself, or the running jhack
+/// that owns the home (through its control socket).
+pub enum Owner {
+    /// This process holds the library.
+    Here(Library),
+    /// Another process does; requests go to its socket.
+    Running(std::path::PathBuf),
+}
+
+impl Context {
+    /// The library, or — when another jhack holds the home and listens on its
+    /// control socket — that process. A holder without a socket is the lock error.
+    pub fn library_or_owner(&self) -> Result<Owner, CliError> {
+        match self.open_library() {
+            Ok(lib) => Ok(Owner::Here(lib)),
+            Err(e) => {
+                let socket = self.home.socket_path();
+                let ping = crate::app::control::Request::Ping;
+                match crate::app::control::request(&socket, &ping, ping.suggested_timeout()) {
+                    Ok(crate::app::control::Response::Pong { .. }) => Ok(Owner::Running(socket)),
+                    _ => Err(e),
+                }
+            }
+        }
+    }
+}
+
+/// Sends `req` to the owner at `socket`; an error reply becomes the command's error.
+pub fn ask_owner(
+    socket: &Path,
+    req: &crate::app::control::Request,
+) -> Result<crate::app::control::Response, CliError> {
+    use crate::app::control::Response;
+    match crate::app::control::request(socket, req, req.suggested_timeout()) {
+        Ok(Response::Error { message, status }) => Err(CliError {
+            status: if status == 2 { 2 } else { 1 },
+            message,
+        }),
+        Ok(r) => Ok(r),
+        Err(e) => Err(CliError::failure(chain(&e))),
+    }
+}
+
 /// A library failure as a command's error: bad names and keys are bad input (2),
 /// everything else (the lock held, the disk, the database) a failure (1).
 pub fn library_error(e: LibraryError) -> CliError {

@@ -14,8 +14,14 @@ pub fn run(json: bool) -> Result<(), CliError> {
         println!("no audio devices found (jhack will use the silent null backend)");
         return Ok(());
     }
+    let hw = devices
+        .iter()
+        .map(|d| d.host.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
     println!(
-        "{:>3}  {:<6} {:<40} {:>3} {:>3} {:>7}  default",
+        "{:>3}  {:<hw$} {:<40} {:>3} {:>3} {:>7}  default",
         "#", "host", "name", "in", "out", "rate"
     );
     for d in &devices {
@@ -31,7 +37,7 @@ pub fn run(json: bool) -> Result<(), CliError> {
         };
         let rate = d.default_rate.map_or("-".to_string(), |r| r.to_string());
         println!(
-            "{:>3}  {:<6} {:<40} {:>3} {:>3} {:>7}  {default}",
+            "{:>3}  {:<hw$} {:<40} {:>3} {:>3} {:>7}  {default}",
             d.index,
             d.host,
             truncate(&name, 40),

@@ -7,8 +7,9 @@ use std::io::IsTerminal;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::args::{GlobalArgs, ImportArgs};
-use super::context::Context;
+use super::context::{Context, Owner, ask_owner};
 use super::error::{CliError, chain};
+use crate::app::control::{Request, Response};
 use crate::app::import::{ImportError, ImportOptions, Imported, collect_files, import_file};
 
 pub fn run(g: &GlobalArgs, args: &ImportArgs) -> Result<(), CliError> {
@@ -26,7 +27,10 @@ pub fn run(g: &GlobalArgs, args: &ImportArgs) -> Result<(), CliError> {
             files.len()
         )));
     }
-    let lib = ctx.open_library()?;
+    let lib = match ctx.library_or_owner()? {
+        Owner::Here(lib) => lib,
+        Owner::Running(socket) => return import_through(&socket, args),
+    };
     let opts = ImportOptions {
         name: args.name.clone(),
         tags: args.tags.clone(),
@@ -122,5 +126,38 @@ impl From<ImportError> for CliError {
         } else {
             CliError::failure(chain(&e))
         }
+    }
+}
+
+/// The import done by the running jhack that owns the home.
+fn import_through(socket: &std::path::Path, args: &ImportArgs) -> Result<(), CliError> {
+    let cwd = std::env::current_dir().map_err(|e| CliError::failure(format!("cwd: {e}")))?;
+    let req = Request::Import {
+        paths: args.paths.iter().map(|p| cwd.join(p)).collect(),
+        name: args.name.clone(),
+        tags: args.tags.clone(),
+        key: args.key.clone(),
+        gain_db: args.gain,
+    };
+    match ask_owner(socket, &req)? {
+        Response::Imported {
+            imported,
+            already_present,
+            failed,
+        } => {
+            for f in &failed {
+                eprintln!("jhack: error: {f}");
+            }
+            println!(
+                "imported {imported}, already present {already_present}, failed {}",
+                failed.len()
+            );
+            if failed.is_empty() {
+                Ok(())
+            } else {
+                Err(CliError::input(""))
+            }
+        }
+        other => Err(CliError::failure(format!("unexpected reply: {other:?}"))),
     }
 }

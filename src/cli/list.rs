@@ -3,8 +3,9 @@
 use std::io::Write;
 
 use super::args::GlobalArgs;
-use super::context::{Context, library_error};
+use super::context::{Context, Owner, ask_owner, library_error};
 use super::error::CliError;
+use crate::app::control::{Request, Response};
 use crate::domain::{Origin, SoundMeta};
 
 #[derive(serde::Serialize)]
@@ -28,8 +29,13 @@ struct Row<'a> {
 
 pub fn run(g: &GlobalArgs, json: bool) -> Result<(), CliError> {
     let ctx = Context::load(g)?;
-    let lib = ctx.open_library()?;
-    let sounds = lib.list().map_err(library_error)?;
+    let sounds = match ctx.library_or_owner()? {
+        Owner::Here(lib) => lib.list().map_err(library_error)?,
+        Owner::Running(socket) => match ask_owner(&socket, &Request::List)? {
+            Response::Sounds { sounds } => sounds,
+            other => return Err(CliError::failure(format!("unexpected reply: {other:?}"))),
+        },
+    };
     let out = std::io::stdout();
     let mut out = std::io::BufWriter::new(out.lock());
     let written = if json {

@@ -50,6 +50,23 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// `jhack stop`: through the running jhack's control socket.
+fn stop(g: &args::GlobalArgs) -> Result<(), CliError> {
+    let ctx = context::Context::load(g)?;
+    let socket = ctx.home.socket_path();
+    let req = crate::app::control::Request::Stop;
+    use crate::app::control::{ControlError, Response};
+    match crate::app::control::request(&socket, &req, req.suggested_timeout()) {
+        Ok(Response::Error { message, status }) => Err(CliError { status, message }),
+        Ok(_) => Ok(()),
+        Err(ControlError::NoServer { .. }) => Err(CliError::failure(format!(
+            "no jhack is running on {}",
+            ctx.home.data_dir().display()
+        ))),
+        Err(e) => Err(CliError::failure(error::chain(&e))),
+    }
+}
+
 fn run(cli: Cli) -> Result<(), CliError> {
     let g = &cli.global;
     match cli.command {
@@ -74,5 +91,6 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Some(Command::Edit(args)) => edit::edit(g, &args),
         Some(Command::Rm { sound }) => edit::rm(g, &sound),
         Some(Command::Check) => check::run(g),
+        Some(Command::Stop) => stop(g),
     }
 }

@@ -4,9 +4,10 @@
 use std::time::{Duration, Instant};
 
 use super::args::{GlobalArgs, PlayArgs};
-use super::context::{Context, library_error, looks_like_path};
+use super::context::{Context, Owner, ask_owner, library_error, looks_like_path};
 use super::error::CliError;
 use super::session::{drain, interrupt_flag, start_engine_with, wait_until};
+use crate::app::control::{Request, Response};
 use crate::app::player::{self, OpenedFile, PlayingFile};
 use crate::audio::{Engine, VoiceState};
 use crate::domain::Decibels;
@@ -40,7 +41,25 @@ pub fn run(g: &GlobalArgs, args: &PlayArgs) -> Result<(), CliError> {
         )));
     }
     let ctx = Context::load(g)?;
-    let (targets, lib) = resolve_targets(&ctx, &args.targets)?;
+    let Resolved {
+        here: targets,
+        lib,
+        through,
+    } = resolve_targets(&ctx, &args.targets)?;
+    if let Some((socket, names)) = &through {
+        for name in names {
+            let req = Request::Play {
+                target: name.clone(),
+                gain_db: args.gain,
+            };
+            if let Response::Ok { message } = ask_owner(socket, &req)? {
+                eprintln!("jhack: {message} (in the running jhack)");
+            }
+        }
+        if targets.is_empty() {
+            return Ok(());
+        }
+    }
     let interrupted = interrupt_flag();
     let engine = start_engine_with(g, &ctx)?;
     let fmt = engine.format();
@@ -175,17 +194,27 @@ struct Target {
     sound: Option<crate::domain::SoundMeta>,
 }
 
+/// Where the targets go: this process's files and library sounds, plus the sounds
+/// that the running jhack owning the home is asked to play.
+struct Resolved {
+    here: Vec<Target>,
+    lib: Option<Library>,
+    /// (socket, names) when another jhack owns the library.
+    through: Option<(std::path::PathBuf, Vec<String>)>,
+}
+
 /// Files as they are; anything else is looked up in the library, which is opened
-/// (once) only then, and returned for recording the plays.
-fn resolve_targets(
-    ctx: &Context,
-    raw: &[std::path::PathBuf],
-) -> Result<(Vec<Target>, Option<Library>), CliError> {
-    let mut lib: Option<Library> = None;
-    let mut out = Vec::with_capacity(raw.len());
+/// (once) only then — or, when a running jhack owns it, left to that process.
+fn resolve_targets(ctx: &Context, raw: &[std::path::PathBuf]) -> Result<Resolved, CliError> {
+    let mut owner: Option<Owner> = None;
+    let mut r = Resolved {
+        here: Vec::with_capacity(raw.len()),
+        lib: None,
+        through: None,
+    };
     for p in raw {
         if p.exists() {
-            out.push(Target {
+            r.here.push(Target {
                 path: p.clone(),
                 gain_db: 0.0,
                 sound: None,
@@ -195,14 +224,24 @@ fn resolve_targets(
         let Some(name) = p.to_str() else {
             return Err(CliError::input(format!("{}: no such file", p.display())));
         };
-        let l = match &mut lib {
-            Some(l) => l,
-            None => lib.insert(ctx.open_library()?),
+        let o = match &mut owner {
+            Some(o) => o,
+            None => owner.insert(ctx.library_or_owner()?),
+        };
+        let l = match o {
+            Owner::Here(l) => l,
+            Owner::Running(socket) => {
+                r.through
+                    .get_or_insert_with(|| (socket.clone(), Vec::new()))
+                    .1
+                    .push(name.to_string());
+                continue;
+            }
         };
         match l.resolve(name) {
             Ok(m) => {
                 let norm = ctx.config.playback.normalization_gain(m.loudness_lufs);
-                out.push(Target {
+                r.here.push(Target {
                     path: l.blob_path(&m.id),
                     gain_db: norm.0 + m.gain_db,
                     sound: Some(m),
@@ -215,5 +254,8 @@ fn resolve_targets(
             Err(e) => return Err(CliError::input(format!("{name}: {e}"))),
         }
     }
-    Ok((out, lib))
+    if let Some(Owner::Here(l)) = owner {
+        r.lib = Some(l);
+    }
+    Ok(r)
 }

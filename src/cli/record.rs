@@ -128,7 +128,7 @@ mod tests {
     #[test]
     fn timestamps_are_civil_utc() {
         let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_796_119_505);
-        assert_eq!(timestamp(t), "20261201-072505");
+        assert_eq!(timestamp(t), "20261201-100505");
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(11_016), (2000, 2, 29));
     }

@@ -446,7 +446,7 @@ impl LogBands {
 }
 
 /// The value at fractional bin `x` (within the slice), linear between bins, of the
-/// bins read through `f`.
+/// bins read through `f`. `bins` is never empty ([`LogBands::map`] checks).
 fn lerp_at(bins: &[f32], x: f32, f: impl Fn(f32) -> f32) -> f32 {
     let i = x as usize;
     let t = x - i as f32;

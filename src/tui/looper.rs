@@ -55,7 +55,8 @@ struct RunStats {
 }
 
 enum Event {
-    Key(ct::KeyEvent),
+    /// A key, and when it was read.
+    Key(ct::KeyEvent, Instant),
     Redraw,
     Control(Call),
 }
@@ -220,7 +221,7 @@ fn main_loop(
         };
         let mut outcome = Outcome::default();
         match event {
-            Some(Event::Key(k))
+            Some(Event::Key(k, pressed))
                 if k.kind != KeyEventKind::Release && k.kind != KeyEventKind::Repeat =>
             {
                 let size = session.terminal.size().map_err(|e| e.to_string())?;
@@ -234,10 +235,11 @@ fn main_loop(
                     outputs: &outputs,
                     inputs: &inputs,
                     page: view::sound_rows(areas.sounds),
+                    pressed,
                 };
                 outcome = update::on_key(ui, &mut cx, &k);
             }
-            Some(Event::Key(_)) => {}
+            Some(Event::Key(..)) => {}
             Some(Event::Redraw) => outcome.redraw = true,
             Some(Event::Control(call)) => {
                 let (req, reply) = call;
@@ -362,7 +364,7 @@ fn spawn_input(tx: Sender<Event>, stop: Arc<AtomicBool>) -> std::thread::JoinHan
                 Err(_) => break,
             }
             let ev = match ct::read() {
-                Ok(ct::Event::Key(k)) => Event::Key(k),
+                Ok(ct::Event::Key(k)) => Event::Key(k, Instant::now()),
                 Ok(ct::Event::Resize(..)) => Event::Redraw,
                 Ok(_) => continue,
                 Err(_) => break,

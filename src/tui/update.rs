@@ -40,6 +40,8 @@ pub struct Context<'a> {
     pub inputs: &'a [DeviceInfo],
     /// Rows of the sound list on screen.
     pub page: usize,
+    /// When the key was read from the terminal (trigger latency counts from it).
+    pub pressed: std::time::Instant,
 }
 
 /// Handles one key press.
@@ -130,7 +132,7 @@ fn selected_id(ui: &UiState, cx: &Context<'_>) -> Option<SoundId> {
 }
 
 fn play(ui: &mut UiState, cx: &mut Context<'_>, id: &SoundId) {
-    if let Err(e) = cx.instance.play(id, 0.0) {
+    if let Err(e) = cx.instance.play_triggered(id, 0.0, cx.pressed) {
         ui.warn(crate::domain::chain(&e));
     }
 }

@@ -97,13 +97,11 @@ pub fn request(path: &Path, req: &Request, timeout: Duration) -> Result<Response
         path: owned(),
         reason,
     };
-    if let Err(e) = written {
-        return match read_line(&mut reader, MAX_RESPONSE_LINE, deadline) {
-            Ok(reply) => decode::<Response>(&reply).map_err(|r| bad(r.message)),
-            Err(_) => Err(io_error(e)),
-        };
+    let reply = read_line(&mut reader, MAX_RESPONSE_LINE, deadline);
+    if let (Err(e), Err(_)) = (written, &reply) {
+        return Err(io_error(e));
     }
-    match read_line(&mut reader, MAX_RESPONSE_LINE, deadline) {
+    match reply {
         Ok(reply) => decode::<Response>(&reply).map_err(|r| bad(r.message)),
         Err(LineError::Eof) => Err(bad("the connection was closed without a reply".into())),
         Err(LineError::TooLong) => Err(bad(format!("longer than {MAX_RESPONSE_LINE} bytes"))),

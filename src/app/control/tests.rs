@@ -86,8 +86,12 @@ fn fast_limits() -> Limits {
 }
 
 fn start(dir: &Path) -> (ControlServer, PathBuf) {
+    start_with(dir, fast_limits())
+}
+
+fn start_with(dir: &Path, limits: Limits) -> (ControlServer, PathBuf) {
     let path = dir.join("jhack.sock");
-    let server = ControlServer::bind_with(&path, fake_handler(), fast_limits()).expect("bind");
+    let server = ControlServer::bind_with(&path, fake_handler(), limits).expect("bind");
     (server, path)
 }
 
@@ -385,34 +389,37 @@ fn several_requests_share_a_connection() {
 #[test]
 fn a_silent_client_is_dropped_without_holding_up_others() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (_server, path) = start(dir.path());
+    let limits = Limits {
+        read_timeout: Duration::from_secs(1),
+        ..fast_limits()
+    };
+    let (_server, path) = start_with(dir.path(), limits.clone());
     let mut silent = UnixStream::connect(&path).expect("connect");
     silent.set_read_timeout(Some(WAIT)).expect("timeout");
     let started = Instant::now();
     ping(&path);
-    assert!(
-        started.elapsed() < fast_limits().read_timeout,
-        "served meanwhile"
-    );
+    assert!(started.elapsed() < limits.read_timeout, "served meanwhile");
     // Half a line, then nothing.
     silent.write_all(br#"{"v":1,"#).expect("write");
     let replies = read_replies(&mut silent);
     assert_eq!(replies.len(), 1, "{replies:?}");
     assert_eq!(error_status(&replies[0]), 2);
-    assert!(started.elapsed() >= fast_limits().read_timeout);
+    assert!(started.elapsed() >= limits.read_timeout);
     ping(&path);
 }
 
 #[test]
 fn connections_beyond_the_cap_are_refused_until_others_end() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (_server, path) = start(dir.path());
-    let cap = fast_limits().max_connections;
-    let mut silent: Vec<_> = (0..cap)
+    let limits = Limits {
+        read_timeout: Duration::from_secs(2),
+        ..fast_limits()
+    };
+    let (_server, path) = start_with(dir.path(), limits.clone());
+    // Accepted in order: these take every slot before the ping below arrives.
+    let mut silent: Vec<_> = (0..limits.max_connections)
         .map(|_| UnixStream::connect(&path).expect("connect"))
         .collect();
-    // The accept thread counts connections as it takes them; give it the moment.
-    std::thread::sleep(Duration::from_millis(50));
     match request(&path, &Request::Ping, WAIT).expect("a reply") {
         Response::Error { message, status } => {
             assert_eq!(status, 1);

@@ -17,21 +17,18 @@ pub(super) fn draw(f: &mut Frame<'_>, area: Rect, s: &Screen<'_>) {
     let out = &s.audio.info.output;
     let period = out.period_frames.unwrap_or(s.audio.stats.period_frames);
     let rate = out.format.sample_rate.max(1);
-    let title = Line::from(vec![
-        Span::styled(format!(" {} ", strings::DEVICES), t.title()),
-        Span::styled(
-            format!(
-                "{} Hz · {} f ({:.1} ms) · out {:.1} ms ",
-                rate,
-                period,
-                f64::from(period) * 1000.0 / f64::from(rate),
-                s.audio.stats.output_latency_ms
-            ),
-            t.dim(),
+    let title = Line::from(Span::styled(format!(" {} ", strings::DEVICES), t.title()));
+    let mut lines = vec![Line::from(Span::styled(
+        format!(
+            "{} kHz {} f {:.1} ms, out {:.1} ms",
+            f64::from(rate) / 1000.0,
+            period,
+            f64::from(period) * 1000.0 / f64::from(rate),
+            s.audio.stats.output_latency_ms
         ),
-    ]);
-    let inner_rows = usize::from(area.height.saturating_sub(2));
-    let mut lines = Vec::new();
+        t.dim(),
+    ))];
+    let inner_rows = usize::from(area.height.saturating_sub(3));
     let current_in = s.audio.info.input.as_ref().map(|i| i.device.as_str());
     let half = inner_rows.saturating_sub(2) / 2;
     let out_rows = if s.inputs.is_empty() {
@@ -49,7 +46,7 @@ pub(super) fn draw(f: &mut Frame<'_>, area: Rect, s: &Screen<'_>) {
         out_rows,
         s.ui.focus == Focus::Outputs,
     );
-    let in_rows = inner_rows.saturating_sub(lines.len() + 1);
+    let in_rows = (inner_rows + 1).saturating_sub(lines.len() + 1);
     list(
         &mut lines,
         s,

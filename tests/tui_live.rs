@@ -1,0 +1,500 @@
+//! The real interface in a real terminal: the binary runs in tmux (driven with
+//! `send-keys`, read with `capture-pane`) on the virtual audio devices. What a key
+//! plays is heard on the speaker's monitor; the control socket is used by a second
+//! process; the interface's own figures (bytes sent to the terminal, start-up time,
+//! trigger latency) and its CPU use are measured and checked against their targets.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::*;
+use jhack::dsp::analysis::onset;
+
+/// One tmux server of our own (never the user's), with one window running jhack.
+struct Tui {
+    socket: String,
+    target: String,
+}
+
+impl Tui {
+    /// Starts `jhack tui` for `home` in a `w`×`h` window; `extra` goes before `tui`.
+    fn start(home: &Path, w: u16, h: u16, extra: &[&str], stats: Option<&Path>) -> Tui {
+        let socket = format!("jhack-test-{}-{}", std::process::id(), unix_us());
+        let mut cmd = format!("{} --home {}", env!("CARGO_BIN_EXE_jhack"), home.display());
+        for e in extra {
+            cmd.push(' ');
+            cmd.push_str(e);
+        }
+        cmd.push_str(" tui");
+        if let Some(s) = stats {
+            cmd.push_str(&format!(" --stats-file {}", s.display()));
+        }
+        // After jhack exits: its status, whether the terminal is back in cooked mode.
+        let script = format!(
+            "{cmd}; echo \"EXITED $?\"; stty -a | grep -o -w -- '-\\?icanon'; echo DONE; sleep 600"
+        );
+        let mut env: Vec<String> = Vec::new();
+        for k in [
+            "XDG_RUNTIME_DIR",
+            "PULSE_SERVER",
+            "PULSE_COOKIE",
+            "DBUS_SESSION_BUS_ADDRESS",
+            "JHACK_TEST_AUDIO",
+            "PIPEWIRE_NODE",
+        ] {
+            if let Ok(v) = std::env::var(k) {
+                env.push(format!("{k}={v}"));
+            }
+        }
+        env.push("TERM=xterm-256color".into());
+        env.push("COLORTERM=truecolor".into());
+        let status = Command::new("tmux")
+            .args(["-L", &socket, "-f", "/dev/null", "new-session", "-d"])
+            .args(["-x", &w.to_string(), "-y", &h.to_string(), "-n", "jhack"])
+            .arg("env")
+            .args(&env)
+            .args(["sh", "-c", &script])
+            .status()
+            .expect("tmux");
+        assert!(status.success(), "tmux did not start");
+        Tui {
+            socket,
+            target: "jhack".into(),
+        }
+    }
+
+    fn tmux(&self, args: &[&str]) -> Output {
+        Command::new("tmux")
+            .args(["-L", &self.socket])
+            .args(args)
+            .output()
+            .expect("tmux")
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut a = vec!["send-keys", "-t", &self.target];
+        a.extend_from_slice(keys);
+        let o = self.tmux(&a);
+        assert!(o.status.success(), "send-keys: {}", stderr(&o));
+    }
+
+    fn screen(&self) -> String {
+        stdout(&self.tmux(&["capture-pane", "-p", "-t", &self.target]))
+    }
+
+    /// Waits until the screen shows `text`; panics with the screen otherwise.
+    fn wait_for(&self, text: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let s = self.screen();
+            if s.contains(text) {
+                return s;
+            }
+            if Instant::now() > deadline {
+                panic!("the screen never showed {text:?}:\n{s}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn resize(&self, w: u16, h: u16) {
+        self.tmux(&[
+            "resize-window",
+            "-t",
+            &self.target,
+            "-x",
+            &w.to_string(),
+            "-y",
+            &h.to_string(),
+        ]);
+    }
+
+    /// The pid of jhack (the pane's shell's child).
+    fn jhack_pid(&self) -> Option<u32> {
+        let pane = stdout(&self.tmux(&["list-panes", "-t", &self.target, "-F", "#{pane_pid}"]));
+        let shell: u32 = pane.trim().parse().ok()?;
+        let o = Command::new("pgrep")
+            .args(["-P", &shell.to_string(), "jhack"])
+            .output()
+            .ok()?;
+        stdout(&o).lines().next()?.trim().parse().ok()
+    }
+}
+
+impl Drop for Tui {
+    fn drop(&mut self) {
+        let _ = self.tmux(&["kill-server"]);
+    }
+}
+
+fn have_tmux(test: &str) -> bool {
+    if have("tmux") {
+        return true;
+    }
+    eprintln!("skipped {test}: tmux is not installed");
+    false
+}
+
+fn import(home: &Path, file: &Path, extra: &[&str]) {
+    let mut cmd = jhack(home);
+    cmd.arg("import").arg(file).args(extra);
+    let o = run(cmd, Duration::from_secs(30));
+    assert!(o.status.success(), "import: {}", stderr(&o));
+}
+
+/// Wall-clock time (µs since the epoch) at which the capture first exceeds
+/// `threshold`, from the recorder's read times.
+fn onset_unix_us(captured: &[f32], arrivals: &[(u128, usize)], threshold: f32) -> Option<f64> {
+    let left = channel(captured, 2, 0);
+    let frame = onset(&left, threshold)?;
+    let byte = (frame + 1) * 8;
+    let &(read_us, read_end) = arrivals.iter().find(|(_, end)| *end >= byte)?;
+    let back_us = ((read_end - byte) / 8) as f64 * 1e6 / 48_000.0;
+    Some(read_us as f64 - back_us)
+}
+
+fn click(dir: &Path) -> PathBuf {
+    let f = dir.join("click.wav");
+    sh(&format!(
+        "sox -n -r 48000 -c 2 -b 16 {} synth 0.05 sine 2000 gain -3 pad 0 0.3",
+        f.display()
+    ));
+    f
+}
+
+/// Median end-to-end latency of `jhack play FILE` (command's trigger → monitor).
+fn play_latency_ms(home: &Path, file: &Path, runs: usize) -> f64 {
+    let mut v = Vec::new();
+    for _ in 0..runs {
+        let mon = Monitor::start();
+        let mut cmd = jhack(home);
+        cmd.arg("play").arg(file).arg("--stats");
+        let o = run(cmd, Duration::from_secs(20));
+        assert!(o.status.success(), "{}", stderr(&o));
+        let (captured, arrivals) = mon.stop_timed();
+        let stats: serde_json::Value = serde_json::from_str(stdout(&o).trim()).expect("stats");
+        let trigger = stats["trigger_unix_us"].as_u64().expect("trigger") as f64;
+        let heard = onset_unix_us(&captured, &arrivals, 0.1).expect("click not heard");
+        v.push((heard - trigger) / 1000.0);
+    }
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+#[test]
+fn the_screen_shows_devices_and_sounds_and_a_key_plays_at_once() {
+    let test = "the_screen_shows_devices_and_sounds_and_a_key_plays_at_once";
+    let Some(_audio) = audio_stack(test) else {
+        return;
+    };
+    if !have_tmux(test) {
+        return;
+    }
+    let h = tempfile::tempdir().expect("tempdir");
+    let f = click(h.path());
+    import(h.path(), &f, &["--key", "z", "--name", "click"]);
+    let baseline = play_latency_ms(h.path(), &f, 5);
+    let stats = h.path().join("tui-stats.json");
+    let tui = Tui::start(h.path(), 80, 24, &[], Some(&stats));
+    let screen = tui.wait_for("airhorn", Duration::from_secs(10));
+    for text in [
+        "Devices",
+        "Output",
+        "Input",
+        "Spectrogram",
+        "Sounds",
+        "Peers",
+        "countdown",
+    ] {
+        assert!(
+            screen.contains(text),
+            "no {text:?} on the screen:\n{screen}"
+        );
+    }
+    // `1` plays the airhorn (a starter sound): heard on the speaker.
+    let mon = Monitor::start();
+    tui.keys(&["1"]);
+    std::thread::sleep(Duration::from_millis(800));
+    let captured = mon.stop();
+    let left = channel(&captured, 2, 0);
+    assert!(onset(&left, 0.05).is_some(), "pressing 1 was not heard");
+    std::thread::sleep(Duration::from_millis(1500)); // the airhorn's tail
+    // Key press (tmux send-keys) → sound on the monitor, against `jhack play`.
+    let mut figures = Vec::new();
+    for _ in 0..5 {
+        let mon = Monitor::start();
+        let sent = unix_us() as f64;
+        tui.keys(&["z"]);
+        std::thread::sleep(Duration::from_millis(500));
+        let (captured, arrivals) = mon.stop_timed();
+        let heard = onset_unix_us(&captured, &arrivals, 0.1).expect("z was not heard");
+        figures.push((heard - sent) / 1000.0);
+    }
+    figures.sort_by(f64::total_cmp);
+    let key_ms = figures[figures.len() / 2];
+    eprintln!(
+        "key press (tmux send-keys) -> monitor: median {key_ms:.2} ms {figures:?}; `jhack play` -> monitor: median {baseline:.2} ms"
+    );
+    assert!(
+        key_ms <= baseline + 5.0,
+        "a key takes {key_ms:.1} ms to be heard, `jhack play` {baseline:.1} ms"
+    );
+    tui.keys(&["q"]);
+    let screen = tui.wait_for("EXITED", Duration::from_secs(10));
+    assert!(screen.contains("EXITED 0"), "{screen}");
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&stats).expect("stats file")).expect("json");
+    let trigger = s["max_trigger_to_callback_ms"].as_f64().expect("trigger");
+    let period_ms = 256.0 / 48.0;
+    eprintln!(
+        "key read -> voice started in the callback: max {trigger:.2} ms (period {period_ms:.2} ms)"
+    );
+    assert!(trigger > 0.0 && trigger <= period_ms + 1.0, "{trigger} ms");
+}
+
+#[test]
+fn space_stops_a_long_sound_and_q_restores_the_terminal() {
+    let test = "space_stops_a_long_sound_and_q_restores_the_terminal";
+    let Some(_audio) = audio_stack(test) else {
+        return;
+    };
+    if !have_tmux(test) {
+        return;
+    }
+    let h = tempfile::tempdir().expect("tempdir");
+    let long = sine_wav(h.path(), "long.wav", 700, 10.0, -12.0, 48_000, 2);
+    import(h.path(), &long, &["--key", "x"]);
+    let tui = Tui::start(h.path(), 80, 24, &[], None);
+    tui.wait_for("long", Duration::from_secs(10));
+    let mon = Monitor::start();
+    tui.keys(&["x"]);
+    std::thread::sleep(Duration::from_millis(700));
+    tui.keys(&["Space"]);
+    std::thread::sleep(Duration::from_millis(800));
+    let captured = mon.stop();
+    let left = channel(&captured, 2, 0);
+    let start = onset(&left, 0.05).expect("x was not heard");
+    // After the stop: silence (the last 400 ms of the capture).
+    let tail = &left[left.len() - 19_200..];
+    assert!(
+        peak(tail) < 0.001,
+        "still playing after Space: peak {}",
+        peak(tail)
+    );
+    assert!(
+        left.len() - start > 30_000,
+        "played only {} frames",
+        left.len() - start
+    );
+    // Resizing redraws: wider lines, then the too-small message, then back.
+    tui.resize(120, 40);
+    std::thread::sleep(Duration::from_millis(400));
+    let s = tui.screen();
+    assert!(
+        s.lines()
+            .any(|l| l.chars().count() >= 118 && l.contains("Spectrogram")),
+        "not redrawn at 120 columns:\n{s}"
+    );
+    tui.resize(60, 20);
+    tui.wait_for("Window too small", Duration::from_secs(3));
+    tui.resize(80, 24);
+    tui.wait_for("Sounds", Duration::from_secs(3));
+    tui.keys(&["q"]);
+    let s = tui.wait_for("DONE", Duration::from_secs(10));
+    assert!(s.contains("EXITED 0"), "{s}");
+    assert!(
+        s.lines().any(|l| l.trim() == "icanon"),
+        "the terminal was left in raw mode:\n{s}"
+    );
+}
+
+#[test]
+fn the_control_socket_plays_through_the_running_interface_and_a_second_one_is_refused() {
+    let test = "the_control_socket_plays_through_the_running_interface_and_a_second_one_is_refused";
+    let Some(_audio) = audio_stack(test) else {
+        return;
+    };
+    if !have_tmux(test) {
+        return;
+    }
+    let h = tempfile::tempdir().expect("tempdir");
+    let tui = Tui::start(h.path(), 80, 24, &[], None);
+    tui.wait_for("airhorn", Duration::from_secs(10));
+    let socket = h.path().join("jhack.sock");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&socket).expect("socket").permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600, "socket mode {mode:o}");
+    let mon = Monitor::start();
+    let mut cmd = jhack(h.path());
+    cmd.args(["play", "ding"]);
+    let o = run(cmd, Duration::from_secs(10));
+    assert!(
+        o.status.success(),
+        "play through the socket: {}",
+        stderr(&o)
+    );
+    std::thread::sleep(Duration::from_millis(600));
+    let captured = mon.stop();
+    assert!(
+        onset(&channel(&captured, 2, 0), 0.02).is_some(),
+        "`jhack play ding` from a second process was not heard"
+    );
+    tui.wait_for("played \"ding\" by a command", Duration::from_secs(3));
+    let mut cmd = jhack(h.path());
+    cmd.args(["list", "--json"]);
+    let o = run(cmd, Duration::from_secs(10));
+    assert!(
+        o.status.success(),
+        "list through the socket: {}",
+        stderr(&o)
+    );
+    let sounds: serde_json::Value = serde_json::from_str(stdout(&o).trim()).expect("json");
+    assert_eq!(sounds.as_array().map(Vec::len), Some(12));
+    let mut cmd = jhack(h.path());
+    cmd.arg("stop");
+    assert!(run(cmd, Duration::from_secs(10)).status.success());
+    // A second interface on the same home: refused, naming the first.
+    let pid = tui.jhack_pid().expect("jhack's pid");
+    let second = Tui::start(h.path(), 80, 24, &[], None);
+    let s = second.wait_for("EXITED", Duration::from_secs(10));
+    assert!(s.contains("EXITED 1"), "{s}");
+    assert!(
+        s.contains("is in use by another jhack") && s.contains(&format!("pid {pid}")),
+        "{s}"
+    );
+    tui.keys(&["q"]);
+    tui.wait_for("EXITED 0", Duration::from_secs(10));
+    assert!(!socket.exists(), "the socket outlived the interface");
+}
+
+/// CPU time (user + system) of `pid` so far, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|u| u.parse().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|s| s.parse().ok()).unwrap_or(0.0);
+    ticks / clock_ticks_per_second()
+}
+
+fn clock_ticks_per_second() -> f64 {
+    let o = Command::new("getconf").arg("CLK_TCK").output();
+    o.ok()
+        .and_then(|o| stdout(&o).trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// Runs the interface for `secs` and returns (CPU % of one core, terminal bytes/s).
+fn idle_figures(home: &Path, extra: &[&str], secs: f64) -> (f64, f64) {
+    let stats = home.join(format!("idle-{}.json", unix_us()));
+    let tui = Tui::start(home, 80, 24, extra, Some(&stats));
+    tui.wait_for("airhorn", Duration::from_secs(10));
+    let pid = tui.jhack_pid().expect("jhack's pid");
+    std::thread::sleep(Duration::from_secs(1));
+    let (c0, t0) = (cpu_seconds(pid), Instant::now());
+    std::thread::sleep(Duration::from_secs_f64(secs));
+    let cpu = (cpu_seconds(pid) - c0) / t0.elapsed().as_secs_f64() * 100.0;
+    tui.keys(&["q"]);
+    tui.wait_for("EXITED", Duration::from_secs(10));
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&stats).expect("stats")).expect("json");
+    (
+        cpu,
+        s["terminal_bytes_per_second"].as_f64().unwrap_or(f64::MAX),
+    )
+}
+
+#[test]
+fn idle_cost_and_terminal_traffic_stay_within_their_targets() {
+    let test = "idle_cost_and_terminal_traffic_stay_within_their_targets";
+    let Some(_audio) = audio_stack(test) else {
+        return;
+    };
+    if !have_tmux(test) {
+        return;
+    }
+    let h = tempfile::tempdir().expect("tempdir");
+    // The spectrogram at its defaults shows the microphone: feed it noise so that
+    // every frame changes the picture (the worst case for the terminal).
+    let noise = h.path().join("noise.wav");
+    sh(&format!(
+        "sox -n -r 48000 -c 1 -b 16 {} synth 30 pinknoise gain -20",
+        noise.display()
+    ));
+    let mut mic = feed_mic(&noise);
+    let (cpu_on, bytes_on) = idle_figures(h.path(), &[], 8.0);
+    let _ = mic.kill();
+    let _ = mic.wait();
+    std::fs::write(
+        h.path().join("config.toml"),
+        "[screen]\nspectrogram = false\n",
+    )
+    .expect("config");
+    let (cpu_off, bytes_off) = idle_figures(h.path(), &[], 8.0);
+    eprintln!(
+        "idle, 80x24: spectrogram on (microphone fed pink noise): CPU {cpu_on:.2} % of one core, {:.1} KB/s to the terminal; spectrogram hidden, nothing playing: CPU {cpu_off:.2} %, {:.2} KB/s",
+        bytes_on / 1000.0,
+        bytes_off / 1000.0
+    );
+    assert!(bytes_on < 150_000.0, "{bytes_on} B/s with the spectrogram");
+    assert!(
+        bytes_off < 2_000.0,
+        "{bytes_off} B/s with the spectrogram hidden"
+    );
+    assert!(cpu_on < 3.0, "{cpu_on} % CPU with the spectrogram");
+    assert!(cpu_off < 1.0, "{cpu_off} % CPU with the spectrogram hidden");
+}
+
+#[test]
+fn start_up_with_a_thousand_sounds_is_quick() {
+    let test = "start_up_with_a_thousand_sounds_is_quick";
+    let Some(_audio) = audio_stack(test) else {
+        return;
+    };
+    if !have_tmux(test) {
+        return;
+    }
+    let h = tempfile::tempdir().expect("tempdir");
+    let dir = h.path().join("many");
+    std::fs::create_dir_all(&dir).expect("dir");
+    for i in 0..1000u32 {
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 8000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut w = hound::WavWriter::create(dir.join(format!("s{i:04}.wav")), spec).expect("wav");
+        for n in 0..800u32 {
+            let v = ((n * (i + 7)) % 2000) as i16 - 1000;
+            w.write_sample(v).expect("sample");
+        }
+        w.finalize().expect("finalize");
+    }
+    let mut cmd = jhack(h.path());
+    cmd.arg("import")
+        .arg(&dir)
+        .stdout(std::process::Stdio::null());
+    let status = cmd.status().expect("import");
+    assert!(status.success(), "import of 1,000 sounds failed");
+    let mut figures = Vec::new();
+    for _ in 0..3 {
+        let stats = h.path().join(format!("start-{}.json", unix_us()));
+        let tui = Tui::start(h.path(), 80, 24, &[], Some(&stats));
+        tui.wait_for("airhorn", Duration::from_secs(10));
+        tui.keys(&["q"]);
+        tui.wait_for("EXITED", Duration::from_secs(10));
+        let s: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&stats).expect("stats")).expect("json");
+        assert_eq!(s["sounds"].as_u64(), Some(1012));
+        figures.push(s["startup_to_first_frame_ms"].as_f64().expect("startup"));
+    }
+    figures.sort_by(f64::total_cmp);
+    let median = figures[1];
+    eprintln!("start-up to first frame, 1,012 sounds: median {median:.1} ms {figures:?}");
+    assert!(median < 300.0, "{median} ms");
+}
