@@ -33,6 +33,8 @@ const TAP_COMMAND_CAPACITY: usize = 16;
 const STEADY_CALLBACKS: u64 = 8;
 const STEADY_TIMEOUT: Duration = Duration::from_secs(1);
 const JANITOR_TICK: Duration = Duration::from_millis(2);
+/// How long the janitor naps when no voice is in flight (a play wakes it at once).
+const JANITOR_IDLE: Duration = Duration::from_millis(50);
 /// Mix tap ring length in seconds.
 const MIX_TAP_SECONDS: f64 = 0.5;
 /// Ended voices remembered for `wait` before the oldest are forgotten.
@@ -397,6 +399,9 @@ impl Engine {
             sh.in_flight.fetch_sub(1, Ordering::AcqRel);
             return Err(EngineError::Busy(COMMAND_CAPACITY));
         }
+        if let Some(j) = &self.janitor {
+            j.thread().unpark();
+        }
         Ok(id)
     }
 
@@ -568,6 +573,7 @@ impl Drop for Engine {
             let _ = s.join();
         }
         if let Some(j) = self.janitor.take() {
+            j.thread().unpark();
             let _ = j.join();
         }
     }
@@ -637,7 +643,11 @@ fn spawn_janitor(
                 if !running {
                     break;
                 }
-                std::thread::sleep(JANITOR_TICK);
+                if shared.in_flight.load(Ordering::Acquire) > 0 {
+                    std::thread::sleep(JANITOR_TICK);
+                } else {
+                    std::thread::park_timeout(JANITOR_IDLE);
+                }
             }
         })
 }

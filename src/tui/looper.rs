@@ -25,7 +25,7 @@ use crate::audio::DeviceInfo;
 use crate::domain::{SoundId, SoundMeta};
 
 /// How often the loop wakes with nothing to do (meters, voices ending, messages).
-const TICK: Duration = Duration::from_millis(50);
+const TICK: Duration = Duration::from_millis(80);
 
 /// Options of one run.
 #[derive(Debug, Clone, Default)]
@@ -147,13 +147,10 @@ fn draw(
     inputs: &[DeviceInfo],
     waterfall: &Waterfall,
     status: &AudioStatus,
+    size: ratatui::layout::Size,
 ) -> Result<(), String> {
     let playing: HashSet<SoundId> = instance.playing();
     let sounds: Vec<&SoundMeta> = ui.visible(instance.sounds());
-    let size = session
-        .terminal
-        .size()
-        .map_err(|e| format!("terminal: {e}"))?;
     let areas = view::layout(
         ratatui::layout::Rect::new(0, 0, size.width, size.height),
         ui.spectrum_visible,
@@ -205,6 +202,11 @@ fn main_loop(
         ..RunStats::default()
     };
     let mut next_tick = Instant::now();
+    // The terminal's size, asked again only when it says it changed.
+    let mut size = session
+        .terminal
+        .size()
+        .map_err(|e| format!("terminal: {e}"))?;
     loop {
         if signals.load(Ordering::Relaxed) {
             ui.quit = true;
@@ -224,7 +226,6 @@ fn main_loop(
             Some(Event::Key(k, pressed))
                 if k.kind != KeyEventKind::Release && k.kind != KeyEventKind::Repeat =>
             {
-                let size = session.terminal.size().map_err(|e| e.to_string())?;
                 let areas = view::layout(
                     ratatui::layout::Rect::new(0, 0, size.width, size.height),
                     ui.spectrum_visible,
@@ -240,7 +241,13 @@ fn main_loop(
                 outcome = update::on_key(ui, &mut cx, &k);
             }
             Some(Event::Key(..)) => {}
-            Some(Event::Redraw) => outcome.redraw = true,
+            Some(Event::Redraw) => {
+                size = session
+                    .terminal
+                    .size()
+                    .map_err(|e| format!("terminal: {e}"))?;
+                outcome.redraw = true;
+            }
             Some(Event::Control(call)) => {
                 let (req, reply) = call;
                 let mut notes = Vec::new();
@@ -271,7 +278,6 @@ fn main_loop(
         }
         // The spectrogram: new frames at its own rate.
         if ui.spectrum_visible {
-            let size = session.terminal.size().map_err(|e| e.to_string())?;
             let areas = view::layout(
                 ratatui::layout::Rect::new(0, 0, size.width, size.height),
                 true,
@@ -290,7 +296,7 @@ fn main_loop(
         let due = last_draw.is_none_or(|t| now.duration_since(t) >= min_frame);
         if dirty && due {
             draw(
-                session, instance, ui, keymap, theme, &outputs, &inputs, &waterfall, &status,
+                session, instance, ui, keymap, theme, &outputs, &inputs, &waterfall, &status, size,
             )?;
             if last_draw.is_none() {
                 let from = opts.started.unwrap_or(t0);
