@@ -389,3 +389,68 @@ impl Library {
         Ok(removed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sound(name: &str, origin: Origin, key: Option<&str>) -> NewSound {
+        NewSound {
+            name: name.into(),
+            tags: vec![],
+            key: key.map(Into::into),
+            gain_db: 0.0,
+            frames: 48_000,
+            sample_rate: 48_000,
+            channels: 1,
+            format: "wav/pcm_s16le".into(),
+            loudness_lufs: None,
+            origin,
+        }
+    }
+
+    #[test]
+    fn the_remote_budget_evicts_least_recently_played_remote_sounds_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let lib = Library::open(&dir.path().join("lib"), &dir.path().join("lock")).expect("open");
+        let mut ids = Vec::new();
+        for (i, (name, origin, key)) in [
+            ("local", Origin::Local, None),
+            ("old", Origin::Remote, None),
+            ("pinned", Origin::Remote, Some("p")),
+            ("newer", Origin::Remote, None),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            // 1000 distinct bytes each.
+            let bytes: Vec<u8> = (0..1000u32).map(|b| (b * (i as u32 + 3)) as u8).collect();
+            let temp = lib.stage_bytes(&bytes, Some("wav")).expect("stage");
+            let Added::New(m) = lib.add(temp, sound(name, origin, key)).expect("add") else {
+                panic!("new bytes");
+            };
+            ids.push(m.id);
+            std::thread::sleep(std::time::Duration::from_millis(3));
+        }
+        lib.mark_played(&ids[3]).expect("played");
+        // Room for two remote sounds: the pinned one stays, the oldest unpinned goes.
+        let removed = lib
+            .enforce_remote_budget(&DiskBudget::new(2000))
+            .expect("enforce");
+        let names: Vec<&str> = removed.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["old"]);
+        assert!(!lib.blob_path(&ids[1]).exists(), "its file is deleted");
+        for id in [ids[0], ids[2], ids[3]] {
+            assert!(lib.get(&id).expect("get").is_some());
+            assert!(lib.blob_path(&id).exists());
+        }
+        // No room at all: every unpinned remote sound goes, local and pinned stay.
+        let removed = lib
+            .enforce_remote_budget(&DiskBudget::new(0))
+            .expect("enforce");
+        assert_eq!(removed.len(), 1);
+        assert_eq!(removed[0].name, "newer");
+        assert_eq!(lib.len(), 2);
+        assert!(lib.check().expect("check").is_clean());
+    }
+}
