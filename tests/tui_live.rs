@@ -501,3 +501,111 @@ fn start_up_with_a_thousand_sounds_is_quick() {
     eprintln!("start-up to first frame, 1,012 sounds: median {median:.1} ms {figures:?}");
     assert!(median < 300.0, "{median} ms");
 }
+
+#[test]
+fn a_device_switches_live_and_r_records_a_new_sound_into_the_library() {
+    let test = "a_device_switches_live_and_r_records_a_new_sound_into_the_library";
+    let Some(_audio) = audio_stack(test) else {
+        return;
+    };
+    if !have_tmux(test) {
+        return;
+    }
+    let h = tempfile::tempdir().expect("tempdir");
+    // Record: `r`, a second of the microphone's tone, `r`, a name, Enter.
+    let feed = sine_wav(h.path(), "feed.wav", 880, 6.0, -12.0, 48_000, 1);
+    let mut mic = feed_mic(&feed);
+    let tui = Tui::start(h.path(), 100, 30, &[], None);
+    tui.wait_for("airhorn", Duration::from_secs(10));
+    tui.keys(&["r"]);
+    tui.wait_for("REC", Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(1200));
+    tui.keys(&["r"]);
+    tui.wait_for("Name the recording", Duration::from_secs(5));
+    tui.keys(&["-l", "take one"]);
+    tui.keys(&["Enter"]);
+    tui.wait_for(
+        "saved the recording as \"take one\"",
+        Duration::from_secs(10),
+    );
+    let _ = mic.kill();
+    let _ = mic.wait();
+    let mut cmd = jhack(h.path());
+    cmd.args(["list", "--json"]);
+    let o = run(cmd, Duration::from_secs(10));
+    let sounds: serde_json::Value = serde_json::from_str(stdout(&o).trim()).expect("json");
+    let take = sounds
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["name"] == "take one"))
+        .unwrap_or_else(|| panic!("no recording in {sounds}"));
+    let secs = take["duration_s"].as_f64().expect("duration");
+    assert!((0.8..3.0).contains(&secs), "recorded {secs} s");
+    // Switch the output to the other null sink: the next sound is heard there only.
+    tui.keys(&["Tab"]);
+    let screen = tui.screen();
+    let outputs: Vec<&str> = screen
+        .lines()
+        .skip_while(|l| !l.contains("Output"))
+        .take_while(|l| !l.contains("Input"))
+        .collect();
+    let current = outputs.iter().position(|l| l.contains('●')).unwrap_or(1);
+    let target = outputs
+        .iter()
+        .position(|l| l.contains("test-mic-feed") || l.contains("test_mic_feed"))
+        .unwrap_or_else(|| panic!("no second output listed:\n{screen}"));
+    let (key, steps) = if target > current {
+        ("Down", target - current)
+    } else {
+        ("Up", current - target)
+    };
+    for _ in 0..steps {
+        tui.keys(&[key]);
+    }
+    tui.keys(&["Enter"]);
+    tui.wait_for("now on", Duration::from_secs(10));
+    let other = Command::new("parec")
+        .args(["--device=test_mic_feed.monitor", "--channels=1", "--raw"])
+        .args(["--format=float32le", "--rate=48000", "--latency-msec=5"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("parec");
+    let mon = Monitor::start();
+    tui.keys(&["Tab", "Tab", "1"]);
+    std::thread::sleep(Duration::from_millis(1200));
+    let speaker = mon.stop();
+    let _ = Command::new("kill")
+        .args(["-TERM", &other.id().to_string()])
+        .status();
+    let out = other.wait_with_output().expect("parec output");
+    let heard_there = f32le(&out.stdout);
+    assert!(
+        onset(&heard_there, 0.05).is_some(),
+        "after switching, 1 was not heard on the new output"
+    );
+    assert!(
+        peak(&channel(&speaker, 2, 0)) < 0.01,
+        "the old output still played it"
+    );
+    tui.keys(&["q"]);
+    tui.wait_for("EXITED 0", Duration::from_secs(10));
+}
+
+#[test]
+fn without_a_sound_device_the_screen_runs_silent_and_says_so() {
+    let test = "without_a_sound_device_the_screen_runs_silent_and_says_so";
+    if !have_tmux(test) {
+        return;
+    }
+    let h = tempfile::tempdir().expect("tempdir");
+    let tui = Tui::start(h.path(), 80, 24, &["--no-audio"], None);
+    let s = tui.wait_for("no audio device: silent", Duration::from_secs(10));
+    assert!(s.contains("airhorn") && s.contains("Devices"), "{s}");
+    tui.keys(&["1", "2", "?"]);
+    tui.wait_for("Keys", Duration::from_secs(3));
+    tui.keys(&["Escape"]);
+    std::thread::sleep(Duration::from_millis(300)); // an Esc and a q together read as Alt-q
+    tui.keys(&["q"]);
+    let s = tui.wait_for("DONE", Duration::from_secs(10));
+    assert!(s.contains("EXITED 0"), "{s}");
+}

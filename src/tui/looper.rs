@@ -106,7 +106,7 @@ pub fn run(mut instance: Instance, opts: &RunOptions) -> Result<(), String> {
     let mut ui = UiState::new(source);
     ui.spectrum_visible = screen_cfg.spectrogram;
     if instance.status().info.output_is_null() {
-        ui.warn("no audio device could be opened: running silent (see `jhack devices`)");
+        ui.warn("running on the silent null backend: no audio device (see `jhack devices`)");
     }
     let (tx, rx) = mpsc::channel::<Event>();
     let signals = signal_flag();

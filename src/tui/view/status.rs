@@ -48,7 +48,13 @@ fn meter<'a>(s: &Screen<'a>, label: &'static str, peak: f32, rms: f32) -> Vec<Sp
 pub(super) fn draw_status(f: &mut Frame<'_>, area: Rect, s: &Screen<'_>) {
     let t = s.theme;
     let st = &s.audio.stats;
-    let mut spans = meter(s, "OUT", st.out_peak, st.out_rms);
+    let mut spans = Vec::new();
+    if s.audio.info.output_is_null() {
+        // Meters of silence say nothing: the state itself goes first.
+        spans.push(Span::styled(format!("{} ", strings::NO_AUDIO), t.warn()));
+    } else {
+        spans.extend(meter(s, "OUT", st.out_peak, st.out_rms));
+    }
     if s.audio.info.input.is_some() {
         spans.extend(meter(s, "IN", st.in_peak, st.in_rms));
     }
@@ -66,9 +72,6 @@ pub(super) fn draw_status(f: &mut Frame<'_>, area: Rect, s: &Screen<'_>) {
             format!("● REC {:.0}s ", d.as_secs_f64()),
             t.warn(),
         ));
-    }
-    if s.audio.info.output_is_null() {
-        spans.push(Span::styled(strings::NO_AUDIO, t.warn()));
     }
     f.render_widget(Paragraph::new(Line::from(spans)), area);
 }
