@@ -609,3 +609,29 @@ fn without_a_sound_device_the_screen_runs_silent_and_says_so() {
     let s = tui.wait_for("DONE", Duration::from_secs(10));
     assert!(s.contains("EXITED 0"), "{s}");
 }
+
+#[test]
+fn sigterm_and_sighup_restore_the_terminal() {
+    let test = "sigterm_and_sighup_restore_the_terminal";
+    if !have_tmux(test) {
+        return;
+    }
+    for signal in ["-TERM", "-HUP"] {
+        let h = tempfile::tempdir().expect("tempdir");
+        let tui = Tui::start(h.path(), 80, 24, &["--no-audio"], None);
+        tui.wait_for("airhorn", Duration::from_secs(10));
+        let pid = tui.jhack_pid().expect("jhack's pid");
+        let status = Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let s = tui.wait_for("DONE", Duration::from_secs(10));
+        assert!(s.contains("EXITED 0"), "{signal}: {s}");
+        assert!(
+            s.lines().any(|l| l.trim() == "icanon"),
+            "{signal} left the terminal in raw mode:\n{s}"
+        );
+        assert!(!h.path().join("jhack.sock").exists(), "{signal}: socket left");
+    }
+}

@@ -12,7 +12,7 @@ use super::{Screen, panel};
 use crate::tui::state::Source;
 use crate::tui::strings;
 use crate::tui::theme::ColorDepth;
-use crate::tui::waterfall::scale;
+use crate::tui::waterfall::{FLOOR_DB, RANGE_DB, scale};
 
 /// Frequencies labelled on the axis when they are in range.
 const LABELS: &[(f32, &str)] = &[
@@ -47,10 +47,11 @@ pub(super) fn draw(f: &mut Frame<'_>, area: Rect, s: &Screen<'_>) {
         Span::styled(format!(" {} ", strings::SPECTROGRAM), t.title()),
         Span::styled(
             format!(
-                "{source} · {}–{} Hz · {:+.0} dB ",
+                "{source} · {}–{} Hz · colour {:.0}…{:.0} dBFS ",
                 lo.round(),
                 hi.round(),
-                ui.spectrum_gain_db
+                FLOOR_DB - ui.spectrum_gain_db,
+                FLOOR_DB + RANGE_DB - ui.spectrum_gain_db
             ),
             t.dim(),
         ),
