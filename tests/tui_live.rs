@@ -632,6 +632,9 @@ fn sigterm_and_sighup_restore_the_terminal() {
             s.lines().any(|l| l.trim() == "icanon"),
             "{signal} left the terminal in raw mode:\n{s}"
         );
-        assert!(!h.path().join("jhack.sock").exists(), "{signal}: socket left");
+        assert!(
+            !h.path().join("jhack.sock").exists(),
+            "{signal}: socket left"
+        );
     }
 }
