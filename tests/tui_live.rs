@@ -638,3 +638,21 @@ fn sigterm_and_sighup_restore_the_terminal() {
         );
     }
 }
+
+#[test]
+fn a_terminal_that_goes_away_ends_the_interface() {
+    let test = "a_terminal_that_goes_away_ends_the_interface";
+    if !have_tmux(test) {
+        return;
+    }
+    let h = tempfile::tempdir().expect("tempdir");
+    let tui = Tui::start(h.path(), 80, 24, &["--no-audio"], None);
+    tui.wait_for("airhorn", Duration::from_secs(10));
+    let pid = tui.jhack_pid().expect("jhack's pid");
+    drop(tui); // kills the tmux server: the pty is gone, as when an SSH session drops
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(Instant::now() < deadline, "jhack outlived its terminal");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

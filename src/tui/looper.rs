@@ -129,8 +129,11 @@ pub fn run(mut instance: Instance, opts: &RunOptions) -> Result<(), String> {
         opts,
     );
     terminal::restore();
+    // The reader is told to stop but not waited for: on a terminal that has gone away
+    // (a closed SSH session) crossterm's read can keep returning without an event,
+    // and the process must still exit. It ends with the process.
     stop_input.store(true, Ordering::Relaxed);
-    let _ = input.join();
+    drop(input);
     drop(tx);
     result
 }
