@@ -536,7 +536,8 @@ mod tests {
         );
         let seq = w.next_seq();
         let frames = wait_frames(&w, seq, 6, |f| f.sample_rate == 44_100);
-        assert_eq!(frames.len(), 6);
+        // Frames arrive in batches: at least the six waited for.
+        assert!(frames.len() >= 6, "{} frames", frames.len());
         let bands = LogBands::new(64, 20.0, 20_000.0, 44_100, DEFAULT_FFT_SIZE);
         let (band, _) = peak_band(&frames[5], &bands);
         assert_eq!(band, bands.band_of(5000.0).unwrap());
