@@ -14,13 +14,26 @@ impl SoundId {
 
     /// The full id as 64 lowercase hex digits.
     pub fn to_hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
+        self.hex_digits(64)
     }
 
     /// The first [`Self::SHORT_LEN`] hex digits.
     pub fn short(&self) -> String {
-        let mut s = self.to_hex();
-        s.truncate(Self::SHORT_LEN);
+        self.hex_digits(Self::SHORT_LEN)
+    }
+
+    /// The first `n` (≤ 64) hex digits, written into one string of the right size.
+    fn hex_digits(&self, n: usize) -> String {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut s = String::with_capacity(n);
+        for b in &self.0 {
+            for nibble in [b >> 4, b & 0x0f] {
+                if s.len() == n {
+                    return s;
+                }
+                s.push(char::from(DIGITS[usize::from(nibble)]));
+            }
+        }
         s
     }
 
