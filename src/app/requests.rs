@@ -28,11 +28,11 @@ pub fn answer(instance: &mut Instance, req: Request, notice: &mut dyn FnMut(Stri
             if !gain_db.is_finite() || gain_db > 40.0 {
                 return Response::bad_input(format!("gain {gain_db} dB is out of range"));
             }
-            let found = instance
-                .sound_for_key(&target)
-                .cloned()
-                .ok_or(())
-                .or_else(|()| instance.resolve(&target));
+            // A key first ("1" is the sound on key 1), then a name or an id prefix.
+            let found = match instance.sound_for_key(&target) {
+                Some(m) => Ok(m.clone()),
+                None => instance.resolve(&target),
+            };
             match found {
                 Ok(m) => match instance.play(&m.id, gain_db) {
                     Ok(_) => {

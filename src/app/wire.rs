@@ -65,9 +65,7 @@ impl Wire {
     /// Starts monitoring the engine's input on its output.
     pub fn start(engine: &Engine) -> Result<Wire, PlayError> {
         let out = engine.format();
-        let probe = engine.open_input(0.05)?;
-        let same_rate = probe.format.sample_rate == out.sample_rate;
-        drop(probe);
+        let same_rate = engine.input_format()?.sample_rate == out.sample_rate;
         let m = margins(engine);
         let done = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));

@@ -538,6 +538,11 @@ impl Engine {
         })
     }
 
+    /// The input device's format (the device is opened on the first call).
+    pub fn input_format(&self) -> Result<AudioFormat, EngineError> {
+        self.ensure_input()
+    }
+
     fn ensure_input(&self) -> Result<AudioFormat, EngineError> {
         let (reply_tx, reply_rx) = mpsc::channel();
         let shared = self.shared.clone();

@@ -79,18 +79,6 @@ fn write_json(out: &mut impl Write, sounds: &[SoundMeta]) -> std::io::Result<()>
     writeln!(out)
 }
 
-/// `m:ss.s`, or `h:mm:ss` from an hour.
-pub fn duration(secs: f64) -> String {
-    let secs = secs.max(0.0);
-    if secs >= 3600.0 {
-        let s = secs.round() as u64;
-        format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
-    } else {
-        let tenths = (secs * 10.0).round() as u64;
-        format!("{}:{:02}.{}", tenths / 600, tenths / 10 % 60, tenths % 10)
-    }
-}
-
 /// Bytes in B, KB, MB or GB (decimal).
 pub fn size(bytes: u64) -> String {
     let b = bytes as f64;
@@ -137,7 +125,7 @@ fn write_table(out: &mut impl Write, sounds: &[SoundMeta]) -> std::io::Result<()
             m.id.short(),
             name,
             m.key.as_deref().unwrap_or("-"),
-            duration(m.duration_secs()),
+            m.duration_text(),
             m.format,
             size(m.size),
             m.gain_db,
@@ -153,10 +141,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations_and_sizes_read_well() {
-        assert_eq!(duration(1.54), "0:01.5");
-        assert_eq!(duration(75.0), "1:15.0");
-        assert_eq!(duration(3725.0), "1:02:05");
+    fn sizes_read_well() {
         assert_eq!(size(999), "999 B");
         assert_eq!(size(615_000), "615 KB");
         assert_eq!(size(12_345_678), "12.3 MB");

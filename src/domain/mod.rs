@@ -10,5 +10,5 @@ mod units;
 
 pub use errors::chain;
 pub use format::AudioFormat;
-pub use sound::{Origin, SoundId, SoundMeta};
+pub use sound::{Origin, SoundId, SoundMeta, duration_text};
 pub use units::{Amplitude, Decibels, Frames};

@@ -111,11 +111,35 @@ impl SoundMeta {
     pub fn duration_secs(&self) -> f64 {
         self.frames as f64 / f64::from(self.sample_rate.max(1))
     }
+
+    /// Duration as people read it: `m:ss.s`, or `h:mm:ss` from an hour.
+    pub fn duration_text(&self) -> String {
+        duration_text(self.duration_secs())
+    }
+}
+
+/// Seconds as `m:ss.s`, or `h:mm:ss` from an hour.
+pub fn duration_text(secs: f64) -> String {
+    let secs = secs.max(0.0);
+    if secs >= 3600.0 {
+        let s = secs.round() as u64;
+        format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+    } else {
+        let tenths = (secs * 10.0).round() as u64;
+        format!("{}:{:02}.{}", tenths / 600, tenths / 10 % 60, tenths % 10)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(duration_text(1.54), "0:01.5");
+        assert_eq!(duration_text(75.0), "1:15.0");
+        assert_eq!(duration_text(3725.0), "1:02:05");
+    }
 
     #[test]
     fn hex_round_trip() {

@@ -74,13 +74,7 @@ struct StatusKey {
 }
 
 fn status_key(a: &AudioStatus, recording: Option<Duration>) -> StatusKey {
-    let db = |x: f32| {
-        if x > 1e-5 {
-            (20.0 * x.log10()).round().max(-99.0) as i32
-        } else {
-            -99
-        }
-    };
+    let db = |x: f32| view::dbfs(x).round() as i32;
     let s = &a.stats;
     StatusKey {
         levels: [db(s.out_peak), db(s.out_rms), db(s.in_peak), db(s.in_rms)],
@@ -154,10 +148,7 @@ fn draw(
 ) -> Result<(), String> {
     let playing: HashSet<SoundId> = instance.playing();
     let sounds: Vec<&SoundMeta> = ui.visible(instance.sounds());
-    let areas = view::layout(
-        ratatui::layout::Rect::new(0, 0, size.width, size.height),
-        ui.spectrum_visible,
-    );
+    let areas = areas_of(size, ui.spectrum_visible);
     ui.clamp_selection(sounds.len(), view::sound_rows(areas.sounds));
     let screen = Screen {
         ui,
@@ -229,10 +220,7 @@ fn main_loop(
             Some(Event::Key(k, pressed))
                 if k.kind != KeyEventKind::Release && k.kind != KeyEventKind::Repeat =>
             {
-                let areas = view::layout(
-                    ratatui::layout::Rect::new(0, 0, size.width, size.height),
-                    ui.spectrum_visible,
-                );
+                let areas = areas_of(size, ui.spectrum_visible);
                 let mut cx = update::Context {
                     instance,
                     keymap,
@@ -281,10 +269,7 @@ fn main_loop(
         }
         // The spectrogram: new frames at its own rate.
         if ui.spectrum_visible {
-            let areas = view::layout(
-                ratatui::layout::Rect::new(0, 0, size.width, size.height),
-                true,
-            );
+            let areas = areas_of(size, true);
             if let Some(r) = areas.spectrogram {
                 let (bands, rows) = view::picture_size(r);
                 waterfall.resize(bands, rows);
@@ -327,6 +312,14 @@ fn main_loop(
         let _ = std::fs::write(path, json + "\n");
     }
     Ok(())
+}
+
+/// Where the panels go on a terminal of `size`.
+fn areas_of(size: ratatui::layout::Size, spectrogram: bool) -> view::Areas {
+    view::layout(
+        ratatui::layout::Rect::new(0, 0, size.width, size.height),
+        spectrogram,
+    )
 }
 
 fn split_devices(all: Vec<DeviceInfo>) -> (Vec<DeviceInfo>, Vec<DeviceInfo>) {

@@ -52,45 +52,46 @@ impl SpectrumLink {
     /// Points the worker at what `ui` asks for (nothing when hidden). A microphone
     /// that cannot be opened falls back to the output, with a message.
     pub fn attach(&mut self, instance: &Instance, ui: &mut UiState) {
-        let Some(worker) = &self.worker else {
+        if self.worker.is_none() {
             return;
-        };
+        }
         let engine = instance.engine();
-        let wanted = if !ui.spectrum_visible {
-            None
-        } else if ui.source == Source::Input {
-            match engine.open_input(0.5) {
-                Ok(tap) => Some(SpectrumSource::from_input(tap)),
+        let (source, on_mix) = match (ui.spectrum_visible, ui.source) {
+            (false, _) => (None, false),
+            (true, Source::Input) => match engine.open_input(0.5) {
+                Ok(tap) => (Some(SpectrumSource::from_input(tap)), false),
                 Err(e) => {
                     ui.warn(format!(
                         "the microphone cannot be shown: {}",
                         crate::domain::chain(&e)
                     ));
                     ui.source = Source::Output;
-                    None
+                    (self.mix_source(instance), true)
                 }
-            }
-        } else {
-            None
+            },
+            (true, Source::Output) => (self.mix_source(instance), true),
         };
-        let to_mix = wanted.is_none() && ui.spectrum_visible && ui.source == Source::Output;
-        let wanted = if to_mix {
-            self.mix.take().or_else(|| {
-                let fmt = engine.format();
-                engine
-                    .take_mix_tap()
-                    .map(|ring| SpectrumSource::new(ring, fmt.channels, fmt.sample_rate))
-            })
-        } else {
-            wanted
+        let Some(worker) = &self.worker else {
+            return;
         };
-        let previous = worker.set_source(wanted);
+        let previous = worker.set_source(source);
         // Keep the mix tap for later; an input tap detaches when dropped here.
         if self.on_mix {
             self.mix = previous;
         }
-        self.on_mix = to_mix;
+        self.on_mix = on_mix;
         self.seq = worker.next_seq();
+    }
+
+    /// The output mix's tap: the one kept, or taken from the engine (once).
+    fn mix_source(&mut self, instance: &Instance) -> Option<SpectrumSource> {
+        self.mix.take().or_else(|| {
+            let engine = instance.engine();
+            let fmt = engine.format();
+            engine
+                .take_mix_tap()
+                .map(|ring| SpectrumSource::new(ring, fmt.channels, fmt.sample_rate))
+        })
     }
 
     /// Maps new frames into `waterfall`; returns whether there were any.

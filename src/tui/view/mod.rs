@@ -10,6 +10,8 @@ mod spectrogram;
 pub use spectrogram::picture_size;
 mod status;
 
+pub use status::dbfs;
+
 use std::collections::HashSet;
 use std::time::Duration;
 

@@ -68,7 +68,7 @@ pub(super) fn draw(f: &mut Frame<'_>, area: Rect, s: &Screen<'_>) {
                 Cell::from(Span::styled(mark, t.playing())),
                 Cell::from(Span::styled(key, t.key())),
                 Cell::from(m.name.clone()),
-                Cell::from(duration(m.duration_secs())),
+                Cell::from(m.duration_text()),
                 Cell::from(Span::styled(m.tags.join(","), t.dim())),
             ])
             .style(style)
@@ -87,10 +87,4 @@ pub(super) fn draw(f: &mut Frame<'_>, area: Rect, s: &Screen<'_>) {
     .header(header)
     .block(block);
     f.render_widget(table, area);
-}
-
-/// `m:ss.s`.
-fn duration(secs: f64) -> String {
-    let tenths = (secs.max(0.0) * 10.0).round() as u64;
-    format!("{}:{:02}.{}", tenths / 600, tenths / 10 % 60, tenths % 10)
 }

@@ -13,13 +13,9 @@ use crate::tui::strings;
 /// Width of a level meter in cells.
 const METER: usize = 8;
 
-/// dBFS of a linear level (floor -99).
-fn dbfs(x: f32) -> f32 {
-    if x > 1e-5 {
-        (20.0 * x.log10()).max(-99.0)
-    } else {
-        -99.0
-    }
+/// dBFS of a linear level, with silence shown as -99.
+pub fn dbfs(x: f32) -> f32 {
+    crate::domain::Amplitude(x).to_decibels().0.max(-99.0)
 }
 
 fn meter<'a>(s: &Screen<'a>, label: &'static str, peak: f32, rms: f32) -> Vec<Span<'a>> {
