@@ -4,7 +4,8 @@
 //! - `cli` parses arguments and runs commands (the binary's side);
 //! - `app` wires subsystems together (decoders feeding the engine, capture feeding files);
 //! - `audio` (real-time engine), `media` (decode, resample, write files), `dsp` (pure signal code);
-//! - `domain` holds plain types and units, with no I/O.
+//! - `net` (peers over QUIC: identity, trust, triggers, verified blob transfer);
+//! - `domain` holds plain types and units, with no I/O; `proto` the peer wire format.
 
 pub mod app;
 pub mod audio;
@@ -16,4 +17,6 @@ pub mod dsp;
 pub mod home;
 pub mod library;
 pub mod media;
+pub mod net;
+pub mod proto;
 pub mod tui;

@@ -245,6 +245,70 @@ impl Instance {
         Ok(voice)
     }
 
+    /// Whether the library holds `id`.
+    pub fn has_sound(&self, id: &SoundId) -> bool {
+        self.sounds.iter().any(|m| m.id == *id)
+    }
+
+    /// The gain a peer's trigger of a sound it sends plays at, dB: normalised from the
+    /// loudness it announces, then its requested gain capped at
+    /// `playback.remote_max_gain_db`.
+    pub fn remote_gain_db(&self, loudness_lufs: Option<f32>, requested_db: f32) -> f32 {
+        self.config.playback.normalization_gain(loudness_lufs).0
+            + self.capped_remote_db(requested_db)
+    }
+
+    /// A peer's requested gain, capped.
+    pub fn capped_remote_db(&self, requested_db: f32) -> f32 {
+        requested_db.min(self.config.playback.remote_max_gain_db)
+    }
+
+    /// Starts a voice prepared off this thread (a sound arriving from a peer) at
+    /// `gain_db`; `trigger` is when the play was asked for.
+    pub fn play_prepared(
+        &mut self,
+        id: SoundId,
+        prepared: player::Prepared,
+        gain_db: f32,
+        trigger: Instant,
+    ) -> Result<VoiceId, InstanceError> {
+        let gain = Decibels(gain_db).to_amplitude();
+        let playing = player::start(&self.engine, prepared, gain, None, Some(trigger)).map_err(
+            |e| match e {
+                player::PlayError::Engine(e) => InstanceError::Engine(e),
+                e => InstanceError::Unplayable {
+                    name: id.short(),
+                    reason: chain(&e),
+                },
+            },
+        )?;
+        let v = playing.id;
+        self.streams.push((id, playing));
+        Ok(v)
+    }
+
+    /// Keeps a verified blob fetched from a peer as a remote sound (evictable within
+    /// `cache.remote_mb`); the file at `path` is copied, hashed again and left in place.
+    pub fn keep_remote(
+        &mut self,
+        path: &std::path::Path,
+        new: crate::library::NewSound,
+    ) -> Result<SoundMeta, InstanceError> {
+        let temp = self.lib.stage_file(path)?;
+        let meta = match self.lib.add(temp, new)? {
+            crate::library::Added::New(m) | crate::library::Added::AlreadyPresent(m) => m,
+        };
+        let budget = crate::cache::DiskBudget::new(self.config.cache.remote_bytes());
+        for gone in self.lib.enforce_remote_budget(&budget)? {
+            tracing::info!(
+                "removed the remote sound \"{}\" to stay within cache.remote_mb",
+                gone.name
+            );
+        }
+        self.reload()?;
+        Ok(meta)
+    }
+
     /// Fades out everything playing.
     pub fn stop_all(&mut self) {
         self.engine.stop_all();

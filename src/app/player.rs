@@ -23,6 +23,9 @@ pub enum PlayError {
     /// The feeder thread could not start.
     #[error("cannot start a decoder thread")]
     Thread(#[source] std::io::Error),
+    /// The output changed format while the voice was being prepared.
+    #[error("the output device changed meanwhile")]
+    FormatChanged,
 }
 
 /// A file opened and checked, ready to play.
@@ -35,6 +38,19 @@ impl OpenedFile {
     /// Opens `path` and prepares conversion to `format`. Fails early on bad files.
     pub fn open(path: &Path, format: AudioFormat) -> Result<Self, MediaError> {
         let decoder = Decoder::open(path)?;
+        let converter = Converter::new(decoder.info().format, format)?;
+        Ok(Self { decoder, converter })
+    }
+
+    /// Opens `size` bytes of a sound from any seekable source (a file still
+    /// arriving); `name` names it in errors and hints its format by extension.
+    pub fn open_source(
+        source: impl crate::media::ReadSeek,
+        size: u64,
+        name: &Path,
+        format: AudioFormat,
+    ) -> Result<Self, MediaError> {
+        let decoder = Decoder::open_source(source, size, name)?;
         let converter = Converter::new(decoder.info().format, format)?;
         Ok(Self { decoder, converter })
     }
@@ -63,6 +79,14 @@ impl PlayingFile {
     }
 }
 
+/// A file whose feeder is running and whose prebuffer is filled: a voice waiting to
+/// be started. Made off the engine's thread when the file's bytes may be slow to come.
+pub struct Prepared {
+    format: AudioFormat,
+    source: crate::audio::VoiceSource,
+    feed: Feed<MediaError>,
+}
+
 /// Starts streaming `file` into the engine at `gain`; returns once the prebuffer is
 /// filled and the play command has been sent.
 pub fn play(
@@ -71,6 +95,17 @@ pub fn play(
     gain: Amplitude,
     start_frame: Option<u64>,
 ) -> Result<PlayingFile, PlayError> {
+    start(
+        engine,
+        prepare(engine.format(), file)?,
+        gain,
+        start_frame,
+        None,
+    )
+}
+
+/// Starts a feeder for `file` (converting to `format`) and waits for its prebuffer.
+pub fn prepare(format: AudioFormat, file: OpenedFile) -> Result<Prepared, PlayError> {
     let OpenedFile {
         mut decoder,
         mut converter,
@@ -90,20 +125,39 @@ pub fn play(
         converter.process(&block, out);
         Ok(true)
     };
-    let (source, feed) = feeder::spawn(
-        "jhack-decode",
-        engine.format(),
-        FeedSizes::default(),
-        producer,
-    )
-    .map_err(PlayError::Thread)?;
+    let (source, feed) = feeder::spawn("jhack-decode", format, FeedSizes::default(), producer)
+        .map_err(PlayError::Thread)?;
     feed.wait_ready(Duration::from_secs(10));
+    Ok(Prepared {
+        format,
+        source,
+        feed,
+    })
+}
+
+/// Starts a prepared voice; `trigger` is when the play was asked for.
+pub fn start(
+    engine: &Engine,
+    prepared: Prepared,
+    gain: Amplitude,
+    start_frame: Option<u64>,
+    trigger: Option<std::time::Instant>,
+) -> Result<PlayingFile, PlayError> {
+    let Prepared {
+        format,
+        source,
+        feed,
+    } = prepared;
+    if format != engine.format() {
+        feed.cancel();
+        return Err(PlayError::FormatChanged);
+    }
     let id = engine.play(
         source,
         PlayOptions {
             gain,
             start_frame,
-            trigger: None,
+            trigger,
         },
     )?;
     Ok(PlayingFile { id, feed })

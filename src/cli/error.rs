@@ -57,7 +57,7 @@ impl From<crate::app::player::PlayError> for CliError {
         match e {
             P::Media(m) => m.into(),
             P::Engine(e) => e.into(),
-            e @ P::Thread(_) => Self::failure(chain(&e)),
+            e @ (P::Thread(_) | P::FormatChanged) => Self::failure(chain(&e)),
         }
     }
 }

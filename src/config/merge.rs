@@ -36,6 +36,8 @@ pub(super) const LIMITS: &[Limit] = &[
     limit("playback.remote_max_gain_db", -60.0, 40.0),
     limit("cache.decoded_mb", 0.0, 1_048_576.0),
     limit("cache.remote_mb", 0.0, 16_777_216.0),
+    limit("net.triggers_per_second", 0.1, 1000.0),
+    limit("net.trigger_burst", 1.0, 1000.0),
 ];
 
 /// `defaults` with `user` laid over it, or the first problem found in `user`.

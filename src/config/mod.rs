@@ -48,8 +48,51 @@ pub struct Config {
     pub cache: CacheConfig,
     /// `[screen]`: the terminal interface's refresh and spectrogram.
     pub screen: ScreenConfig,
+    /// `[net]`: peers.
+    pub net: NetConfig,
     /// `[keys]`: the terminal interface's keys.
     pub keys: KeyBindings,
+}
+
+/// `[net]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetConfig {
+    /// Listen address, "host:port".
+    pub listen: String,
+    /// The name told to peers ("" = the host name).
+    pub name: String,
+    /// Whether to keep connections to trusted peers with addresses.
+    pub connect: bool,
+    /// Remote triggers per peer per second.
+    pub triggers_per_second: f64,
+    /// Remote triggers per peer at once.
+    pub trigger_burst: u32,
+}
+
+impl NetConfig {
+    /// The listen address; `Err` names the bad value.
+    pub fn listen_addr(&self) -> Result<std::net::SocketAddr, String> {
+        self.listen.parse().map_err(|_| {
+            format!(
+                "net.listen: \"{}\" is not an address and port, e.g. \"[::]:7355\"",
+                self.listen
+            )
+        })
+    }
+
+    /// The name told to peers.
+    pub fn display_name(&self) -> String {
+        let n = self.name.trim();
+        if !n.is_empty() {
+            return n.to_string();
+        }
+        std::fs::read_to_string("/etc/hostname")
+            .ok()
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "jhack".to_string())
+    }
 }
 
 /// `[screen]`.

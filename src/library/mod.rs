@@ -188,6 +188,17 @@ impl Library {
         self.blobs.path(id)
     }
 
+    /// Where blobs are, for readers on other threads (the network serving them): the
+    /// file of an id when it is in place. Blobs are immutable once in place.
+    pub fn blob_locator(&self) -> impl Fn(&SoundId) -> Option<PathBuf> + Send + Sync + 'static {
+        let dir = self.dir.join("blobs");
+        move |id: &SoundId| {
+            let hex = id.to_hex();
+            let p = dir.join(&hex[..2]).join(hex);
+            p.is_file().then_some(p)
+        }
+    }
+
     /// Copies `src` into a temporary blob (hashed, fsynced), ready for [`Library::add`].
     pub fn stage_file(&self, src: &Path) -> Result<TempBlob, LibraryError> {
         let file = std::fs::File::open(src).map_err(LibraryError::io(src))?;

@@ -23,5 +23,5 @@ pub mod wav;
 
 pub use channels::map_channels;
 pub use convert::Converter;
-pub use decode::{Decoded, Decoder, SourceInfo, decode_file};
+pub use decode::{Decoded, Decoder, ReadSeek, SourceInfo, decode_file};
 pub use error::MediaError;

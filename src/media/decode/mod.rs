@@ -24,7 +24,7 @@
 //! - `mp4`: the MP4 edit list (priming and padding), which symphonia does not apply.
 
 use std::fs::File;
-use std::io::{Seek, SeekFrom};
+use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
 
 use symphonia::core::codecs::audio::well_known::{CODEC_ID_MP3, CODEC_ID_OPUS, CODEC_ID_VORBIS};
@@ -86,6 +86,39 @@ impl Decoded {
     /// Frames in `samples`.
     pub fn frames(&self) -> usize {
         self.samples.len() / usize::from(self.format.channels.max(1))
+    }
+}
+
+/// What a decoder can read from: a file, or any seekable source of known length.
+pub trait ReadSeek: std::io::Read + std::io::Seek + Send + Sync + 'static {}
+
+impl<T: std::io::Read + std::io::Seek + Send + Sync + 'static> ReadSeek for T {}
+
+/// A source with its length, as symphonia reads it.
+struct Source<R> {
+    inner: R,
+    len: u64,
+}
+
+impl<R: ReadSeek> std::io::Read for Source<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read(buf)
+    }
+}
+
+impl<R: ReadSeek> std::io::Seek for Source<R> {
+    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
+        self.inner.seek(pos)
+    }
+}
+
+impl<R: ReadSeek> symphonia::core::io::MediaSource for Source<R> {
+    fn is_seekable(&self) -> bool {
+        true
+    }
+
+    fn byte_len(&self) -> Option<u64> {
+        Some(self.len)
     }
 }
 
@@ -175,7 +208,19 @@ impl Decoder {
                 limit: MAX_FILE_BYTES,
             });
         }
-        let mut file = File::open(path).map_err(|e| MediaError::from_io(path, e))?;
+        let file = File::open(path).map_err(|e| MediaError::from_io(path, e))?;
+        Decoder::open_source(file, size, path)
+    }
+
+    /// Opens `size` bytes of a sound from any seekable source — a file that is still
+    /// arriving, whose reads wait for the bytes. `path` names it in errors and gives
+    /// the extension hint.
+    pub fn open_source<R: ReadSeek>(
+        mut file: R,
+        size: u64,
+        path: &Path,
+    ) -> Result<Decoder, MediaError> {
+        let owned = || path.to_path_buf();
         check_riff(&mut file, size, path)?;
         file.seek(SeekFrom::Start(0))
             .map_err(|e| MediaError::from_io(path, e))?;
@@ -183,7 +228,11 @@ impl Decoder {
         file.seek(SeekFrom::Start(0))
             .map_err(|e| MediaError::from_io(path, e))?;
 
-        let mss = MediaSourceStream::new(Box::new(file), MediaSourceStreamOptions::default());
+        let source = Source {
+            inner: file,
+            len: size,
+        };
+        let mss = MediaSourceStream::new(Box::new(source), MediaSourceStreamOptions::default());
         let mut hint = Hint::new();
         if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
             hint.with_extension(ext);

@@ -5,7 +5,6 @@
 //! or delay the open: any oddity (not MP4, cut or oversized boxes, unknown versions,
 //! more than one real edit) means "no edit". Never trusts a box size for allocation
 //! beyond that cap.
-use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 
 /// Largest `moov` box read into memory.
@@ -42,7 +41,7 @@ fn rescale(v: u64, to: u32, from: u32) -> u64 {
 }
 
 /// Finds the first audio track's edit in an MP4 file, if any.
-pub(super) fn audio_edit(file: &mut File, size: u64) -> Option<Edit> {
+pub(super) fn audio_edit<R: Read + Seek>(file: &mut R, size: u64) -> Option<Edit> {
     let mut head = [0u8; 8];
     file.seek(SeekFrom::Start(0)).ok()?;
     file.read_exact(&mut head).ok()?;
@@ -68,7 +67,7 @@ pub(super) fn audio_edit(file: &mut File, size: u64) -> Option<Edit> {
 }
 
 /// The box at `pos`: its type and payload range.
-fn box_at(file: &mut File, pos: u64, size: u64) -> Option<([u8; 4], u64, u64)> {
+fn box_at<R: Read + Seek>(file: &mut R, pos: u64, size: u64) -> Option<([u8; 4], u64, u64)> {
     if pos + 8 > size {
         return None;
     }

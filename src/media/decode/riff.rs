@@ -7,7 +7,6 @@
 //! that is not RIFF/WAVE (it passes untouched). It leaves the file position anywhere;
 //! the caller seeks back.
 
-use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
@@ -19,7 +18,11 @@ use crate::media::guard::check_format;
 
 /// Checks a RIFF/WAVE header before symphonia sees it, for clearer errors: channel
 /// count, rate, codec tag, and a data chunk longer than the file. Not a WAV: no-op.
-pub(super) fn check_riff(file: &mut File, size: u64, path: &Path) -> Result<(), MediaError> {
+pub(super) fn check_riff<R: Read + Seek>(
+    file: &mut R,
+    size: u64,
+    path: &Path,
+) -> Result<(), MediaError> {
     let io = |e| MediaError::from_io(path, e);
     let mut head = [0u8; 12];
     if size < 12 {

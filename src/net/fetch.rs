@@ -1,0 +1,361 @@
+//! Fetching a blob from a peer, verified as it arrives. Each 64 KiB group is checked
+//! against the sound's id (see [`super::tree`]) before it is written to the partial
+//! file, so the partial file only ever holds a verified prefix (plus, after a crash
+//! mid-write, a torn last group that the next attempt re-verifies and drops). A group
+//! that fails verification is discarded and asked for again; an interrupted transfer
+//! — a dropped stream, or this process killed — resumes from the verified prefix.
+//!
+//! Readers wait on a [`Fetch`] for bytes to be verified ([`Fetch::wait_for`]), so a
+//! sound can play while it arrives. The fetch never installs anything into the
+//! library: that is the application's, once it is complete.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use super::events::NetEvent;
+use super::framed::{read_one_frame, write_frame};
+use super::link::Link;
+use super::node::{Shared, lock};
+use super::tree::{self, GROUP_LEN, TreeError, Verifier};
+use crate::domain::SoundId;
+use crate::proto::{self, FetchReply, FetchRequest};
+
+/// Attempts after an interrupted stream before the fetch fails.
+const MAX_ATTEMPTS: u32 = 5;
+/// Times one group may fail verification before the peer is given up on.
+const MAX_REPAIRS: u32 = 3;
+
+/// What a fetch did (for logs and tests).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FetchStats {
+    /// Verified bytes found on disk from an earlier attempt.
+    pub resumed_from: u64,
+    /// Data bytes received over the network.
+    pub received: u64,
+    /// Groups that failed verification and were fetched again.
+    pub repaired: u32,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    verified: u64,
+    finished: Option<Result<(), String>>,
+    stats: FetchStats,
+}
+
+/// One blob being fetched.
+#[derive(Debug)]
+pub struct Fetch {
+    id: SoundId,
+    size: u64,
+    path: PathBuf,
+    tree_path: PathBuf,
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+impl Fetch {
+    pub(crate) fn new(dir: &Path, id: SoundId, size: u64) -> Fetch {
+        let hex = id.to_hex();
+        Fetch {
+            id,
+            size,
+            path: dir.join(format!("{hex}.part")),
+            tree_path: dir.join(format!("{hex}.tree")),
+            state: Mutex::new(State::default()),
+            changed: Condvar::new(),
+        }
+    }
+
+    /// The sound.
+    pub fn id(&self) -> SoundId {
+        self.id
+    }
+
+    /// Its size in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The partial file (complete once the fetch succeeded).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Bytes verified so far (a prefix of the blob).
+    pub fn verified(&self) -> u64 {
+        lock(&self.state).verified
+    }
+
+    /// Whether it ended (either way).
+    pub fn is_finished(&self) -> bool {
+        lock(&self.state).finished.is_some()
+    }
+
+    /// How it ended, if it did.
+    pub fn result(&self) -> Option<Result<(), String>> {
+        lock(&self.state).finished.clone()
+    }
+
+    /// What it did so far.
+    pub fn stats(&self) -> FetchStats {
+        lock(&self.state).stats
+    }
+
+    /// Waits until at least `end` bytes (or the whole blob) are verified; returns the
+    /// verified length. `Err` when the fetch failed or nothing came for `timeout`.
+    pub fn wait_for(&self, end: u64, timeout: Duration) -> Result<u64, String> {
+        let end = end.min(self.size);
+        let mut st = lock(&self.state);
+        let mut last = st.verified;
+        let mut since = Instant::now();
+        loop {
+            if st.verified >= end {
+                return Ok(st.verified);
+            }
+            if let Some(Err(e)) = &st.finished {
+                return Err(e.clone());
+            }
+            if st.verified != last {
+                last = st.verified;
+                since = Instant::now();
+            }
+            let left = timeout.saturating_sub(since.elapsed());
+            if left.is_zero() {
+                return Err(format!("no data for {} s", timeout.as_secs()));
+            }
+            st = self
+                .changed
+                .wait_timeout(st, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// Waits for the end of the fetch.
+    pub fn wait_done(&self, timeout: Duration) -> Option<Result<(), String>> {
+        let st = lock(&self.state);
+        let (st, _) = self
+            .changed
+            .wait_timeout_while(st, timeout, |s| s.finished.is_none())
+            .unwrap_or_else(|e| e.into_inner());
+        st.finished.clone()
+    }
+
+    /// Removes the partial file and its group hashes (after the blob was kept).
+    pub fn discard_files(&self) {
+        let _ = std::fs::remove_file(&self.path);
+        let _ = std::fs::remove_file(&self.tree_path);
+    }
+
+    fn update(&self, f: impl FnOnce(&mut State)) {
+        f(&mut lock(&self.state));
+        self.changed.notify_all();
+    }
+}
+
+/// Runs a fetch to its end and reports it.
+pub(crate) async fn run(shared: Arc<Shared>, link: Arc<Link>, fetch: Arc<Fetch>) {
+    let _transfer = link.transfer();
+    let result = fetch_all(&link, &fetch).await;
+    match &result {
+        Ok(()) => {
+            let s = fetch.stats();
+            tracing::info!(
+                "fetched {} from {}: {} bytes verified ({} resumed from disk, {} received, {} groups repaired)",
+                fetch.id.short(),
+                link.name,
+                fetch.size,
+                s.resumed_from,
+                s.received,
+                s.repaired
+            );
+        }
+        Err(e) => tracing::warn!(
+            "fetching {} from {} failed: {e}",
+            fetch.id.short(),
+            link.name
+        ),
+    }
+    fetch.update(|s| s.finished = Some(result.clone()));
+    shared.emit(NetEvent::FetchDone {
+        id: fetch.id,
+        result,
+    });
+}
+
+/// What one attempt ended with.
+enum Attempt {
+    /// Everything is verified.
+    Done,
+    /// Group `n` failed verification: ask again from there.
+    Corrupt(u64),
+    /// The stream broke; try again.
+    Broken(String),
+}
+
+async fn fetch_all(link: &Arc<Link>, fetch: &Arc<Fetch>) -> Result<(), String> {
+    if let Some(dir) = fetch.path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&fetch.path)
+        .map_err(|e| format!("{}: {e}", fetch.path.display()))?;
+    let mut verifier = load_tree(fetch);
+    if let Some(v) = &verifier {
+        let (_, bytes) = v
+            .verified_prefix(std::io::BufReader::new(&file))
+            .map_err(|e| e.to_string())?;
+        file.set_len(bytes).map_err(|e| e.to_string())?;
+        fetch.update(|s| {
+            s.verified = bytes;
+            s.stats.resumed_from = bytes;
+        });
+        if bytes > 0 {
+            tracing::info!(
+                "resuming {} from {}: {bytes} bytes already verified",
+                fetch.id.short(),
+                link.name
+            );
+        }
+    } else {
+        // Nothing on disk can be checked without the group hashes: start over.
+        file.set_len(0).map_err(|e| e.to_string())?;
+    }
+    let mut attempts = 0;
+    let mut repairs = 0;
+    loop {
+        let from = fetch.verified() / GROUP_LEN;
+        if verifier.is_some() && fetch.verified() >= fetch.size {
+            break;
+        }
+        match attempt(link, fetch, &mut file, &mut verifier, from).await? {
+            Attempt::Done => break,
+            Attempt::Corrupt(g) => {
+                repairs += 1;
+                fetch.update(|s| s.stats.repaired += 1);
+                tracing::warn!(
+                    "group {g} of {} from {} failed verification: discarded, asking again",
+                    fetch.id.short(),
+                    link.name
+                );
+                if repairs > MAX_REPAIRS {
+                    return Err(format!(
+                        "{} keeps sending data that does not match the sound's id",
+                        link.name
+                    ));
+                }
+            }
+            Attempt::Broken(e) => {
+                attempts += 1;
+                if attempts >= MAX_ATTEMPTS || link.conn.close_reason().is_some() {
+                    return Err(e);
+                }
+                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempts))).await;
+            }
+        }
+    }
+    file.sync_all().map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// The group hashes saved by an earlier attempt, when they still check out.
+fn load_tree(fetch: &Fetch) -> Option<Verifier> {
+    let bytes = std::fs::read(&fetch.tree_path).ok()?;
+    let cvs: Vec<tree::Cv> = bytes
+        .chunks_exact(32)
+        .filter_map(|c| c.try_into().ok())
+        .collect();
+    Verifier::new(fetch.id.0, fetch.size, cvs).ok()
+}
+
+fn save_tree(fetch: &Fetch, v: &Verifier) -> std::io::Result<()> {
+    let tmp = fetch.tree_path.with_extension("tree-tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    for cv in v.cvs() {
+        f.write_all(cv)?;
+    }
+    f.sync_all()?;
+    std::fs::rename(&tmp, &fetch.tree_path)
+}
+
+async fn attempt(
+    link: &Arc<Link>,
+    fetch: &Arc<Fetch>,
+    file: &mut std::fs::File,
+    verifier: &mut Option<Verifier>,
+    from: u64,
+) -> Result<Attempt, String> {
+    let broken = |e: String| Ok(Attempt::Broken(e));
+    let (mut send, mut recv) = match link.conn.open_bi().await {
+        Ok(s) => s,
+        Err(e) => return broken(e.to_string()),
+    };
+    let request = proto::encode(&FetchRequest {
+        id: fetch.id,
+        from_group: from,
+    })
+    .map_err(|e| e.to_string())?;
+    if let Err(e) = write_frame(&mut send, &request).await {
+        return broken(e);
+    }
+    let _ = send.finish();
+    let frame = match read_one_frame(&mut recv).await {
+        Ok(f) => f,
+        Err(e) => return broken(e),
+    };
+    let size = match proto::decode_fetch_reply(&frame).map_err(|e| e.to_string())? {
+        FetchReply::Ready { size, .. } => size,
+        FetchReply::Refused { message, .. } => return Err(message),
+    };
+    if size != fetch.size {
+        return Err(format!(
+            "{} has {size} bytes of it, {} were announced",
+            link.name, fetch.size
+        ));
+    }
+    let mut cv_bytes = vec![0u8; (tree::cv_count(size) * 32) as usize];
+    if let Err(e) = recv.read_exact(&mut cv_bytes).await {
+        return broken(e.to_string());
+    }
+    let cvs: Vec<tree::Cv> = cv_bytes
+        .chunks_exact(32)
+        .filter_map(|c| c.try_into().ok())
+        .collect();
+    let v = Verifier::new(fetch.id.0, size, cvs).map_err(|e| format!("{}: {e}", link.name))?;
+    if verifier.is_none() {
+        save_tree(fetch, &v).map_err(|e| format!("{}: {e}", fetch.tree_path.display()))?;
+        *verifier = Some(v.clone());
+    }
+    let mut buf = vec![0u8; GROUP_LEN as usize];
+    for g in from..v.groups() {
+        let len = v.group_len(g) as usize;
+        let data = &mut buf[..len];
+        if let Err(e) = recv.read_exact(data).await {
+            return broken(e.to_string());
+        }
+        match v.verify(g, data) {
+            Ok(()) => {}
+            Err(TreeError::BadGroup { index } | TreeError::BadLength { index, .. }) => {
+                let _ = recv.stop(quinn::VarInt::from_u32(0));
+                return Ok(Attempt::Corrupt(index));
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+        use std::os::unix::fs::FileExt;
+        file.write_all_at(data, g * GROUP_LEN)
+            .map_err(|e| format!("{}: {e}", fetch.path.display()))?;
+        let end = g * GROUP_LEN + len as u64;
+        fetch.update(|s| {
+            s.verified = end;
+            s.stats.received += len as u64;
+        });
+    }
+    Ok(Attempt::Done)
+}

@@ -1,0 +1,504 @@
+//! One connection to one trusted peer: the version handshake on the control stream,
+//! then its reader (dispatching what the peer sends), its writer, its pinger (round
+//! trip time, and dropping a peer that is no longer trusted) and the acceptor of the
+//! blob streams the peer opens.
+//!
+//! A malformed frame or message closes this connection only, with one log line naming
+//! the peer; nothing a peer sends can stop the node or reach the application
+//! unchecked (permissions and the rate limit are applied here).
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use super::events::{InboundPlay, NetEvent};
+use super::framed::{FrameReader, write_frame};
+use super::limit::TokenBucket;
+use super::node::{Shared, lock};
+use super::peer_id::PeerId;
+use super::tls;
+use crate::domain::SoundId;
+use crate::proto::{
+    self, Hello, MAGIC, MIN_PROTOCOL_VERSION, Message, PROTOCOL_VERSION, PlayOutcome, Refusal,
+};
+
+/// Close codes of a connection.
+pub(crate) mod code {
+    /// Closed normally.
+    pub const BYE: u32 = 0;
+    /// The peer sent something malformed.
+    pub const PROTOCOL: u32 = 1;
+    /// Another connection to the same peer was kept.
+    pub const DUPLICATE: u32 = 2;
+    /// Incompatible protocol versions.
+    pub const VERSION: u32 = 3;
+    /// The peer is no longer trusted.
+    pub const UNTRUSTED: u32 = 4;
+}
+
+/// How long a peer has to say hello after the handshake.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often the round trip is measured.
+const PING_EVERY: Duration = Duration::from_secs(2);
+/// How long a peer's trigger may wait for the application's answer.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A live connection to a trusted peer.
+pub(crate) struct Link {
+    pub(crate) id: PeerId,
+    pub(crate) name: String,
+    pub(crate) conn: quinn::Connection,
+    /// Who dialled: decides which of two simultaneous connections is kept.
+    pub(crate) dialer: PeerId,
+    /// The peer's process (its hello's session): a new one replaces an old link.
+    pub(crate) remote_session: u64,
+    tx: mpsc::UnboundedSender<Message>,
+    rtt_us: AtomicU64,
+    offered: Mutex<HashSet<SoundId>>,
+    bucket: Mutex<TokenBucket>,
+    ping: Mutex<Option<(u64, Instant)>>,
+    transfers: AtomicU32,
+}
+
+impl Link {
+    /// Queues a message to the peer (dropped when the connection is gone).
+    pub(crate) fn send(&self, m: Message) {
+        let _ = self.tx.send(m);
+    }
+
+    /// Records that we offered `id` to this peer (it may then fetch it).
+    pub(crate) fn offer(&self, id: SoundId) {
+        lock(&self.offered).insert(id);
+    }
+
+    /// Whether we offered `id` to this peer.
+    pub(crate) fn was_offered(&self, id: &SoundId) -> bool {
+        lock(&self.offered).contains(id)
+    }
+
+    /// The last measured round trip.
+    pub(crate) fn rtt(&self) -> Option<Duration> {
+        match self.rtt_us.load(Ordering::Relaxed) {
+            0 => None,
+            us => Some(Duration::from_micros(us)),
+        }
+    }
+
+    /// Blob transfers running on this link.
+    pub(crate) fn transfers(&self) -> u32 {
+        self.transfers.load(Ordering::Relaxed)
+    }
+
+    /// Counts a transfer while the guard lives.
+    pub(crate) fn transfer(self: &Arc<Self>) -> TransferGuard {
+        self.transfers.fetch_add(1, Ordering::Relaxed);
+        TransferGuard(self.clone())
+    }
+}
+
+/// Counts one running transfer of a link.
+pub(crate) struct TransferGuard(Arc<Link>);
+
+impl Drop for TransferGuard {
+    fn drop(&mut self) {
+        self.0.transfers.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Resolves "host:port".
+async fn resolve(addr: &str) -> Result<SocketAddr, String> {
+    let mut found = tokio::net::lookup_host(addr)
+        .await
+        .map_err(|e| format!("cannot resolve {addr}: {e}"))?;
+    found
+        .next()
+        .ok_or_else(|| format!("{addr} resolves to no address"))
+}
+
+/// Dials `id` at `addr` and sets the connection up.
+pub(crate) async fn dial(shared: Arc<Shared>, id: PeerId, addr: &str) -> Result<Arc<Link>, String> {
+    let sock = resolve(addr).await?;
+    let cfg = tls::client_config(&shared.me, id).map_err(|e| e.to_string())?;
+    let connecting = shared
+        .endpoint
+        .connect_with(cfg, sock, tls::SERVER_NAME)
+        .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+    let conn = match connecting.await {
+        Ok(c) => c,
+        Err(e) => {
+            let why = describe_dial_error(&e, &shared.me.id, addr);
+            if matches!(e, quinn::ConnectionError::TransportError(_)) {
+                // Our side refused the peer's certificate: an impostor at that address.
+                shared.emit(NetEvent::Refused {
+                    id: Some(id),
+                    addr: Some(sock),
+                    reason: why.clone(),
+                });
+                tracing::warn!("{why}");
+            }
+            return Err(why);
+        }
+    };
+    let (send, recv) = conn.open_bi().await.map_err(|e| format!("{addr}: {e}"))?;
+    establish(shared, conn, send, recv, true).await
+}
+
+/// Words for a failed dial.
+fn describe_dial_error(e: &quinn::ConnectionError, me: &PeerId, addr: &str) -> String {
+    use quinn::ConnectionError as C;
+    match e {
+        C::TransportError(t) => format!("refused {addr}: {}", t.reason),
+        C::ConnectionClosed(c) if c.error_code.to_string().contains("crypto") => format!(
+            "{addr} refused this jhack ({me}); on that machine: jhack peer add {me} <this address>"
+        ),
+        C::TimedOut => format!("no answer from {addr}"),
+        other => format!("{addr}: {other}"),
+    }
+}
+
+/// Sets up a connection a peer dialled.
+pub(crate) async fn accepted(shared: Arc<Shared>, conn: quinn::Connection) {
+    let addr = conn.remote_address();
+    let streams = tokio::time::timeout(HELLO_TIMEOUT, conn.accept_bi()).await;
+    let (send, recv) = match streams {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::info!("a connection from {addr} ended before its hello: {e}");
+            return;
+        }
+        Err(_) => {
+            conn.close(quinn::VarInt::from_u32(code::PROTOCOL), b"no hello");
+            tracing::info!("a connection from {addr} sent no hello; closed");
+            return;
+        }
+    };
+    if let Err(e) = establish(shared, conn, send, recv, false).await {
+        tracing::warn!("a connection from {addr} was closed: {e}");
+    }
+}
+
+/// The version handshake, then the link's tasks.
+async fn establish(
+    shared: Arc<Shared>,
+    conn: quinn::Connection,
+    mut send: quinn::SendStream,
+    recv: quinn::RecvStream,
+    dialer: bool,
+) -> Result<Arc<Link>, String> {
+    let addr = conn.remote_address();
+    let close = |code: u32, why: &str| conn.close(quinn::VarInt::from_u32(code), why.as_bytes());
+    let Some(id) = tls::remote_id(&conn) else {
+        close(code::UNTRUSTED, "no certificate");
+        return Err("no certificate".into());
+    };
+    let Some(trusted) = shared.trusted(&id) else {
+        close(code::UNTRUSTED, "not trusted");
+        return Err(format!("{id} is not trusted"));
+    };
+    let mine = proto::encode(&Hello {
+        magic: MAGIC,
+        version: PROTOCOL_VERSION,
+        min_version: MIN_PROTOCOL_VERSION,
+        software: format!("jhack {}", env!("CARGO_PKG_VERSION")),
+        name: shared.name.clone(),
+        session: shared.session,
+    })
+    .map_err(|e| e.to_string())?;
+    let mut reader = FrameReader::new(recv);
+    if dialer {
+        write_frame(&mut send, &mine).await?;
+    }
+    let frame = match tokio::time::timeout(HELLO_TIMEOUT, reader.next()).await {
+        Ok(Ok(Some(f))) => f,
+        Ok(Ok(None)) => return Err(format!("{} closed before its hello", trusted.name)),
+        Ok(Err(e)) => {
+            close(code::PROTOCOL, "bad hello");
+            return Err(format!("{}: {e}", trusted.name));
+        }
+        Err(_) => {
+            close(code::PROTOCOL, "no hello");
+            return Err(format!("{} sent no hello", trusted.name));
+        }
+    };
+    let theirs = match proto::decode_hello(&frame) {
+        Ok(h) => h,
+        Err(e) => {
+            close(code::PROTOCOL, "bad hello");
+            return Err(format!("{}: {e}", trusted.name));
+        }
+    };
+    if !dialer {
+        write_frame(&mut send, &mine).await?;
+    }
+    if let Err(e) = proto::negotiate(MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, &theirs) {
+        let text = e.to_string();
+        if let Ok(bytes) = proto::encode(&Message::Refuse {
+            reason: Refusal::Version,
+            message: text.clone(),
+        }) {
+            let _ = write_frame(&mut send, &bytes).await;
+            let _ = send.finish();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        close(code::VERSION, "incompatible version");
+        let reason = format!("{} ({}): {text}", trusted.name, theirs.software);
+        shared.emit(NetEvent::Refused {
+            id: Some(id),
+            addr: Some(addr),
+            reason: reason.clone(),
+        });
+        return Err(reason);
+    }
+    let (tx, rx) = mpsc::unbounded_channel();
+    let link = Arc::new(Link {
+        id,
+        name: trusted.name.clone(),
+        conn: conn.clone(),
+        dialer: if dialer { shared.me.id } else { id },
+        remote_session: theirs.session,
+        tx,
+        rtt_us: AtomicU64::new(0),
+        offered: Mutex::new(HashSet::new()),
+        bucket: Mutex::new(TokenBucket::new(
+            shared.triggers_per_second,
+            shared.trigger_burst,
+        )),
+        ping: Mutex::new(None),
+        transfers: AtomicU32::new(0),
+    });
+    register(&shared, &link)?;
+    tracing::info!("connected to {} ({}) at {addr}", link.name, id.short());
+    shared.emit(NetEvent::PeerUp {
+        id,
+        name: link.name.clone(),
+        addr,
+    });
+    tokio::spawn(writer(send, rx));
+    tokio::spawn(pinger(shared.clone(), link.clone()));
+    tokio::spawn(blob_streams(shared.clone(), link.clone()));
+    tokio::spawn(read_loop(shared, link.clone(), reader));
+    Ok(link)
+}
+
+/// Keeps one connection per peer. Two connections from the same peer process (both
+/// sides dialled at once) keep the one dialled by the smaller id — both sides decide
+/// alike; a connection from a new process of the peer replaces the old one.
+fn register(shared: &Shared, link: &Arc<Link>) -> Result<(), String> {
+    let mut links = lock(&shared.links);
+    if let Some(old) = links.get(&link.id)
+        && old.conn.close_reason().is_none()
+    {
+        if old.remote_session == link.remote_session && old.dialer != link.dialer {
+            if old.dialer < link.dialer {
+                link.conn
+                    .close(quinn::VarInt::from_u32(code::DUPLICATE), b"duplicate");
+                return Err(format!("{}: already connected", link.name));
+            }
+            old.conn
+                .close(quinn::VarInt::from_u32(code::DUPLICATE), b"duplicate");
+        } else {
+            old.conn.close(
+                quinn::VarInt::from_u32(code::DUPLICATE),
+                b"replaced by a newer connection",
+            );
+        }
+    }
+    links.insert(link.id, link.clone());
+    Ok(())
+}
+
+/// Forgets `link` unless it was replaced; true when it was the registered one.
+fn unregister(shared: &Shared, link: &Arc<Link>) -> bool {
+    let mut links = lock(&shared.links);
+    match links.get(&link.id) {
+        Some(l) if Arc::ptr_eq(l, link) => {
+            links.remove(&link.id);
+            true
+        }
+        _ => false,
+    }
+}
+
+async fn writer(mut send: quinn::SendStream, mut rx: mpsc::UnboundedReceiver<Message>) {
+    while let Some(m) = rx.recv().await {
+        let bye = matches!(m, Message::Bye);
+        let Ok(bytes) = proto::encode(&m) else {
+            continue;
+        };
+        if write_frame(&mut send, &bytes).await.is_err() {
+            return;
+        }
+        if bye {
+            let _ = send.finish();
+            return;
+        }
+    }
+}
+
+async fn pinger(shared: Arc<Shared>, link: Arc<Link>) {
+    let mut nonce: u64 = 0;
+    loop {
+        if link.conn.close_reason().is_some() {
+            return;
+        }
+        if shared.trusted(&link.id).is_none() {
+            tracing::info!("{} is no longer trusted: disconnected", link.name);
+            link.conn.close(
+                quinn::VarInt::from_u32(code::UNTRUSTED),
+                b"no longer trusted",
+            );
+            return;
+        }
+        nonce = nonce.wrapping_add(1);
+        *lock(&link.ping) = Some((nonce, Instant::now()));
+        link.send(Message::Ping { nonce });
+        tokio::time::sleep(PING_EVERY).await;
+    }
+}
+
+async fn blob_streams(shared: Arc<Shared>, link: Arc<Link>) {
+    while let Ok((send, recv)) = link.conn.accept_bi().await {
+        tokio::spawn(super::serve::serve_stream(
+            shared.clone(),
+            link.clone(),
+            send,
+            recv,
+        ));
+    }
+}
+
+async fn read_loop(shared: Arc<Shared>, link: Arc<Link>, mut reader: FrameReader) {
+    let reason = loop {
+        let frame = tokio::select! {
+            f = reader.next() => f,
+            e = link.conn.closed() => break closed_reason(&e),
+        };
+        let frame = match frame {
+            Ok(Some(f)) => f,
+            Ok(None) => break "it closed the connection".to_string(),
+            Err(e) => break malformed(&link, &e),
+        };
+        let message = match proto::decode_message(&frame) {
+            Ok(m) => m,
+            Err(e) => break malformed(&link, &e.to_string()),
+        };
+        match message {
+            Message::Ping { nonce } => link.send(Message::Pong { nonce }),
+            Message::Pong { nonce } => {
+                if let Some((n, at)) = *lock(&link.ping)
+                    && n == nonce
+                {
+                    let us = at.elapsed().as_micros().clamp(1, u128::from(u64::MAX)) as u64;
+                    link.rtt_us.store(us, Ordering::Relaxed);
+                }
+            }
+            Message::Play(request) => on_play(&shared, &link, request),
+            Message::PlayReply { trigger, outcome } => shared.emit(NetEvent::TriggerResult {
+                trigger,
+                peer: link.id,
+                outcome,
+            }),
+            Message::Refuse { message, .. } => break format!("it refused: {message}"),
+            Message::Bye => break "it said goodbye".to_string(),
+        }
+    };
+    if link.conn.close_reason().is_none() {
+        link.conn.close(quinn::VarInt::from_u32(code::BYE), b"bye");
+    }
+    if unregister(&shared, &link) {
+        tracing::info!("{} disconnected: {reason}", link.name);
+        shared.emit(NetEvent::PeerDown {
+            id: link.id,
+            name: link.name.clone(),
+            reason,
+        });
+    }
+}
+
+fn closed_reason(e: &quinn::ConnectionError) -> String {
+    match e {
+        quinn::ConnectionError::ApplicationClosed(c) => {
+            let text = String::from_utf8_lossy(&c.reason).into_owned();
+            if text.is_empty() {
+                "closed".into()
+            } else {
+                text
+            }
+        }
+        quinn::ConnectionError::TimedOut => "no answer (timed out)".into(),
+        other => other.to_string(),
+    }
+}
+
+fn malformed(link: &Link, e: &str) -> String {
+    tracing::warn!(
+        "closing the connection to {} ({}): malformed input: {e}",
+        link.name,
+        link.id.short()
+    );
+    link.conn.close(
+        quinn::VarInt::from_u32(code::PROTOCOL),
+        b"malformed message",
+    );
+    format!("malformed input: {e}")
+}
+
+/// A peer asks us to play: permission, rate limit, then the application decides.
+fn on_play(shared: &Arc<Shared>, link: &Arc<Link>, request: proto::PlayRequest) {
+    let trigger = request.trigger;
+    let refuse = |reason: Refusal, message: String| {
+        shared.emit(NetEvent::PlayRefused {
+            name: link.name.clone(),
+            sound: request.sound.name.clone(),
+            reason: message.clone(),
+        });
+        link.send(Message::PlayReply {
+            trigger,
+            outcome: PlayOutcome::Refused { reason, message },
+        });
+    };
+    let allowed = shared.trusted(&link.id).is_some_and(|t| t.allow.play);
+    if !allowed {
+        return refuse(
+            Refusal::NotAllowed,
+            format!(
+                "{} may not play sounds on {} (no play permission)",
+                link.name, shared.name
+            ),
+        );
+    }
+    if !lock(&link.bucket).take(Instant::now()) {
+        return refuse(
+            Refusal::RateLimited,
+            format!(
+                "too many triggers: at most {} a second",
+                shared.triggers_per_second
+            ),
+        );
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    shared.emit(NetEvent::Play(InboundPlay {
+        from: link.id,
+        from_name: link.name.clone(),
+        request,
+        received: Instant::now(),
+        reply: tx,
+    }));
+    let link = link.clone();
+    tokio::spawn(async move {
+        let outcome = match tokio::time::timeout(ANSWER_TIMEOUT, rx).await {
+            Ok(Ok(o)) => o,
+            Ok(Err(_)) => PlayOutcome::Failed {
+                message: "the sound could not be played".into(),
+            },
+            Err(_) => PlayOutcome::Failed {
+                message: "no answer in time".into(),
+            },
+        };
+        link.send(Message::PlayReply { trigger, outcome });
+    });
+}

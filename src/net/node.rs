@@ -1,0 +1,547 @@
+//! A node: this installation on the network. It owns a small tokio runtime and one
+//! QUIC endpoint (listening, and dialling from the same port so that peers see our
+//! listen address), accepts only trusted peers, keeps one connection per peer
+//! (dialling the trusted peers that have addresses, with backoff), and offers a
+//! blocking API to the application: trigger a sound on a peer, fetch a blob, list
+//! peers. What peers ask of us arrives as [`NetEvent`]s through the sink given at
+//! start.
+//!
+//! The node never touches the library or the engine: it reads blobs through the
+//! lookup it is given, writes fetched ones only under its partial directory, and
+//! leaves playing and keeping them to the application.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use super::events::{NetEvent, PeerStatus, ms};
+use super::fetch::Fetch;
+use super::identity::Identity;
+use super::link::{self, Link};
+use super::peer_id::PeerId;
+use super::tls;
+use super::trust::{TrustStore, TrustedPeer};
+use crate::domain::SoundId;
+use crate::proto::{Message, PlayRequest, SoundOffer};
+
+/// Where the application receives network events (called from network threads).
+pub type EventSink = Arc<dyn Fn(NetEvent) + Send + Sync>;
+
+/// How the node finds the blob of a sound it may serve (`None`: not here).
+pub type BlobLookup = Arc<dyn Fn(&SoundId) -> Option<PathBuf> + Send + Sync>;
+
+/// How a node runs.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Listen here (`None`: an ephemeral port, for one-off commands).
+    pub listen: Option<SocketAddr>,
+    /// Our name, told to peers.
+    pub name: String,
+    /// The trust store file.
+    pub trust_file: PathBuf,
+    /// Where fetched blobs are assembled.
+    pub partial_dir: PathBuf,
+    /// Whether to keep connections to the trusted peers that have addresses.
+    pub dial: bool,
+    /// Remote triggers one peer may send per second, on average.
+    pub triggers_per_second: f64,
+    /// And at once.
+    pub trigger_burst: u32,
+}
+
+/// A network operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr} (UDP): {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The runtime could not start.
+    #[error("cannot start the network threads: {0}")]
+    Runtime(#[source] std::io::Error),
+    /// TLS could not be set up.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    /// No trusted peer matches.
+    #[error(transparent)]
+    Trust(#[from] super::trust::TrustError),
+    /// The peer is not connected.
+    #[error("{name} is offline: {reason}")]
+    Offline {
+        /// The peer's name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// What is known of the trust store file, reloaded when it changes on disk.
+pub(crate) struct TrustView {
+    store: TrustStore,
+    stamp: Option<(SystemTime, u64)>,
+}
+
+impl TrustView {
+    fn stamp(path: &std::path::Path) -> Option<(SystemTime, u64)> {
+        let m = std::fs::metadata(path).ok()?;
+        Some((m.modified().ok()?, m.len()))
+    }
+
+    /// Re-reads the file when it changed; a file that no longer parses keeps the last
+    /// good contents (and says so).
+    pub(crate) fn refresh(&mut self) {
+        let now = Self::stamp(self.store.path());
+        if now == self.stamp {
+            return;
+        }
+        self.stamp = now;
+        match TrustStore::load(self.store.path()) {
+            Ok(s) => self.store = s,
+            Err(e) => tracing::warn!(
+                "the trust store could not be read again, keeping the last good one: {}",
+                crate::domain::chain(&e)
+            ),
+        }
+    }
+
+    /// The store.
+    pub(crate) fn store(&self) -> &TrustStore {
+        &self.store
+    }
+}
+
+/// Why a dial to a peer last failed, and when to try again.
+#[derive(Debug, Clone)]
+struct DialState {
+    next: Instant,
+    backoff: Duration,
+    last_error: Option<String>,
+    busy: bool,
+}
+
+/// State shared by the node's tasks.
+pub(crate) struct Shared {
+    pub(crate) me: Arc<Identity>,
+    pub(crate) name: String,
+    pub(crate) session: u64,
+    pub(crate) trust: Arc<Mutex<TrustView>>,
+    pub(crate) links: Mutex<HashMap<PeerId, Arc<Link>>>,
+    pub(crate) events: EventSink,
+    pub(crate) blobs: BlobLookup,
+    pub(crate) fetches: Mutex<HashMap<SoundId, Arc<Fetch>>>,
+    pub(crate) partial_dir: PathBuf,
+    pub(crate) endpoint: quinn::Endpoint,
+    pub(crate) triggers_per_second: f64,
+    pub(crate) trigger_burst: u32,
+    pub(crate) hooks: super::hooks::TestHooks,
+    /// Group hashes of blobs served recently.
+    pub(crate) trees: Mutex<HashMap<SoundId, Arc<super::tree::BlobTree>>>,
+    next_trigger: AtomicU64,
+    dials: Mutex<HashMap<PeerId, DialState>>,
+    /// Ids the handshake gate refused, for the accept loop to report with the address.
+    refusals: Arc<Mutex<VecDeque<(PeerId, String)>>>,
+}
+
+/// Locks a mutex, recovering the data of a panicked holder.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    /// The trust store, refreshed from disk when it changed.
+    pub(crate) fn trust(&self) -> MutexGuard<'_, TrustView> {
+        let mut t = lock(&self.trust);
+        t.refresh();
+        t
+    }
+
+    /// The trusted entry of `id`.
+    pub(crate) fn trusted(&self, id: &PeerId) -> Option<TrustedPeer> {
+        self.trust().store().by_id(id).cloned()
+    }
+
+    /// The live link to `id`.
+    pub(crate) fn link(&self, id: &PeerId) -> Option<Arc<Link>> {
+        lock(&self.links)
+            .get(id)
+            .filter(|l| l.conn.close_reason().is_none())
+            .cloned()
+    }
+
+    pub(crate) fn emit(&self, e: NetEvent) {
+        (self.events)(e);
+    }
+}
+
+/// This installation on the network. See the module documentation.
+pub struct Node {
+    rt: Option<tokio::runtime::Runtime>,
+    shared: Arc<Shared>,
+}
+
+impl Node {
+    /// Binds the endpoint and starts accepting (and, with `cfg.dial`, dialling).
+    pub fn start(
+        me: Identity,
+        cfg: NodeConfig,
+        blobs: BlobLookup,
+        events: EventSink,
+    ) -> Result<Node, NetError> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("jhack-net")
+            .enable_all()
+            .build()
+            .map_err(NetError::Runtime)?;
+        let trust_store = TrustStore::load(&cfg.trust_file)?;
+        let trust = Arc::new(Mutex::new(TrustView {
+            stamp: TrustView::stamp(&cfg.trust_file),
+            store: trust_store,
+        }));
+        let refusals = Arc::new(Mutex::new(VecDeque::new()));
+        let me = Arc::new(me);
+        let gate: tls::Gate = {
+            let trust = trust.clone();
+            let refusals = refusals.clone();
+            Arc::new(move |id: &PeerId| {
+                let mut t = lock(&trust);
+                t.refresh();
+                if t.store().by_id(id).is_some() {
+                    return Ok(());
+                }
+                let why = format!("unknown peer {id}");
+                let mut r = lock(&refusals);
+                if r.len() >= 64 {
+                    r.pop_front();
+                }
+                r.push_back((*id, why.clone()));
+                Err(why)
+            })
+        };
+        let server = tls::server_config(&me, gate)?;
+        let endpoint = {
+            let _guard = rt.enter();
+            bind(cfg.listen, server)?
+        };
+        let shared = Arc::new(Shared {
+            me,
+            name: cfg.name.clone(),
+            session: session_nonce(),
+            trust,
+            links: Mutex::new(HashMap::new()),
+            events,
+            blobs,
+            fetches: Mutex::new(HashMap::new()),
+            partial_dir: cfg.partial_dir.clone(),
+            endpoint,
+            triggers_per_second: cfg.triggers_per_second,
+            trigger_burst: cfg.trigger_burst,
+            hooks: super::hooks::TestHooks::from_env(),
+            trees: Mutex::new(HashMap::new()),
+            next_trigger: AtomicU64::new(1),
+            dials: Mutex::new(HashMap::new()),
+            refusals,
+        });
+        if cfg.listen.is_some() {
+            rt.spawn(accept_loop(shared.clone()));
+        }
+        if cfg.dial {
+            rt.spawn(dial_loop(shared.clone()));
+        }
+        Ok(Node {
+            rt: Some(rt),
+            shared,
+        })
+    }
+
+    /// Our peer id.
+    pub fn id(&self) -> PeerId {
+        self.shared.me.id
+    }
+
+    /// Where we listen (or the ephemeral port we dial from).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.shared.endpoint.local_addr().ok()
+    }
+
+    /// The trusted peer `query` names (name or id prefix).
+    pub fn find(&self, query: &str) -> Result<TrustedPeer, NetError> {
+        Ok(self.shared.trust().store().find(query)?.clone())
+    }
+
+    /// Every trusted peer with its connection state.
+    pub fn peers(&self) -> Vec<PeerStatus> {
+        let peers = self.shared.trust().store().peers().to_vec();
+        let dials = lock(&self.shared.dials).clone();
+        peers
+            .into_iter()
+            .map(|p| {
+                let link = self.shared.link(&p.id);
+                PeerStatus {
+                    name: p.name.clone(),
+                    id: p.id.to_string(),
+                    address: p.address.clone(),
+                    allow: p.allow.to_string(),
+                    online: link.is_some(),
+                    rtt_ms: link.as_ref().and_then(|l| l.rtt()).map(ms),
+                    transfers: link.as_ref().map_or(0, |l| l.transfers()),
+                    last_error: if link.is_some() {
+                        None
+                    } else {
+                        dials.get(&p.id).and_then(|d| d.last_error.clone())
+                    },
+                }
+            })
+            .collect()
+    }
+
+    /// Connects to `peer` now unless connected, waiting up to `timeout`.
+    pub fn connect(&self, peer: &TrustedPeer, timeout: Duration) -> Result<(), NetError> {
+        if self.shared.link(&peer.id).is_some() {
+            return Ok(());
+        }
+        let offline = |reason: String| NetError::Offline {
+            name: peer.name.clone(),
+            reason,
+        };
+        let Some(addr) = peer.address.clone() else {
+            return Err(offline(
+                "no address is known for it (add one with `jhack peer add ID ADDR`)".into(),
+            ));
+        };
+        let rt = self.runtime();
+        let shared = self.shared.clone();
+        let id = peer.id;
+        let result = rt.block_on(async move {
+            tokio::time::timeout(timeout, link::dial(shared, id, &addr))
+                .await
+                .unwrap_or_else(|_| Err(format!("no answer from {addr}")))
+        });
+        result.map(|_| ()).map_err(offline)
+    }
+
+    /// Asks `peer` to play `sound` at `gain_db`; the answer arrives as
+    /// [`NetEvent::TriggerResult`] with the returned trigger number. The peer may fetch
+    /// the sound from us meanwhile.
+    pub fn trigger(&self, peer: &PeerId, sound: SoundOffer, gain_db: f32) -> Result<u64, NetError> {
+        let Some(link) = self.shared.link(peer) else {
+            let name = self
+                .shared
+                .trusted(peer)
+                .map_or_else(|| peer.short(), |p| p.name);
+            return Err(NetError::Offline {
+                name,
+                reason: "not connected".into(),
+            });
+        };
+        let trigger = self.shared.next_trigger.fetch_add(1, Ordering::Relaxed);
+        link.offer(sound.id);
+        link.send(Message::Play(PlayRequest {
+            trigger,
+            sound,
+            gain_db,
+        }));
+        Ok(trigger)
+    }
+
+    /// Fetches `sound` from `peer` (or joins the fetch already running); the blob
+    /// arrives verified under the partial directory, readable while it grows.
+    pub fn fetch(&self, peer: &PeerId, sound: &SoundOffer) -> Result<Arc<Fetch>, NetError> {
+        let Some(link) = self.shared.link(peer) else {
+            return Err(NetError::Offline {
+                name: peer.short(),
+                reason: "not connected".into(),
+            });
+        };
+        let mut fetches = lock(&self.shared.fetches);
+        if let Some(f) = fetches.get(&sound.id)
+            && !f.is_finished()
+        {
+            return Ok(f.clone());
+        }
+        let f = Arc::new(Fetch::new(&self.shared.partial_dir, sound.id, sound.size));
+        fetches.insert(sound.id, f.clone());
+        drop(fetches);
+        self.runtime()
+            .spawn(super::fetch::run(self.shared.clone(), link, f.clone()));
+        Ok(f)
+    }
+
+    fn runtime(&self) -> &tokio::runtime::Runtime {
+        // Present from start until drop.
+        self.rt
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("runtime gone"))
+    }
+
+    /// Says goodbye to every peer and stops the network threads.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        let links: Vec<_> = lock(&self.shared.links).drain().map(|(_, l)| l).collect();
+        for l in &links {
+            l.send(Message::Bye);
+        }
+        if let Some(rt) = self.rt.take() {
+            let endpoint = self.shared.endpoint.clone();
+            rt.block_on(async move {
+                // Let the goodbyes leave, then close.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                endpoint.close(quinn::VarInt::from_u32(0), b"bye");
+                let _ =
+                    tokio::time::timeout(Duration::from_millis(300), endpoint.wait_idle()).await;
+            });
+            rt.shutdown_timeout(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn session_nonce() -> u64 {
+    let t = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let mut h = blake3::Hasher::new();
+    h.update(&t.to_le_bytes());
+    h.update(&std::process::id().to_le_bytes());
+    let b = h.finalize();
+    let mut n = [0u8; 8];
+    n.copy_from_slice(&b.as_bytes()[..8]);
+    u64::from_le_bytes(n)
+}
+
+/// Binds the endpoint: the given address, or an ephemeral port on all interfaces.
+fn bind(
+    listen: Option<SocketAddr>,
+    server: quinn::ServerConfig,
+) -> Result<quinn::Endpoint, NetError> {
+    let addrs: Vec<SocketAddr> = match listen {
+        Some(a) => vec![a],
+        None => vec![
+            SocketAddr::from(([0u16; 8], 0)),
+            SocketAddr::from(([0u8; 4], 0)),
+        ],
+    };
+    let mut last = None;
+    for addr in addrs {
+        match quinn::Endpoint::server(server.clone(), addr) {
+            Ok(e) => return Ok(e),
+            Err(source) => last = Some(NetError::Bind { addr, source }),
+        }
+    }
+    Err(last.unwrap_or_else(|| unreachable!("at least one address")))
+}
+
+async fn accept_loop(shared: Arc<Shared>) {
+    while let Some(incoming) = shared.endpoint.accept().await {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let addr = incoming.remote_address();
+            match incoming.await {
+                Ok(conn) => link::accepted(shared, conn).await,
+                Err(e) => report_refusal(&shared, addr, &e.to_string()),
+            }
+        });
+    }
+}
+
+/// Reports a failed incoming handshake, with the id the gate refused when it was that.
+fn report_refusal(shared: &Shared, addr: SocketAddr, error: &str) {
+    let refused = lock(&shared.refusals).pop_front();
+    let Some((id, why)) = refused else {
+        tracing::info!("a handshake from {addr} failed: {error}");
+        return;
+    };
+    let addr_text = addr.to_string();
+    let impostor = shared
+        .trust()
+        .store()
+        .impostor_of(&id, Some(&addr_text))
+        .map(|p| p.name.clone());
+    let reason = match impostor {
+        Some(name) => format!(
+            "refused {id} from {addr}: it uses the address of the trusted peer \"{name}\" with another key"
+        ),
+        None => format!("refused {why} from {addr}; to trust it: jhack peer add {id} {addr}"),
+    };
+    tracing::warn!("{reason}");
+    shared.emit(NetEvent::Refused {
+        id: Some(id),
+        addr: Some(addr),
+        reason,
+    });
+}
+
+/// Keeps a connection to every trusted peer with an address, retrying with backoff.
+async fn dial_loop(shared: Arc<Shared>) {
+    const FIRST: Duration = Duration::from_secs(1);
+    const MAX: Duration = Duration::from_secs(30);
+    loop {
+        let peers: Vec<TrustedPeer> = shared.trust().store().peers().to_vec();
+        let now = Instant::now();
+        for p in peers {
+            let Some(addr) = p.address.clone() else {
+                continue;
+            };
+            if p.id == shared.me.id || shared.link(&p.id).is_some() {
+                continue;
+            }
+            {
+                let mut dials = lock(&shared.dials);
+                let d = dials.entry(p.id).or_insert(DialState {
+                    next: now,
+                    backoff: FIRST,
+                    last_error: None,
+                    busy: false,
+                });
+                if d.busy || d.next > now {
+                    continue;
+                }
+                d.busy = true;
+            }
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                let r = tokio::time::timeout(
+                    Duration::from_secs(10),
+                    link::dial(shared.clone(), p.id, &addr),
+                )
+                .await
+                .unwrap_or_else(|_| Err(format!("no answer from {addr}")));
+                let mut dials = lock(&shared.dials);
+                if let Some(d) = dials.get_mut(&p.id) {
+                    d.busy = false;
+                    match r {
+                        Ok(_) => {
+                            d.backoff = FIRST;
+                            d.last_error = None;
+                        }
+                        Err(e) => {
+                            if d.last_error.as_deref() != Some(e.as_str()) {
+                                tracing::info!("cannot reach {} at {addr}: {e}", p.name);
+                            }
+                            d.next = Instant::now() + d.backoff;
+                            d.backoff = (d.backoff * 2).min(MAX);
+                            d.last_error = Some(e);
+                        }
+                    }
+                }
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}

@@ -1,0 +1,252 @@
+//! Serving a blob to a peer on a stream it opened: one framed [`FetchRequest`], one
+//! framed [`FetchReply`], then raw bytes — the blob's 64 KiB group hashes (when it
+//! has more than one group) and its data from the group asked for to the end.
+//!
+//! A peer may fetch a sound when it has the `read` permission, or when we offered it
+//! that sound in a trigger. We never serve a blob that no longer hashes to its id:
+//! the receiver would refuse it anyway, and ours needs `jhack check`.
+
+use std::io::Read;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use super::events::NetEvent;
+use super::framed::{read_one_frame, write_frame};
+use super::link::Link;
+use super::node::{Shared, lock};
+use super::tree::{self, BlobTree, GROUP_LEN};
+use crate::domain::SoundId;
+use crate::proto::{self, FetchReply, FetchRequest, Refusal};
+
+/// How long a peer has to send its request after opening a stream.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bytes read from the file per step.
+const READ_STEP: usize = 1 << 20;
+/// Trees kept for blobs served recently.
+const TREES_KEPT: usize = 32;
+
+/// Whether the corruption hook has fired (once per process).
+static CORRUPTED: AtomicBool = AtomicBool::new(false);
+
+pub(crate) async fn serve_stream(
+    shared: Arc<Shared>,
+    link: Arc<Link>,
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+) {
+    let request = match tokio::time::timeout(REQUEST_TIMEOUT, read_one_frame(&mut recv)).await {
+        Ok(Ok(frame)) => match proto::decode_fetch_request(&frame) {
+            Ok(r) => r,
+            Err(e) => return refuse_malformed(&link, &e.to_string()),
+        },
+        Ok(Err(e)) => return refuse_malformed(&link, &e),
+        Err(_) => {
+            let _ = send.reset(quinn::VarInt::from_u32(1));
+            return;
+        }
+    };
+    let _transfer = link.transfer();
+    match serve(&shared, &link, &mut send, &request).await {
+        Ok(bytes) => {
+            let _ = send.finish();
+            shared.emit(NetEvent::Served {
+                name: link.name.clone(),
+                id: request.id,
+                bytes,
+            });
+        }
+        Err(e) => tracing::info!(
+            "sending {} to {} stopped: {e}",
+            request.id.short(),
+            link.name
+        ),
+    }
+}
+
+fn refuse_malformed(link: &Link, e: &str) {
+    tracing::warn!(
+        "closing the connection to {}: malformed blob request: {e}",
+        link.name
+    );
+    link.conn.close(
+        quinn::VarInt::from_u32(super::link::code::PROTOCOL),
+        b"malformed request",
+    );
+}
+
+async fn reply(send: &mut quinn::SendStream, r: &FetchReply) -> Result<(), String> {
+    let bytes = proto::encode(r).map_err(|e| e.to_string())?;
+    write_frame(send, &bytes).await
+}
+
+async fn refuse(
+    send: &mut quinn::SendStream,
+    reason: Refusal,
+    message: String,
+) -> Result<u64, String> {
+    reply(
+        send,
+        &FetchReply::Refused {
+            reason,
+            message: message.clone(),
+        },
+    )
+    .await?;
+    Err(message)
+}
+
+/// Sends the blob; returns the data bytes sent.
+async fn serve(
+    shared: &Arc<Shared>,
+    link: &Arc<Link>,
+    send: &mut quinn::SendStream,
+    request: &FetchRequest,
+) -> Result<u64, String> {
+    let id = request.id;
+    let allowed = link.was_offered(&id) || shared.trusted(&link.id).is_some_and(|t| t.allow.read);
+    if !allowed {
+        let m = format!(
+            "{} may not fetch sounds from {} (no read permission)",
+            link.name, shared.name
+        );
+        return refuse(send, Refusal::NotAllowed, m).await;
+    }
+    let Some(path) = (shared.blobs)(&id) else {
+        return refuse(
+            send,
+            Refusal::Unavailable,
+            format!("{} is not here", id.short()),
+        )
+        .await;
+    };
+    let tree = match tree_for(shared, &id, &path).await {
+        Ok(t) => t,
+        Err(e) => return refuse(send, Refusal::Unavailable, e).await,
+    };
+    let groups = tree::group_count(tree.size);
+    if request.from_group > groups {
+        return refuse(
+            send,
+            Refusal::Other,
+            format!("group {} is past the end", request.from_group),
+        )
+        .await;
+    }
+    reply(
+        send,
+        &FetchReply::Ready {
+            size: tree.size,
+            group_len: proto::GROUP_LEN,
+        },
+    )
+    .await?;
+    let mut cvs = Vec::with_capacity(tree.cvs.len() * 32);
+    for cv in &tree.cvs {
+        cvs.extend_from_slice(cv);
+    }
+    send.write_all(&cvs).await.map_err(|e| e.to_string())?;
+    send_data(shared, send, path, request.from_group, tree.size).await
+}
+
+/// The tree of the blob at `path`, from the cache or hashed now (off the reactor).
+async fn tree_for(
+    shared: &Arc<Shared>,
+    id: &SoundId,
+    path: &std::path::Path,
+) -> Result<Arc<BlobTree>, String> {
+    if let Some(t) = lock(&shared.trees).get(id) {
+        return Ok(t.clone());
+    }
+    let p = path.to_path_buf();
+    let tree = tokio::task::spawn_blocking(move || {
+        std::fs::File::open(&p)
+            .and_then(|f| tree::tree_of(std::io::BufReader::with_capacity(1 << 20, f)))
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| format!("{}: {e}", path.display()))?;
+    if tree.id != id.0 {
+        tracing::warn!(
+            "the blob of {} no longer matches its id: not sent (run `jhack check`)",
+            id.short()
+        );
+        return Err(format!("{} is damaged here", id.short()));
+    }
+    let tree = Arc::new(tree);
+    let mut trees = lock(&shared.trees);
+    if trees.len() >= TREES_KEPT
+        && let Some(k) = trees.keys().next().copied()
+    {
+        trees.remove(&k);
+    }
+    trees.insert(*id, tree.clone());
+    Ok(tree)
+}
+
+/// Streams the blob's bytes from group `from` to the end.
+async fn send_data(
+    shared: &Arc<Shared>,
+    send: &mut quinn::SendStream,
+    path: std::path::PathBuf,
+    from: u64,
+    size: u64,
+) -> Result<u64, String> {
+    let start = (from * GROUP_LEN).min(size);
+    let mut file = std::fs::File::open(&path).map_err(|e| e.to_string())?;
+    {
+        use std::io::Seek;
+        file.seek(std::io::SeekFrom::Start(start))
+            .map_err(|e| e.to_string())?;
+    }
+    let mut file = Some(file);
+    let mut offset = start;
+    let began = Instant::now();
+    let rate = shared.hooks.send_bytes_per_sec;
+    while offset < size {
+        let want = READ_STEP.min((size - offset) as usize);
+        let Some(mut f) = file.take() else {
+            break;
+        };
+        let (f, read) = tokio::task::spawn_blocking(move || {
+            let mut buf = vec![0u8; want];
+            let r = f.read_exact(&mut buf);
+            (f, r.map(|()| buf))
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        file = Some(f);
+        let mut buf = read.map_err(|e| e.to_string())?;
+        corrupt_if_asked(shared, offset, &mut buf);
+        let step = match rate {
+            Some(r) => (r / 20).clamp(1024, READ_STEP as u64) as usize,
+            None => buf.len(),
+        };
+        for piece in buf.chunks(step) {
+            send.write_all(piece).await.map_err(|e| e.to_string())?;
+            offset += piece.len() as u64;
+            if let Some(r) = rate {
+                let due = Duration::from_secs_f64((offset - start) as f64 / r as f64);
+                if let Some(wait) = due.checked_sub(began.elapsed()) {
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+    Ok(offset - start)
+}
+
+/// The test hook: flips one byte of the chosen group, the first time it is sent.
+fn corrupt_if_asked(shared: &Shared, offset: u64, buf: &mut [u8]) {
+    let Some(g) = shared.hooks.corrupt_group else {
+        return;
+    };
+    let at = g * GROUP_LEN + 100;
+    let end = offset + buf.len() as u64;
+    if (offset..end).contains(&at) && !CORRUPTED.swap(true, Ordering::Relaxed) {
+        let i = (at - offset) as usize;
+        if let Some(b) = buf.get_mut(i) {
+            *b ^= 0x5a;
+        }
+    }
+}
