@@ -8,8 +8,10 @@
 pub mod bank;
 pub mod control;
 pub mod feeder;
+pub mod growing;
 pub mod import;
 pub mod instance;
+pub mod peers;
 pub mod player;
 pub mod recorder;
 pub mod requests;

@@ -2,15 +2,72 @@
 //! import and list through its running instance. Shared by the interface and the
 //! headless server, so both answer alike.
 
-use super::control::{Request, Response};
+use super::control::{Call, Request, Response};
 use super::import::ImportOptions;
 use super::instance::{Instance, InstanceError};
+use super::peers::PeerHub;
 use crate::domain::chain;
+
+/// Answers one call: at once, or — for plays on peers — once the peers answered.
+pub fn dispatch(
+    instance: &mut Instance,
+    hub: Option<&mut PeerHub>,
+    call: Call,
+    notice: &mut dyn FnMut(String),
+) {
+    let (req, reply) = call;
+    match (req, hub) {
+        (Request::Peers, Some(hub)) => {
+            let _ = reply.send(Response::Peers { peers: hub.peers() });
+        }
+        (
+            Request::PlayOn {
+                target,
+                peers,
+                local,
+                gain_db,
+            },
+            Some(hub),
+        ) => {
+            let meta = match find(instance, &target) {
+                Ok(m) => m,
+                Err(e) => {
+                    let _ = reply.send(error(&e));
+                    return;
+                }
+            };
+            if local && let Err(e) = instance.play(&meta.id, gain_db) {
+                let _ = reply.send(error(&e));
+                return;
+            }
+            notice(format!(
+                "played \"{}\" on {} by a command",
+                meta.name,
+                peers.join(", ")
+            ));
+            hub.play_on(&meta, &peers, gain_db, reply);
+        }
+        (req, _) => {
+            let _ = reply.send(answer(instance, req, notice));
+        }
+    }
+}
+
+/// A key first ("1" is the sound on key 1), then a name or an id prefix.
+fn find(instance: &Instance, target: &str) -> Result<crate::domain::SoundMeta, InstanceError> {
+    match instance.sound_for_key(target) {
+        Some(m) => Ok(m.clone()),
+        None => instance.resolve(target),
+    }
+}
 
 /// Answers one request; `notice` receives a line for the owner's log (or message
 /// line) when the request changed something.
 pub fn answer(instance: &mut Instance, req: Request, notice: &mut dyn FnMut(String)) -> Response {
     match req {
+        Request::Peers | Request::PlayOn { .. } => {
+            Response::failure("this jhack is not on the network")
+        }
         Request::Ping => Response::Pong {
             pid: std::process::id(),
         },
@@ -28,12 +85,7 @@ pub fn answer(instance: &mut Instance, req: Request, notice: &mut dyn FnMut(Stri
             if !gain_db.is_finite() || gain_db > 40.0 {
                 return Response::bad_input(format!("gain {gain_db} dB is out of range"));
             }
-            // A key first ("1" is the sound on key 1), then a name or an id prefix.
-            let found = match instance.sound_for_key(&target) {
-                Some(m) => Ok(m.clone()),
-                None => instance.resolve(&target),
-            };
-            match found {
+            match find(instance, &target) {
                 Ok(m) => match instance.play(&m.id, gain_db) {
                     Ok(_) => {
                         notice(format!("played \"{}\" by a command", m.name));

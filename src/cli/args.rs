@@ -119,6 +119,46 @@ pub enum Command {
     Check,
     /// Stop everything the running jhack on this home is playing.
     Stop,
+    /// Print this jhack's peer id and listen address.
+    Id,
+    /// Trust, list and forget peers.
+    #[command(subcommand)]
+    Peer(PeerCommand),
+    /// Run as a headless peer (no screen) until stopped.
+    Serve {
+        /// Listen here (UDP) instead of the config file's net.listen.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+    },
+}
+
+/// `jhack peer ...`.
+#[derive(Debug, Subcommand)]
+pub enum PeerCommand {
+    /// Trust a peer: it may connect, and do what --allow lists.
+    Add {
+        /// Its peer id (as its `jhack id` prints it).
+        id: String,
+        /// Where it listens, host:port (the port defaults to 7355).
+        addr: Option<String>,
+        /// A name for it (default: from its id).
+        #[arg(long, value_name = "N")]
+        name: Option<String>,
+        /// What it may do here: play, voice, read, write (comma-separated), or none.
+        #[arg(long, value_name = "LIST", default_value = "play")]
+        allow: String,
+    },
+    /// The trusted peers (online state and round trip when a jhack is running).
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop trusting a peer.
+    Rm {
+        /// Its name or an id prefix.
+        peer: String,
+    },
 }
 
 /// `jhack import`.
@@ -192,4 +232,10 @@ pub struct PlayArgs {
     /// Print latency and device figures as one JSON line at exit.
     #[arg(long)]
     pub stats: bool,
+    /// Play on this peer instead (repeatable): a name or an id prefix.
+    #[arg(long = "peer", value_name = "P")]
+    pub peers: Vec<String>,
+    /// With --peer: play here too.
+    #[arg(long, requires = "peers")]
+    pub local: bool,
 }

@@ -12,8 +12,11 @@ mod edit;
 pub mod error;
 mod import;
 mod list;
+mod peer;
 mod play;
+mod play_remote;
 mod record;
+mod serve;
 mod session;
 mod tone;
 mod tui;
@@ -92,5 +95,8 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Some(Command::Rm { sound }) => edit::rm(g, &sound),
         Some(Command::Check) => check::run(g),
         Some(Command::Stop) => stop(g),
+        Some(Command::Id) => peer::id(g),
+        Some(Command::Peer(c)) => peer::run(g, c),
+        Some(Command::Serve { listen }) => serve::run(g, listen.as_deref()),
     }
 }

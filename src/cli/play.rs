@@ -40,6 +40,9 @@ pub fn run(g: &GlobalArgs, args: &PlayArgs) -> Result<(), CliError> {
             args.gain
         )));
     }
+    if !args.peers.is_empty() {
+        return super::play_remote::run(g, args);
+    }
     let ctx = Context::load(g)?;
     let Resolved {
         here: targets,

@@ -118,7 +118,7 @@ impl Reply {
 }
 
 /// One trusted peer as the peers panel and `jhack peer list` show it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PeerStatus {
     /// Its name.
     pub name: String,

@@ -6,6 +6,15 @@ use quinn::{RecvStream, SendStream};
 
 use crate::proto::{FrameDecoder, MAX_FRAME, encode_frame};
 
+/// Why no frame was read.
+#[derive(Debug)]
+pub(crate) enum ReadFailure {
+    /// The stream or connection failed (or was closed under us).
+    Stream(String),
+    /// The peer sent bytes that are not a valid frame.
+    Malformed(String),
+}
+
 /// Reads frames from a stream that carries nothing else.
 pub(crate) struct FrameReader {
     recv: RecvStream,
@@ -24,18 +33,19 @@ impl FrameReader {
     }
 
     /// The next frame; `Ok(None)` when the stream ended cleanly between frames.
-    pub(crate) async fn next(&mut self) -> Result<Option<Vec<u8>>, String> {
+    pub(crate) async fn next(&mut self) -> Result<Option<Vec<u8>>, ReadFailure> {
+        let malformed = |e: crate::proto::FrameError| ReadFailure::Malformed(e.to_string());
         loop {
-            if let Some(frame) = self.dec.next_frame().map_err(|e| e.to_string())? {
+            if let Some(frame) = self.dec.next_frame().map_err(malformed)? {
                 return Ok(Some(frame));
             }
             match self.recv.read(&mut self.buf).await {
                 Ok(Some(n)) => self.dec.push(&self.buf[..n]),
                 Ok(None) => {
-                    self.dec.finish().map_err(|e| e.to_string())?;
+                    self.dec.finish().map_err(malformed)?;
                     return Ok(None);
                 }
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(ReadFailure::Stream(e.to_string())),
             }
         }
     }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use super::events::{InboundPlay, NetEvent};
-use super::framed::{FrameReader, write_frame};
+use super::framed::{FrameReader, ReadFailure, write_frame};
 use super::limit::TokenBucket;
 use super::node::{Shared, lock};
 use super::peer_id::PeerId;
@@ -215,10 +215,11 @@ async fn establish(
     let frame = match tokio::time::timeout(HELLO_TIMEOUT, reader.next()).await {
         Ok(Ok(Some(f))) => f,
         Ok(Ok(None)) => return Err(format!("{} closed before its hello", trusted.name)),
-        Ok(Err(e)) => {
+        Ok(Err(ReadFailure::Malformed(e))) => {
             close(code::PROTOCOL, "bad hello");
             return Err(format!("{}: {e}", trusted.name));
         }
+        Ok(Err(ReadFailure::Stream(e))) => return Err(format!("{}: {e}", trusted.name)),
         Err(_) => {
             close(code::PROTOCOL, "no hello");
             return Err(format!("{} sent no hello", trusted.name));
@@ -380,7 +381,8 @@ async fn read_loop(shared: Arc<Shared>, link: Arc<Link>, mut reader: FrameReader
         let frame = match frame {
             Ok(Some(f)) => f,
             Ok(None) => break "it closed the connection".to_string(),
-            Err(e) => break malformed(&link, &e),
+            Err(ReadFailure::Stream(e)) => break e,
+            Err(ReadFailure::Malformed(e)) => break malformed(&link, &e),
         };
         let message = match proto::decode_message(&frame) {
             Ok(m) => m,

@@ -60,6 +60,22 @@ pub enum Request {
     List,
     /// Whether anyone is there.
     Ping,
+    /// The trusted peers and their state.
+    Peers,
+    /// Play a library sound on peers (and here with `local`); answered once every
+    /// peer has started or refused.
+    PlayOn {
+        /// The sound, as for `play`.
+        target: String,
+        /// The peers: names or id prefixes.
+        peers: Vec<String>,
+        /// Also play here.
+        #[serde(default)]
+        local: bool,
+        /// Extra gain, dB.
+        #[serde(default)]
+        gain_db: f32,
+    },
 }
 
 /// What the owning process answers.
@@ -96,6 +112,11 @@ pub enum Response {
     Pong {
         /// Process id.
         pid: u32,
+    },
+    /// The trusted peers (for `peer list`).
+    Peers {
+        /// Each one.
+        peers: Vec<crate::net::PeerStatus>,
     },
 }
 
@@ -232,7 +253,21 @@ impl Request {
                 }
                 finite(*gain_db)
             }
-            Request::Stop | Request::List | Request::Ping => Ok(()),
+            Request::PlayOn {
+                target,
+                peers,
+                gain_db,
+                ..
+            } => {
+                if target.trim().is_empty() {
+                    return Err(Rejected::bad("play: no sound named"));
+                }
+                if peers.is_empty() || peers.len() > 64 {
+                    return Err(Rejected::bad("play: name one to 64 peers"));
+                }
+                finite(*gain_db)
+            }
+            Request::Stop | Request::List | Request::Ping | Request::Peers => Ok(()),
         }
     }
 }

@@ -54,6 +54,8 @@ impl Limits {
     pub fn timeout_for(&self, req: &Request) -> Duration {
         match req {
             Request::Import { .. } => self.import_timeout,
+            // Peers answer once they started, fetching the sound first if they must.
+            Request::PlayOn { .. } => self.reply_timeout * 6,
             _ => self.reply_timeout,
         }
     }

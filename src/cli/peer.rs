@@ -1,0 +1,170 @@
+//! `jhack id` and `jhack peer add|list|rm`: who this jhack is, and whom it trusts.
+//! The trust store is a file the running jhack re-reads when it changes, so these
+//! work the same with or without one running; `peer list` asks the running one for
+//! online state and round-trip times.
+
+use super::args::{GlobalArgs, PeerCommand};
+use super::context::Context;
+use super::error::{CliError, chain};
+use crate::app::control::{Request, Response};
+use crate::net::{Identity, PeerId, PeerStatus, Permissions, TrustStore, TrustedPeer, trust};
+
+/// `jhack id`.
+pub fn id(g: &GlobalArgs) -> Result<(), CliError> {
+    let ctx = Context::load(g)?;
+    ctx.home
+        .create()
+        .map_err(|e| CliError::failure(chain(&e)))?;
+    let me = Identity::load_or_create(&ctx.home.identity_dir())
+        .map_err(|e| CliError::failure(chain(&e)))?;
+    println!("{}", me.id);
+    println!(
+        "listens on {} (UDP); peers add it with: jhack peer add {} <this machine's address>",
+        ctx.config.net.listen, me.id
+    );
+    Ok(())
+}
+
+pub fn run(g: &GlobalArgs, c: PeerCommand) -> Result<(), CliError> {
+    let ctx = Context::load(g)?;
+    ctx.home
+        .create()
+        .map_err(|e| CliError::failure(chain(&e)))?;
+    let path = ctx.home.trust_file();
+    let mut store = TrustStore::load(&path).map_err(|e| CliError::input(chain(&e)))?;
+    match c {
+        PeerCommand::Add {
+            id,
+            addr,
+            name,
+            allow,
+        } => {
+            let id: PeerId = id
+                .parse()
+                .map_err(|e| CliError::input(format!("{id}: {}", chain(&e))))?;
+            let me = Identity::load_or_create(&ctx.home.identity_dir())
+                .map_err(|e| CliError::failure(chain(&e)))?;
+            if id == me.id {
+                return Err(CliError::input("that is this jhack's own id"));
+            }
+            let allow = Permissions::parse(&allow).map_err(|e| CliError::input(chain(&e)))?;
+            let address = addr
+                .as_deref()
+                .map(trust::clean_address)
+                .transpose()
+                .map_err(|e| CliError::input(chain(&e)))?;
+            let name = match name {
+                Some(n) => n,
+                None => format!("peer-{}", id.short().to_lowercase().replace('-', "")),
+            };
+            let peer = TrustedPeer {
+                name,
+                id,
+                address,
+                allow,
+            };
+            let added = store
+                .add(peer.clone())
+                .map_err(|e| CliError::input(chain(&e)))?;
+            store.save().map_err(|e| CliError::failure(chain(&e)))?;
+            let entry = store.by_id(&id).cloned().unwrap_or(peer);
+            println!(
+                "{} {} ({}){}: may {}",
+                if added == trust::Added::New {
+                    "trusted"
+                } else {
+                    "updated"
+                },
+                entry.name,
+                entry.id.short(),
+                entry
+                    .address
+                    .as_deref()
+                    .map_or_else(String::new, |a| format!(" at {a}")),
+                entry.allow
+            );
+            Ok(())
+        }
+        PeerCommand::Rm { peer } => {
+            let gone = store
+                .remove(&peer)
+                .map_err(|e| CliError::input(chain(&e)))?;
+            store.save().map_err(|e| CliError::failure(chain(&e)))?;
+            println!("removed {} ({})", gone.name, gone.id.short());
+            Ok(())
+        }
+        PeerCommand::List { json } => {
+            let socket = ctx.home.socket_path();
+            let live = match crate::app::control::request(
+                &socket,
+                &Request::Peers,
+                Request::Peers.suggested_timeout(),
+            ) {
+                Ok(Response::Peers { peers }) => Some(peers),
+                _ => None,
+            };
+            let known = live.is_some();
+            let peers = live.unwrap_or_else(|| store.peers().iter().map(offline).collect());
+            if json {
+                let text =
+                    serde_json::to_string(&peers).map_err(|e| CliError::failure(e.to_string()))?;
+                println!("{text}");
+            } else {
+                print_table(&peers, known);
+            }
+            Ok(())
+        }
+    }
+}
+
+fn offline(p: &TrustedPeer) -> PeerStatus {
+    PeerStatus {
+        name: p.name.clone(),
+        id: p.id.to_string(),
+        address: p.address.clone(),
+        allow: p.allow.to_string(),
+        online: false,
+        rtt_ms: None,
+        transfers: 0,
+        last_error: None,
+    }
+}
+
+fn print_table(peers: &[PeerStatus], known: bool) {
+    if peers.is_empty() {
+        println!("no trusted peers; add one with: jhack peer add ID ADDR");
+        return;
+    }
+    let w = peers
+        .iter()
+        .map(|p| p.name.chars().count())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    println!(
+        "{:<w$}  {:<39}  {:<24}  {:<22}  STATE",
+        "NAME", "ID", "ADDRESS", "ALLOW"
+    );
+    for p in peers {
+        let state = if !known {
+            "?".to_string()
+        } else if p.online {
+            p.rtt_ms
+                .map_or_else(|| "online".to_string(), |r| format!("online, {r:.1} ms"))
+        } else {
+            p.last_error
+                .as_deref()
+                .map_or_else(|| "offline".to_string(), |e| format!("offline: {e}"))
+        };
+        println!(
+            "{:<w$}  {:<39}  {:<24}  {:<22}  {state}",
+            p.name,
+            p.id,
+            p.address.as_deref().unwrap_or("-"),
+            p.allow
+        );
+    }
+    if !known {
+        println!("(no jhack is running on this home: online state unknown)");
+    }
+}

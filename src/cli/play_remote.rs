@@ -1,0 +1,207 @@
+//! `jhack play SOUND... --peer P [--peer Q] [--local]`: plays library sounds on
+//! peers. Through the running jhack when there is one (it holds the connections);
+//! otherwise this process connects itself, triggers, serves the blob to a peer that
+//! lacks it, and returns once every peer has started or refused — staying until the
+//! transfers it serves are complete, so a peer playing as the sound arrives is never
+//! cut off.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use super::args::{GlobalArgs, PlayArgs};
+use super::context::{Context, Owner, ask_owner, library_error};
+use super::error::{CliError, chain};
+use super::session::{drain, interrupt_flag, start_engine_with, wait_until};
+use crate::app::control::{Request, Response};
+use crate::app::peers::offer_of;
+use crate::audio::VoiceState;
+use crate::domain::{Decibels, SoundMeta};
+use crate::net::{Identity, NetEvent, Node, NodeConfig, TrustedPeer};
+use crate::proto::PlayOutcome;
+
+/// How long peers have to connect.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long peers have to answer a trigger (a fetch may come first).
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub fn run(g: &GlobalArgs, args: &PlayArgs) -> Result<(), CliError> {
+    let ctx = Context::load(g)?;
+    let names: Vec<String> = args
+        .targets
+        .iter()
+        .map(|t| t.to_string_lossy().into_owned())
+        .collect();
+    match ctx.library_or_owner()? {
+        Owner::Running(socket) => {
+            for target in names {
+                let req = Request::PlayOn {
+                    target,
+                    peers: args.peers.clone(),
+                    local: args.local,
+                    gain_db: args.gain,
+                };
+                if let Response::Ok { message } = ask_owner(&socket, &req)? {
+                    eprintln!("jhack: {message}");
+                }
+            }
+            Ok(())
+        }
+        Owner::Here(lib) => {
+            let mut sounds = Vec::new();
+            for n in &names {
+                let m = lib.resolve(n).map_err(|e| match e {
+                    crate::library::LookupError::Library(e) => library_error(e),
+                    e => CliError::input(format!("{n}: {e} (with --peer, name library sounds)")),
+                })?;
+                sounds.push(m);
+            }
+            let locate = Arc::new(lib.blob_locator());
+            let (tx, rx) = mpsc::channel::<NetEvent>();
+            let tx = std::sync::Mutex::new(tx);
+            let sink = Arc::new(move |e| {
+                let _ = tx.lock().unwrap_or_else(|p| p.into_inner()).send(e);
+            });
+            let me = Identity::load_or_create(&ctx.home.identity_dir())
+                .map_err(|e| CliError::failure(chain(&e)))?;
+            let net = &ctx.config.net;
+            let cfg = NodeConfig {
+                listen: None,
+                name: net.display_name(),
+                trust_file: ctx.home.trust_file(),
+                partial_dir: ctx.home.data_dir().join("partial"),
+                dial: false,
+                triggers_per_second: net.triggers_per_second,
+                trigger_burst: net.trigger_burst,
+            };
+            let node =
+                Node::start(me, cfg, locate, sink).map_err(|e| CliError::failure(chain(&e)))?;
+            let peers = connect_all(&node, &args.peers)?;
+            let result = trigger_and_wait(&node, &rx, &peers, &sounds, args.gain);
+            if result.is_ok() && args.local {
+                play_here(g, &ctx, &lib, &sounds, args.gain)?;
+            }
+            wait_for_transfers(&node);
+            node.shutdown();
+            result
+        }
+    }
+}
+
+fn connect_all(node: &Node, queries: &[String]) -> Result<Vec<TrustedPeer>, CliError> {
+    let mut peers = Vec::new();
+    for q in queries {
+        let p = node.find(q).map_err(|e| CliError::input(chain(&e)))?;
+        node.connect(&p, CONNECT_TIMEOUT)
+            .map_err(|e| CliError::input(chain(&e)))?;
+        peers.push(p);
+    }
+    Ok(peers)
+}
+
+fn trigger_and_wait(
+    node: &Node,
+    rx: &mpsc::Receiver<NetEvent>,
+    peers: &[TrustedPeer],
+    sounds: &[SoundMeta],
+    gain: f32,
+) -> Result<(), CliError> {
+    let mut waiting: HashMap<u64, (String, String)> = HashMap::new();
+    for m in sounds {
+        for p in peers {
+            let t = node
+                .trigger(&p.id, offer_of(m), gain)
+                .map_err(|e| CliError::input(chain(&e)))?;
+            waiting.insert(t, (p.name.clone(), m.name.clone()));
+        }
+    }
+    let deadline = Instant::now() + ANSWER_TIMEOUT;
+    let mut refused = Vec::new();
+    while !waiting.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let event = match rx.recv_timeout(left) {
+            Ok(e) => e,
+            Err(_) => {
+                let who: Vec<String> = waiting.values().map(|(p, _)| p.clone()).collect();
+                return Err(CliError::failure(format!(
+                    "no answer from {} in {} s",
+                    who.join(", "),
+                    ANSWER_TIMEOUT.as_secs()
+                )));
+            }
+        };
+        match event {
+            NetEvent::TriggerResult {
+                trigger, outcome, ..
+            } => {
+                let Some((peer, sound)) = waiting.remove(&trigger) else {
+                    continue;
+                };
+                match outcome {
+                    PlayOutcome::Started { cached, .. } => eprintln!(
+                        "jhack: \"{sound}\" playing on {peer}{}",
+                        if cached { "" } else { " (sent to it)" }
+                    ),
+                    PlayOutcome::Refused { message, .. } => {
+                        refused.push(format!("{peer} refused \"{sound}\": {message}"))
+                    }
+                    PlayOutcome::Failed { message } => {
+                        refused.push(format!("\"{sound}\" failed on {peer}: {message}"))
+                    }
+                }
+            }
+            NetEvent::PeerDown { name, reason, .. } => {
+                let lost: Vec<u64> = waiting
+                    .iter()
+                    .filter(|(_, (p, _))| *p == name)
+                    .map(|(t, _)| *t)
+                    .collect();
+                for t in lost {
+                    waiting.remove(&t);
+                    refused.push(format!("{name} went offline: {reason}"));
+                }
+            }
+            _ => {}
+        }
+    }
+    if refused.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::input(refused.join("; ")))
+    }
+}
+
+/// Stays while a peer is still fetching from us (bounded: transfers that stop
+/// moving end on their own).
+fn wait_for_transfers(node: &Node) {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    // Let a fetch that starts right after the answer register first.
+    std::thread::sleep(Duration::from_millis(50));
+    while Instant::now() < deadline && node.peers().iter().any(|p| p.transfers > 0) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn play_here(
+    g: &GlobalArgs,
+    ctx: &Context,
+    lib: &crate::library::Library,
+    sounds: &[SoundMeta],
+    gain: f32,
+) -> Result<(), CliError> {
+    let engine = start_engine_with(g, ctx)?;
+    let interrupted = interrupt_flag();
+    for m in sounds {
+        let file = crate::app::player::OpenedFile::open(&lib.blob_path(&m.id), engine.format())
+            .map_err(|e| CliError::input(format!("{}: {}", m.name, e.reason())))?;
+        let db = gain + ctx.config.playback.normalization_gain(m.loudness_lufs).0 + m.gain_db;
+        let playing = crate::app::player::play(&engine, file, Decibels(db).to_amplitude(), None)?;
+        wait_until(&interrupted, None, || {
+            matches!(engine.state(playing.id), Some(VoiceState::Ended(_)) | None)
+        });
+        let _ = playing.finish();
+    }
+    drain(&engine);
+    Ok(())
+}

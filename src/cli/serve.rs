@@ -1,0 +1,117 @@
+//! `jhack serve [--listen ADDR]`: a headless peer. It owns the home like the screen
+//! does (library, control socket), listens for its trusted peers and keeps
+//! connections to those with addresses, plays what they trigger (on the null backend
+//! when there is no sound device, so a machine without a sound card can still hold a
+//! library), and writes what happens to stderr, one line each, until it is stopped.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use super::args::GlobalArgs;
+use super::context::Context;
+use super::error::{CliError, chain};
+use super::session::interrupt_flag;
+use crate::app::control::{Call, ControlServer};
+use crate::app::instance::Instance;
+use crate::app::peers::{HubEvent, HubOptions, PeerHub, Poster};
+
+enum Event {
+    Hub(HubEvent),
+    Control(Call),
+}
+
+pub fn run(g: &GlobalArgs, listen: Option<&str>) -> Result<(), CliError> {
+    let ctx = Context::load(g)?;
+    let listen = match listen {
+        Some(a) => a.parse().map_err(|_| {
+            CliError::input(format!(
+                "--listen: \"{a}\" is not an address and port, e.g. 0.0.0.0:7355"
+            ))
+        })?,
+        None => ctx.config.net.listen_addr().map_err(CliError::input)?,
+    };
+    let interrupted = interrupt_flag();
+    let lib = ctx.open_library()?;
+    let mut engine_cfg = ctx.engine_config(g);
+    let recordings = ctx.home.data_dir().join("recordings");
+    let mut instance = match Instance::start(
+        ctx.config.clone(),
+        engine_cfg.clone(),
+        lib,
+        recordings.clone(),
+    ) {
+        Ok(i) => i,
+        Err(e) => {
+            // No usable device: serve on the silent backend rather than not at all.
+            eprintln!(
+                "jhack: no audio device ({}); serving on the silent null backend",
+                chain(&e)
+            );
+            engine_cfg.no_audio = true;
+            let lib = ctx.open_library()?;
+            Instance::start(ctx.config.clone(), engine_cfg, lib, recordings)
+                .map_err(|e| CliError::failure(chain(&e)))?
+        }
+    };
+    let (tx, rx) = mpsc::channel::<Event>();
+    let _control = start_control(&ctx.home.socket_path(), tx.clone())?;
+    let post: Poster = {
+        let tx = std::sync::Mutex::new(tx.clone());
+        Arc::new(move |e| {
+            let _ = tx
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .send(Event::Hub(e));
+        })
+    };
+    let opts = HubOptions {
+        listen: Some(listen),
+        dial: ctx.config.net.connect,
+    };
+    let mut hub = PeerHub::start(&ctx.home, &instance, opts, post).map_err(CliError::failure)?;
+    let addr = hub
+        .node()
+        .local_addr()
+        .map_or_else(|| listen.to_string(), |a| a.to_string());
+    eprintln!(
+        "jhack: serving as {} on {addr} (UDP); Ctrl-C stops",
+        hub.node().id()
+    );
+    let mut notice = |n: String| eprintln!("jhack: {n}");
+    while !interrupted.load(Ordering::Relaxed) {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(Event::Hub(e)) => hub.handle(&mut instance, e, &mut notice),
+            Ok(Event::Control(call)) => {
+                crate::app::requests::dispatch(&mut instance, Some(&mut hub), call, &mut notice)
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        instance.poll();
+    }
+    eprintln!("jhack: stopping");
+    drop(hub);
+    Ok(())
+}
+
+fn start_control(
+    path: &std::path::Path,
+    events: mpsc::Sender<Event>,
+) -> Result<ControlServer, CliError> {
+    let (tx, rx) = mpsc::channel::<Call>();
+    let server = ControlServer::bind(path, tx)
+        .map_err(|e| CliError::failure(format!("{}: {e}", path.display())))?;
+    std::thread::Builder::new()
+        .name("jhack-control".into())
+        .spawn(move || {
+            for call in rx {
+                if events.send(Event::Control(call)).is_err() {
+                    break;
+                }
+            }
+        })
+        .map_err(|e| CliError::failure(format!("control thread: {e}")))?;
+    Ok(server)
+}
