@@ -69,8 +69,17 @@ struct Waiting {
     refused: bool,
 }
 
+/// A peer's play that started here, until its first audio is reported.
+struct Started {
+    voice: crate::audio::VoiceId,
+    sound: String,
+    from: String,
+    cached: bool,
+}
+
 /// The node and what is in flight. See the module documentation.
 pub struct PeerHub {
+    started: Vec<Started>,
     node: Node,
     post: Poster,
     arriving: HashMap<SoundId, Arriving>,
@@ -113,6 +122,7 @@ impl PeerHub {
         };
         let node = Node::start(identity, cfg, blobs, sink).map_err(|e| chain(&e))?;
         Ok(PeerHub {
+            started: Vec::new(),
             node,
             post,
             arriving: HashMap::new(),
@@ -229,6 +239,36 @@ impl PeerHub {
         );
     }
 
+    /// Reports, once each, when the sounds peers played here reached the speaker:
+    /// the engine's time from the trigger's arrival to the callback that started it.
+    pub fn poll(&mut self, instance: &Instance, notice: &mut dyn FnMut(String)) {
+        use crate::audio::VoiceState;
+        self.started.retain(|s| {
+            let latency = match instance.engine().state(s.voice) {
+                Some(VoiceState::Playing {
+                    trigger_to_callback,
+                }) => Some(trigger_to_callback),
+                Some(VoiceState::Ended(o)) => o.trigger_to_callback,
+                Some(VoiceState::Queued) => return true,
+                None => None,
+            };
+            if let Some(l) = latency {
+                notice(format!(
+                    "first audio of \"{}\" from {}: {:.2} ms after its trigger arrived ({})",
+                    s.sound,
+                    s.from,
+                    l.as_secs_f64() * 1000.0,
+                    if s.cached {
+                        "cached"
+                    } else {
+                        "fetched while playing"
+                    }
+                ));
+            }
+            false
+        });
+    }
+
     /// Acts on one event; `notice` receives lines for the log.
     pub fn handle(
         &mut self,
@@ -250,10 +290,23 @@ impl PeerHub {
                         .play_prepared(id, p, gain_db, received)
                         .map_err(|e| chain(&e))
                 }) {
-                    Ok(_) => PlayOutcome::Started {
-                        cached: false,
-                        latency_us: micros(received),
-                    },
+                    Ok(voice) => {
+                        let (sound, from) = self
+                            .arriving
+                            .get(&id)
+                            .map(|a| (a.offer.name.clone(), a.from.clone()))
+                            .unwrap_or_else(|| (id.short(), "a peer".into()));
+                        self.started.push(Started {
+                            voice,
+                            sound,
+                            from,
+                            cached: false,
+                        });
+                        PlayOutcome::Started {
+                            cached: false,
+                            latency_us: micros(received),
+                        }
+                    }
                     Err(e) => {
                         notice(format!("a sound from a peer could not be played: {e}"));
                         PlayOutcome::Failed { message: e }
@@ -304,8 +357,14 @@ impl PeerHub {
         if instance.has_sound(&offer.id) {
             let extra = instance.capped_remote_db(req.gain_db);
             let outcome = match instance.play_triggered(&offer.id, extra, received) {
-                Ok(_) => {
+                Ok(voice) => {
                     notice(format!("{from_name} played \"{}\" here", offer.name));
+                    self.started.push(Started {
+                        voice,
+                        sound: offer.name.clone(),
+                        from: from_name.clone(),
+                        cached: true,
+                    });
                     PlayOutcome::Started {
                         cached: true,
                         latency_us: micros(received),

@@ -90,6 +90,7 @@ pub fn run(g: &GlobalArgs, listen: Option<&str>) -> Result<(), CliError> {
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
         instance.poll();
+        hub.poll(&instance, &mut notice);
     }
     eprintln!("jhack: stopping");
     drop(hub);
