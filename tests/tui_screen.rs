@@ -128,6 +128,7 @@ fn render(w: u16, h: u16, ui: &UiState, null: bool) -> String {
     let area = view::layout(ratatui::layout::Rect::new(0, 0, w, h), ui.spectrum_visible);
     let (bands, rows) = area.spectrogram.map(view::picture_size).unwrap_or((1, 1));
     let wf = waterfall(bands, rows);
+    let peers = jhack::tui::view::PeersView::default();
     let screen = Screen {
         ui,
         theme: Theme::new(ColorDepth::True),
@@ -140,6 +141,7 @@ fn render(w: u16, h: u16, ui: &UiState, null: bool) -> String {
         inputs: &inputs,
         waterfall: &wf,
         recording: None,
+        peers: &peers,
     };
     let mut term = Terminal::new(TestBackend::new(w, h)).expect("terminal");
     term.draw(|f| view::draw(f, &screen)).expect("draw");

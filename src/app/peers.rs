@@ -86,14 +86,18 @@ pub struct PeerHub {
     sent: HashMap<u64, Sent>,
     waiting: HashMap<usize, Waiting>,
     next_request: usize,
+    notes: Vec<String>,
 }
 
 /// How the hub is started.
+#[derive(Debug, Clone)]
 pub struct HubOptions {
     /// Listen address (`None`: an ephemeral port, no dialling: one-off commands).
     pub listen: Option<std::net::SocketAddr>,
     /// Keep connections to trusted peers with addresses.
     pub dial: bool,
+    /// When the listen address is in use, listen on any free port instead of failing.
+    pub any_port_if_busy: bool,
 }
 
 impl PeerHub {
@@ -104,23 +108,52 @@ impl PeerHub {
         opts: HubOptions,
         post: Poster,
     ) -> Result<PeerHub, String> {
-        let identity = Identity::load_or_create(&home.identity_dir()).map_err(|e| chain(&e))?;
         let net = &instance.config().net;
-        let cfg = NodeConfig {
-            listen: opts.listen,
-            name: net.display_name(),
-            trust_file: home.trust_file(),
-            partial_dir: home.data_dir().join("partial"),
-            dial: opts.dial,
-            triggers_per_second: net.triggers_per_second,
-            trigger_burst: net.trigger_burst,
-        };
-        let blobs = Arc::new(instance.library().blob_locator());
         let sink: EventSink = {
             let post = post.clone();
             Arc::new(move |e| post(HubEvent::Net(e)))
         };
-        let node = Node::start(identity, cfg, blobs, sink).map_err(|e| chain(&e))?;
+        let mut notes = Vec::new();
+        let mut node = None;
+        for (i, listen) in listen_candidates(opts.listen, opts.any_port_if_busy)
+            .into_iter()
+            .enumerate()
+        {
+            let identity = Identity::load_or_create(&home.identity_dir()).map_err(|e| chain(&e))?;
+            let cfg = NodeConfig {
+                listen,
+                name: net.display_name(),
+                trust_file: home.trust_file(),
+                partial_dir: home.data_dir().join("partial"),
+                dial: opts.dial,
+                triggers_per_second: net.triggers_per_second,
+                trigger_burst: net.trigger_burst,
+            };
+            let blobs = Arc::new(instance.library().blob_locator());
+            match Node::start(identity, cfg, blobs, sink.clone()) {
+                Ok(n) => {
+                    if i > 0
+                        && let (Some(want), Some(got)) = (opts.listen, n.local_addr())
+                        && got.port() != want.port()
+                    {
+                        notes.push(format!(
+                            "net.listen {want} is in use (another jhack?): listening on {got} instead, where peers will not look"
+                        ));
+                    }
+                    node = Some(n);
+                    break;
+                }
+                Err(e @ crate::net::NetError::Bind { .. }) => {
+                    tracing::info!("{}", chain(&e));
+                    notes.push(chain(&e));
+                }
+                Err(e) => return Err(chain(&e)),
+            }
+        }
+        let Some(node) = node else {
+            return Err(notes.join("; "));
+        };
+        notes.retain(|n| !n.starts_with("cannot listen"));
         Ok(PeerHub {
             started: Vec::new(),
             node,
@@ -129,7 +162,13 @@ impl PeerHub {
             sent: HashMap::new(),
             waiting: HashMap::new(),
             next_request: 0,
+            notes,
         })
+    }
+
+    /// What the start had to say (a listen address in use).
+    pub fn start_notes(&self) -> Vec<String> {
+        self.notes.clone()
     }
 
     /// The node (id, address, peers).
@@ -539,6 +578,28 @@ impl PeerHub {
             )),
         }
     }
+}
+
+/// The addresses to try listening on: the one asked for, the same port on IPv4 when
+/// it was IPv6's any-address (a machine without IPv6), then any free port.
+fn listen_candidates(
+    want: Option<std::net::SocketAddr>,
+    any_port: bool,
+) -> Vec<Option<std::net::SocketAddr>> {
+    use std::net::{Ipv4Addr, SocketAddr};
+    let Some(want) = want else {
+        return vec![None];
+    };
+    let mut c = vec![Some(want)];
+    if want.ip().is_unspecified() && want.is_ipv6() {
+        c.push(Some(SocketAddr::from((Ipv4Addr::UNSPECIFIED, want.port()))));
+    }
+    if any_port {
+        let mut any = want;
+        any.set_port(0);
+        c.push(Some(any));
+    }
+    c
 }
 
 /// What a peer needs to know of one of our sounds to play (or fetch) it.

@@ -69,6 +69,7 @@ pub fn run(g: &GlobalArgs, listen: Option<&str>) -> Result<(), CliError> {
     let opts = HubOptions {
         listen: Some(listen),
         dial: ctx.config.net.connect,
+        any_port_if_busy: false,
     };
     let mut hub = PeerHub::start(&ctx.home, &instance, opts, post).map_err(CliError::failure)?;
     let addr = hub

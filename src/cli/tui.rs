@@ -30,6 +30,14 @@ pub fn run(g: &GlobalArgs, stats_file: Option<std::path::PathBuf>) -> Result<(),
         socket: Some(ctx.home.socket_path()),
         stats_file,
         started: Some(started),
+        net: Some((
+            ctx.home.clone(),
+            crate::app::peers::HubOptions {
+                listen: Some(ctx.config.net.listen_addr().map_err(CliError::input)?),
+                dial: ctx.config.net.connect,
+                any_port_if_busy: true,
+            },
+        )),
     };
     tui::run(instance, &opts).map_err(CliError::failure)
 }

@@ -68,6 +68,8 @@ pub enum Command {
     Unbind,
     /// Stop the recording and ask for its name, or cancel a prompt.
     Cancel,
+    /// Where keys play: here, peers, both.
+    Target,
 }
 
 /// The fixed keys (not in the config file), with their commands.
@@ -94,6 +96,7 @@ pub const FIXED: &[(&str, Command)] = &[
     ("<", Command::FreqHighDown),
     (">", Command::FreqHighUp),
     ("u", Command::Unbind),
+    ("t", Command::Target),
     ("esc", Command::Cancel),
     ("ctrl+c", Command::Quit),
 ];

@@ -21,6 +21,7 @@ use super::view::{self, Screen};
 use super::waterfall::Waterfall;
 use crate::app::control::{Call, ControlServer};
 use crate::app::instance::{AudioStatus, Instance};
+use crate::app::peers::{HubEvent, HubOptions, PeerHub, Poster};
 use crate::audio::DeviceInfo;
 use crate::domain::{SoundId, SoundMeta};
 
@@ -38,6 +39,8 @@ pub struct RunOptions {
     pub stats_file: Option<PathBuf>,
     /// When the process started, for the start-up figure.
     pub started: Option<Instant>,
+    /// The home and how to join the network (none: the screen stays off it).
+    pub net: Option<(crate::home::Home, HubOptions)>,
 }
 
 /// What the interface measured about itself, written at exit with `stats_file`.
@@ -59,6 +62,32 @@ enum Event {
     Key(ct::KeyEvent, Instant),
     Redraw,
     Control(Call),
+    /// Something from the peers.
+    Hub(HubEvent),
+}
+
+/// The screen's place on the network: the hub (when it could start) and the peers
+/// panel's last picture.
+struct Net {
+    hub: Option<PeerHub>,
+    view: view::PeersView,
+}
+
+impl Net {
+    /// Re-reads the peers' state; true when the panel would change.
+    fn refresh(&mut self) -> bool {
+        let Some(hub) = &self.hub else {
+            return false;
+        };
+        let peers = hub.peers();
+        let arriving = hub.arriving();
+        if peers == self.view.peers && arriving == self.view.arriving {
+            return false;
+        }
+        self.view.peers = peers;
+        self.view.arriving = arriving;
+        true
+    }
 }
 
 /// What the last drawn status line showed, to redraw only when it changes.
@@ -108,6 +137,37 @@ pub fn run(mut instance: Instance, opts: &RunOptions) -> Result<(), String> {
         Some(path) => Some(start_control(path, tx.clone())?),
         None => None,
     };
+    let mut net = Net {
+        hub: None,
+        view: view::PeersView::default(),
+    };
+    if let Some((home, hub_opts)) = &opts.net {
+        let poster: Poster = {
+            let tx = std::sync::Mutex::new(tx.clone());
+            Arc::new(move |e| {
+                let _ = tx
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .send(Event::Hub(e));
+            })
+        };
+        match PeerHub::start(home, &instance, hub_opts.clone(), poster) {
+            Ok(h) => {
+                net.view.me = Some(h.node().id().to_string());
+                net.view.listen = h.node().local_addr().map(|a| a.to_string());
+                net.view.enabled = true;
+                for n in h.start_notes() {
+                    ui.warn(n);
+                }
+                net.hub = Some(h);
+                net.refresh();
+            }
+            Err(e) => {
+                tracing::warn!("not on the network: {e}");
+                ui.warn(format!("not on the network: {e}"));
+            }
+        }
+    }
     let mut session = terminal::enter(&opts.log_file).map_err(|e| format!("terminal: {e}"))?;
     let stop_input = Arc::new(AtomicBool::new(false));
     let input = spawn_input(tx.clone(), stop_input.clone());
@@ -121,6 +181,7 @@ pub fn run(mut instance: Instance, opts: &RunOptions) -> Result<(), String> {
         &rx,
         &signals,
         opts,
+        &mut net,
     );
     terminal::restore();
     // The reader is told to stop but not waited for: on a terminal that has gone away
@@ -145,6 +206,7 @@ fn draw(
     waterfall: &Waterfall,
     status: &AudioStatus,
     size: ratatui::layout::Size,
+    peers: &view::PeersView,
 ) -> Result<(), String> {
     let playing: HashSet<SoundId> = instance.playing();
     let sounds: Vec<&SoundMeta> = ui.visible(instance.sounds());
@@ -162,6 +224,7 @@ fn draw(
         inputs,
         waterfall,
         recording: instance.recording_for(),
+        peers,
     };
     session
         .terminal
@@ -181,6 +244,7 @@ fn main_loop(
     rx: &Receiver<Event>,
     signals: &AtomicBool,
     opts: &RunOptions,
+    net: &mut Net,
 ) -> Result<(), String> {
     let t0 = Instant::now();
     let min_frame = Duration::from_secs_f64(1.0 / f64::from(screen_cfg.max_fps.max(1)));
@@ -228,6 +292,7 @@ fn main_loop(
                     inputs: &inputs,
                     page: view::sound_rows(areas.sounds),
                     pressed,
+                    hub: net.hub.as_mut(),
                 };
                 outcome = update::on_key(ui, &mut cx, &k);
             }
@@ -240,14 +305,23 @@ fn main_loop(
                 outcome.redraw = true;
             }
             Some(Event::Control(call)) => {
-                let (req, reply) = call;
                 let mut notes = Vec::new();
-                let resp = crate::app::requests::answer(instance, req, &mut |n| notes.push(n));
-                let _ = reply.send(resp);
+                crate::app::requests::dispatch(instance, net.hub.as_mut(), call, &mut |n| {
+                    notes.push(n)
+                });
                 if let Some(n) = notes.pop() {
                     ui.notice(n);
                 }
                 outcome.redraw = true;
+            }
+            Some(Event::Hub(e)) => {
+                if let Some(hub) = net.hub.as_mut() {
+                    let mut notes = Vec::new();
+                    hub.handle(instance, e, &mut |n| notes.push(n));
+                    show(ui, notes);
+                    net.refresh();
+                    outcome.redraw = true;
+                }
             }
             None => {}
         }
@@ -266,6 +340,13 @@ fn main_loop(
             next_tick = now + TICK;
             dirty |= instance.poll();
             dirty |= ui.expire_message(now);
+            if let Some(hub) = net.hub.as_mut() {
+                let mut notes = Vec::new();
+                hub.poll(instance, &mut |n| notes.push(n));
+                dirty |= !notes.is_empty();
+                show(ui, notes);
+            }
+            dirty |= net.refresh();
         }
         // The spectrogram: new frames at its own rate.
         if ui.spectrum_visible {
@@ -285,6 +366,7 @@ fn main_loop(
         if dirty && due {
             draw(
                 session, instance, ui, keymap, theme, &outputs, &inputs, &waterfall, &status, size,
+                &net.view,
             )?;
             if last_draw.is_none() {
                 let from = opts.started.unwrap_or(t0);
@@ -312,6 +394,21 @@ fn main_loop(
         let _ = std::fs::write(path, json + "\n");
     }
     Ok(())
+}
+
+/// Puts the network's lines in the log, and the last on the message line (a refusal
+/// as a warning: it says how to trust the peer).
+fn show(ui: &mut UiState, notes: Vec<String>) {
+    for n in &notes {
+        tracing::info!("{n}");
+    }
+    if let Some(n) = notes.into_iter().next_back() {
+        if n.starts_with("refused") || n.contains(" refused ") {
+            ui.warn(n);
+        } else {
+            ui.notice(n);
+        }
+    }
 }
 
 /// Where the panels go on a terminal of `size`.

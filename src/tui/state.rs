@@ -141,8 +141,52 @@ pub struct UiState {
     pub spectrum_gain_db: f32,
     /// Frequency range shown, Hz.
     pub freq_range: (f32, f32),
+    /// Where hotkeys and Enter play.
+    pub target: Target,
     /// Set when the user asked to leave.
     pub quit: bool,
+}
+
+/// Where hotkeys play: here, on the connected peers, or both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Target {
+    /// This machine only.
+    #[default]
+    Here,
+    /// The connected peers only.
+    Peers,
+    /// Both.
+    Both,
+}
+
+impl Target {
+    /// The next in the cycle.
+    pub fn next(self) -> Target {
+        match self {
+            Target::Here => Target::Peers,
+            Target::Peers => Target::Both,
+            Target::Both => Target::Here,
+        }
+    }
+
+    /// Words for the panel's title.
+    pub fn label(self) -> &'static str {
+        match self {
+            Target::Here => "keys play here",
+            Target::Peers => "keys play on peers",
+            Target::Both => "keys play here + peers",
+        }
+    }
+
+    /// Whether it plays here.
+    pub fn here(self) -> bool {
+        self != Target::Peers
+    }
+
+    /// Whether it plays on peers.
+    pub fn peers(self) -> bool {
+        self != Target::Here
+    }
 }
 
 impl UiState {
@@ -157,6 +201,7 @@ impl UiState {
             sort: Sort::Name,
             device_selected: [0, 0],
             message: None,
+            target: Target::Here,
             spectrum_visible: true,
             source,
             spectrum_gain_db: 0.0,

@@ -28,6 +28,7 @@ pub const HELP_LINES: &[(&[Command], &str)] = &[
     ),
     (&[Command::Filter], "filter sounds by name or tag"),
     (&[Command::Sort], "sort: name, key, length, recent"),
+    (&[Command::Target], "keys play: here, on peers, both"),
     (&[Command::Bind], "bind the selected sound to the next key"),
     (&[Command::Unbind], "unbind the selected sound's key"),
     (

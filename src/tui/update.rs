@@ -42,6 +42,8 @@ pub struct Context<'a> {
     pub page: usize,
     /// When the key was read from the terminal (trigger latency counts from it).
     pub pressed: std::time::Instant,
+    /// The peers (none: this screen is not on the network).
+    pub hub: Option<&'a mut crate::app::peers::PeerHub>,
 }
 
 /// Handles one key press.
@@ -131,9 +133,32 @@ fn selected_id(ui: &UiState, cx: &Context<'_>) -> Option<SoundId> {
         .map(|m| m.id)
 }
 
+/// Plays `id` where the target says: here, on the connected peers, or both.
 fn play(ui: &mut UiState, cx: &mut Context<'_>, id: &SoundId) {
-    if let Err(e) = cx.instance.play_triggered(id, 0.0, cx.pressed) {
+    if ui.target.here()
+        && let Err(e) = cx.instance.play_triggered(id, 0.0, cx.pressed)
+    {
         ui.warn(crate::domain::chain(&e));
+        return;
+    }
+    if !ui.target.peers() {
+        return;
+    }
+    let Some(hub) = cx.hub.as_deref_mut() else {
+        ui.warn("this screen is not on the network (see jhack.log)");
+        return;
+    };
+    let online = hub.online();
+    if online.is_empty() {
+        ui.warn("no peer is online: nothing played there (t: where keys play)");
+        return;
+    }
+    let Some(meta) = cx.instance.sounds().iter().find(|m| m.id == *id).cloned() else {
+        return;
+    };
+    let failed = hub.trigger(&meta, &online, 0.0);
+    if let Some(f) = failed.first() {
+        ui.warn(f.clone());
     }
 }
 
@@ -206,6 +231,10 @@ fn command(ui: &mut UiState, cx: &mut Context<'_>, cmd: Command) -> Outcome {
             Some(id) => ui.mode = Mode::Bind(id),
             None => ui.warn("no sound selected"),
         },
+        Command::Target => {
+            ui.target = ui.target.next();
+            ui.notice(format!("{} (t changes it)", ui.target.label()));
+        }
         Command::Unbind => {
             if let Some(id) = selected_id(ui, cx) {
                 match cx.instance.unbind(&id) {

@@ -56,6 +56,10 @@ fn answer(req: Request) -> Response {
         Request::List => Response::Sounds {
             sounds: vec![sample_meta()],
         },
+        Request::Peers => Response::Peers { peers: vec![] },
+        Request::PlayOn { target, peers, .. } => Response::Ok {
+            message: format!("playing {target} on {}", peers.join(", ")),
+        },
         Request::Ping => Response::Pong {
             pid: std::process::id(),
         },

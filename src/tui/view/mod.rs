@@ -7,6 +7,7 @@ mod peers;
 mod sounds;
 mod spectrogram;
 
+pub use peers::PeersView;
 pub use spectrogram::picture_size;
 mod status;
 
@@ -56,6 +57,8 @@ pub struct Screen<'a> {
     pub waterfall: &'a Waterfall,
     /// How long the recording in progress has run.
     pub recording: Option<Duration>,
+    /// The peers panel's picture.
+    pub peers: &'a PeersView,
 }
 
 /// Where each panel goes.
