@@ -27,5 +27,5 @@ pub use fetch::{Fetch, FetchStats};
 pub use identity::{Identity, IdentityError};
 pub use node::{BlobLookup, EventSink, NetError, Node, NodeConfig};
 pub use peer_id::{PeerId, PeerIdError};
-pub use tls::{ALPN, client_config, remote_id};
+pub use tls::{ALPN, Gate, client_config, remote_id, server_config};
 pub use trust::{DEFAULT_PORT, Permissions, TrustError, TrustStore, TrustedPeer};

@@ -184,7 +184,9 @@ async fn tree_for(
     Ok(tree)
 }
 
-/// Streams the blob's bytes from group `from` to the end.
+/// Streams the blob's bytes from group `from` to the end. A reader thread reads
+/// ahead (a few MiB) while the stream sends, and each piece goes to QUIC without a
+/// copy.
 async fn send_data(
     shared: &Arc<Shared>,
     send: &mut quinn::SendStream,
@@ -193,47 +195,62 @@ async fn send_data(
     size: u64,
 ) -> Result<u64, String> {
     let start = (from * GROUP_LEN).min(size);
-    let mut file = std::fs::File::open(&path).map_err(|e| e.to_string())?;
-    {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<(u64, bytes::Bytes), String>>(4);
+    let reader = tokio::task::spawn_blocking(move || {
         use std::io::Seek;
-        file.seek(std::io::SeekFrom::Start(start))
-            .map_err(|e| e.to_string())?;
-    }
-    let mut file = Some(file);
-    let mut offset = start;
+        let mut file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) => return drop(tx.blocking_send(Err(e.to_string()))),
+        };
+        if let Err(e) = file.seek(std::io::SeekFrom::Start(start)) {
+            return drop(tx.blocking_send(Err(e.to_string())));
+        }
+        let mut offset = start;
+        while offset < size {
+            let want = READ_STEP.min((size - offset) as usize);
+            let mut buf = vec![0u8; want];
+            let piece = file
+                .read_exact(&mut buf)
+                .map(|()| (offset, bytes::Bytes::from(buf)))
+                .map_err(|e| e.to_string());
+            let failed = piece.is_err();
+            if tx.blocking_send(piece).is_err() || failed {
+                return;
+            }
+            offset += want as u64;
+        }
+    });
     let began = Instant::now();
     let rate = shared.hooks.send_bytes_per_sec;
-    while offset < size {
-        let want = READ_STEP.min((size - offset) as usize);
-        let Some(mut f) = file.take() else {
-            break;
-        };
-        let (f, read) = tokio::task::spawn_blocking(move || {
-            let mut buf = vec![0u8; want];
-            let r = f.read_exact(&mut buf);
-            (f, r.map(|()| buf))
-        })
-        .await
-        .map_err(|e| e.to_string())?;
-        file = Some(f);
-        let mut buf = read.map_err(|e| e.to_string())?;
-        corrupt_if_asked(shared, offset, &mut buf);
-        let step = match rate {
-            Some(r) => (r / 20).clamp(1024, READ_STEP as u64) as usize,
-            None => buf.len(),
-        };
-        for piece in buf.chunks(step) {
-            send.write_all(piece).await.map_err(|e| e.to_string())?;
-            offset += piece.len() as u64;
-            if let Some(r) = rate {
-                let due = Duration::from_secs_f64((offset - start) as f64 / r as f64);
-                if let Some(wait) = due.checked_sub(began.elapsed()) {
-                    tokio::time::sleep(wait).await;
+    let mut sent = 0u64;
+    while let Some(piece) = rx.recv().await {
+        let (offset, mut data) = piece?;
+        if shared.hooks.corrupt_group.is_some() {
+            let mut v = data.to_vec();
+            corrupt_if_asked(shared, offset, &mut v);
+            data = bytes::Bytes::from(v);
+        }
+        match rate {
+            None => {
+                sent += data.len() as u64;
+                send.write_chunk(data).await.map_err(|e| e.to_string())?;
+            }
+            Some(r) => {
+                let step = (r / 20).clamp(1024, READ_STEP as u64) as usize;
+                while !data.is_empty() {
+                    let piece = data.split_to(step.min(data.len()));
+                    sent += piece.len() as u64;
+                    send.write_chunk(piece).await.map_err(|e| e.to_string())?;
+                    let due = Duration::from_secs_f64(sent as f64 / r as f64);
+                    if let Some(wait) = due.checked_sub(began.elapsed()) {
+                        tokio::time::sleep(wait).await;
+                    }
                 }
             }
         }
     }
-    Ok(offset - start)
+    let _ = reader.await;
+    Ok(sent)
 }
 
 /// The test hook: flips one byte of the chosen group, the first time it is sent.
