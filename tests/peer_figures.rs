@@ -299,3 +299,161 @@ fn a_hundred_megabyte_blob_is_fetched_at_least_at_seventy_percent_of_plain_quic(
         "fetch {o:.0} MB/s is under 70 % of a plain QUIC file copy {p:.0} MB/s"
     );
 }
+
+mod common;
+
+/// A `jhack serve` child, killed when dropped; its stderr collected line by line.
+struct Served {
+    child: std::process::Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Served {
+    fn start(home: &Path, port: u16) -> Served {
+        use std::io::BufRead;
+        let mut cmd = common::jhack(home);
+        cmd.args([
+            "--no-audio",
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().expect("serve");
+        let err = child.stderr.take().expect("stderr");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let l = lines.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+                l.lock().unwrap().push(line);
+            }
+        });
+        Served { child, lines }
+    }
+
+    fn wait_for(&self, needle: &str, timeout: Duration) -> String {
+        let t0 = Instant::now();
+        loop {
+            if let Some(l) = self
+                .lines
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|l| l.contains(needle))
+            {
+                return l.clone();
+            }
+            assert!(
+                t0.elapsed() < timeout,
+                "no line with {needle:?} in {:?}",
+                self.lines.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("port");
+    s.local_addr().expect("addr").port()
+}
+
+fn id_of(home: &Path) -> String {
+    let o = common::run(
+        {
+            let mut c = common::jhack(home);
+            c.arg("id");
+            c
+        },
+        Duration::from_secs(20),
+    );
+    common::stdout(&o)
+        .lines()
+        .next()
+        .expect("id")
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn a_ten_megabyte_flac_a_peer_lacks_starts_playing_within_fifty_ms_and_a_period() {
+    if !common::have("sox") {
+        eprintln!("skipped: sox missing");
+        return;
+    }
+    let (ha, hb) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (ia, ib) = (id_of(ha.path()), id_of(hb.path()));
+    let port = free_port();
+    let add = |home: &Path, id: &str, addr: Option<String>, name: &str| {
+        let mut c = common::jhack(home);
+        c.args(["peer", "add", id, "--name", name, "--allow", "play"]);
+        if let Some(a) = addr {
+            c.arg(a);
+        }
+        assert!(common::run(c, Duration::from_secs(20)).status.success());
+    };
+    add(ha.path(), &ib, None, "bee");
+    add(hb.path(), &ia, Some(format!("127.0.0.1:{port}")), "ay");
+    let a = Served::start(ha.path(), port);
+    a.wait_for("serving as", Duration::from_secs(20));
+    let mut figures = Vec::new();
+    let mut size = 0;
+    for round in 0..3 {
+        // A new sound each round: A must fetch it every time.
+        let flac = hb.path().join(format!("big{round}.flac"));
+        common::sh(&format!(
+            "sox -n -r 48000 -c 2 -b 24 {} synth 70 whitenoise gain -{}",
+            flac.display(),
+            3 + round
+        ));
+        size = std::fs::metadata(&flac).unwrap().len();
+        let mut imp = common::jhack(hb.path());
+        imp.arg("import")
+            .arg(&flac)
+            .args(["--name", &format!("big{round}")]);
+        assert!(common::run(imp, Duration::from_secs(60)).status.success());
+        let mut play = common::jhack(hb.path());
+        play.args(["play", &format!("big{round}"), "--peer", "ay"]);
+        let o = common::run(play, Duration::from_secs(60));
+        assert!(o.status.success(), "{}", common::stderr(&o));
+        assert!(
+            common::stderr(&o).contains("sent to it"),
+            "{}",
+            common::stderr(&o)
+        );
+        let line = a.wait_for(
+            &format!("first audio of \"big{round}\""),
+            Duration::from_secs(20),
+        );
+        let ms: f64 = line
+            .split(": ")
+            .nth(2)
+            .and_then(|t| t.split(' ').next())
+            .and_then(|t| t.parse().ok())
+            .unwrap_or_else(|| panic!("no figure in {line:?}"));
+        assert!(line.contains("fetched while playing"), "{line}");
+        figures.push(ms);
+        a.wait_for(&format!("kept \"big{round}\""), Duration::from_secs(30));
+    }
+    let median = percentile(&mut figures.clone(), 0.5);
+    let max = percentile(&mut figures.clone(), 1.0);
+    // The null backend's period at the default 256 frames.
+    let period_ms = 256.0 / 48.0;
+    eprintln!(
+        "fetch on demand, {:.1} MB FLAC on loopback: trigger arrival -> first audio in the callback: median {median:.2} ms, max {max:.2} ms (runs {figures:.2?}); target 50 ms + one period ({period_ms:.2} ms)",
+        size as f64 / 1e6
+    );
+    assert!(size > 9_000_000, "the sound is {size} bytes");
+    assert!(
+        max <= 50.0 + period_ms,
+        "first audio {max:.2} ms after the trigger"
+    );
+}

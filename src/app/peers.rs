@@ -463,7 +463,7 @@ impl PeerHub {
                 let result = GrowingFile::open(fetch)
                     .map_err(|e| e.to_string())
                     .and_then(|g| {
-                        OpenedFile::open_source(g, size, Path::new(&name), format)
+                        OpenedFile::open_arriving(g, size, Path::new(&name), format)
                             .map_err(|e| e.reason())
                     })
                     .and_then(|f| player::prepare(format, f).map_err(|e| chain(&e)));

@@ -42,15 +42,20 @@ impl OpenedFile {
         Ok(Self { decoder, converter })
     }
 
-    /// Opens `size` bytes of a sound from any seekable source (a file still
-    /// arriving); `name` names it in errors and hints its format by extension.
-    pub fn open_source(
+    /// Opens `size` bytes of a sound from a source still arriving (reads wait for
+    /// the bytes); `name` names it in errors and hints its format by extension.
+    /// Only containers that need their end first are read out of order.
+    pub fn open_arriving(
         source: impl crate::media::ReadSeek,
         size: u64,
         name: &Path,
         format: AudioFormat,
     ) -> Result<Self, MediaError> {
-        let decoder = Decoder::open_source(source, size, name)?;
+        let needs_end = name
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| matches!(e, "mp4" | "m4a" | "mov" | "isomp4"));
+        let decoder = Decoder::open_source(source, size, name, needs_end)?;
         let converter = Converter::new(decoder.info().format, format)?;
         Ok(Self { decoder, converter })
     }

@@ -144,6 +144,19 @@ impl Fetch {
         st.finished.clone()
     }
 
+    /// Creates the partial file (and its directory) if it is not there yet; errors
+    /// surface when the fetch opens it.
+    pub(crate) fn create_file(&self) {
+        if let Some(dir) = self.path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let _ = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&self.path);
+    }
+
     /// Removes the partial file and its group hashes (after the blob was kept).
     pub fn discard_files(&self) {
         let _ = std::fs::remove_file(&self.path);

@@ -142,13 +142,16 @@ pub(crate) struct Shared {
     pub(crate) triggers_per_second: f64,
     pub(crate) trigger_burst: u32,
     pub(crate) hooks: super::hooks::TestHooks,
-    /// Group hashes of blobs served recently.
-    pub(crate) trees: Mutex<HashMap<SoundId, Arc<super::tree::BlobTree>>>,
+    /// Group hashes of blobs served recently (computed once, whoever asks first).
+    pub(crate) trees: Mutex<HashMap<SoundId, Arc<TreeCell>>>,
     next_trigger: AtomicU64,
     dials: Mutex<HashMap<PeerId, DialState>>,
     /// Ids the handshake gate refused, for the accept loop to report with the address.
     refusals: Arc<Mutex<VecDeque<(PeerId, String)>>>,
 }
+
+/// A blob's group hashes, or why they could not be had.
+pub(crate) type TreeCell = tokio::sync::OnceCell<Result<Arc<super::tree::BlobTree>, String>>;
 
 /// Locks a mutex, recovering the data of a panicked holder.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -344,6 +347,14 @@ impl Node {
         };
         let trigger = self.shared.next_trigger.fetch_add(1, Ordering::Relaxed);
         link.offer(sound.id);
+        // A peer that lacks the sound asks for its group hashes next: have them ready.
+        if let Some(path) = (self.shared.blobs)(&sound.id) {
+            let shared = self.shared.clone();
+            let id = sound.id;
+            self.runtime().spawn(async move {
+                let _ = super::serve::tree_for(&shared, &id, &path).await;
+            });
+        }
         link.send(Message::Play(PlayRequest {
             trigger,
             sound,
@@ -368,6 +379,8 @@ impl Node {
             return Ok(f.clone());
         }
         let f = Arc::new(Fetch::new(&self.shared.partial_dir, sound.id, sound.size));
+        // The partial file exists before this returns, so readers can open it at once.
+        f.create_file();
         fetches.insert(sound.id, f.clone());
         drop(fetches);
         self.runtime()

@@ -150,38 +150,52 @@ async fn serve(
 }
 
 /// The tree of the blob at `path`, from the cache or hashed now (off the reactor).
-async fn tree_for(
+pub(crate) async fn tree_for(
     shared: &Arc<Shared>,
     id: &SoundId,
     path: &std::path::Path,
 ) -> Result<Arc<BlobTree>, String> {
-    if let Some(t) = lock(&shared.trees).get(id) {
-        return Ok(t.clone());
-    }
+    // One computation per blob, whoever asks first (a trigger, then the fetch).
+    let cell = {
+        let mut trees = lock(&shared.trees);
+        if !trees.contains_key(id)
+            && trees.len() >= TREES_KEPT
+            && let Some(k) = trees.keys().next().copied()
+        {
+            trees.remove(&k);
+        }
+        trees.entry(*id).or_default().clone()
+    };
     let p = path.to_path_buf();
-    let tree = tokio::task::spawn_blocking(move || {
-        std::fs::File::open(&p)
-            .and_then(|f| tree::tree_of(std::io::BufReader::with_capacity(1 << 20, f)))
-    })
-    .await
-    .map_err(|e| e.to_string())?
-    .map_err(|e| format!("{}: {e}", path.display()))?;
-    if tree.id != id.0 {
-        tracing::warn!(
-            "the blob of {} no longer matches its id: not sent (run `jhack check`)",
-            id.short()
-        );
-        return Err(format!("{} is damaged here", id.short()));
+    let id = *id;
+    let result = cell
+        .get_or_init(|| async move {
+            let hashed = tokio::task::spawn_blocking(move || {
+                std::fs::File::open(&p)
+                    .and_then(|f| tree::tree_of(std::io::BufReader::with_capacity(1 << 20, f)))
+                    .map_err(|e| format!("{}: {e}", p.display()))
+            })
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r);
+            match hashed {
+                Ok(t) if t.id == id.0 => Ok(Arc::new(t)),
+                Ok(_) => {
+                    tracing::warn!(
+                        "the blob of {} no longer matches its id: not sent (run `jhack check`)",
+                        id.short()
+                    );
+                    Err(format!("{} is damaged here", id.short()))
+                }
+                Err(e) => Err(e),
+            }
+        })
+        .await
+        .clone();
+    if result.is_err() {
+        lock(&shared.trees).remove(&id);
     }
-    let tree = Arc::new(tree);
-    let mut trees = lock(&shared.trees);
-    if trees.len() >= TREES_KEPT
-        && let Some(k) = trees.keys().next().copied()
-    {
-        trees.remove(&k);
-    }
-    trees.insert(*id, tree.clone());
-    Ok(tree)
+    result
 }
 
 /// Streams the blob's bytes from group `from` to the end. A reader thread reads

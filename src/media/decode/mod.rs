@@ -98,6 +98,7 @@ impl<T: std::io::Read + std::io::Seek + Send + Sync + 'static> ReadSeek for T {}
 struct Source<R> {
     inner: R,
     len: u64,
+    seekable: bool,
 }
 
 impl<R: ReadSeek> std::io::Read for Source<R> {
@@ -114,7 +115,7 @@ impl<R: ReadSeek> std::io::Seek for Source<R> {
 
 impl<R: ReadSeek> symphonia::core::io::MediaSource for Source<R> {
     fn is_seekable(&self) -> bool {
-        true
+        self.seekable
     }
 
     fn byte_len(&self) -> Option<u64> {
@@ -209,16 +210,19 @@ impl Decoder {
             });
         }
         let file = File::open(path).map_err(|e| MediaError::from_io(path, e))?;
-        Decoder::open_source(file, size, path)
+        Decoder::open_source(file, size, path, true)
     }
 
     /// Opens `size` bytes of a sound from any seekable source — a file that is still
     /// arriving, whose reads wait for the bytes. `path` names it in errors and gives
-    /// the extension hint.
+    /// the extension hint. With `seekable` false the demuxer reads it front to back
+    /// only (it does not look for tags at the end, which would wait for the whole
+    /// file); containers that need their end first (MP4 with the index last) need it.
     pub fn open_source<R: ReadSeek>(
         mut file: R,
         size: u64,
         path: &Path,
+        seekable: bool,
     ) -> Result<Decoder, MediaError> {
         let owned = || path.to_path_buf();
         check_riff(&mut file, size, path)?;
@@ -231,6 +235,7 @@ impl Decoder {
         let source = Source {
             inner: file,
             len: size,
+            seekable,
         };
         let mss = MediaSourceStream::new(Box::new(source), MediaSourceStreamOptions::default());
         let mut hint = Hint::new();
