@@ -318,7 +318,7 @@ fn main_loop(
                 if let Some(hub) = net.hub.as_mut() {
                     let mut notes = Vec::new();
                     hub.handle(instance, e, &mut |n| notes.push(n));
-                    show(ui, notes);
+                    show(ui, net, notes);
                     net.refresh();
                     outcome.redraw = true;
                 }
@@ -344,7 +344,7 @@ fn main_loop(
                 let mut notes = Vec::new();
                 hub.poll(instance, &mut |n| notes.push(n));
                 dirty |= !notes.is_empty();
-                show(ui, notes);
+                show(ui, net, notes);
             }
             dirty |= net.refresh();
         }
@@ -398,10 +398,13 @@ fn main_loop(
 
 /// Puts the network's lines in the log, and the last on the message line (a refusal
 /// as a warning: it says how to trust the peer).
-fn show(ui: &mut UiState, notes: Vec<String>) {
+fn show(ui: &mut UiState, net: &mut Net, notes: Vec<String>) {
     for n in &notes {
         tracing::info!("{n}");
+        net.view.log.push(n.clone());
     }
+    let excess = net.view.log.len().saturating_sub(view::PEER_LOG_LINES);
+    net.view.log.drain(..excess);
     if let Some(n) = notes.into_iter().next_back() {
         if n.starts_with("refused") || n.contains(" refused ") {
             ui.warn(n);

@@ -24,7 +24,12 @@ pub struct PeersView {
     pub peers: Vec<PeerStatus>,
     /// Sounds arriving from peers.
     pub arriving: usize,
+    /// What happened with peers, oldest first (the last few are shown).
+    pub log: Vec<String>,
 }
+
+/// Lines of peer activity kept for the panel.
+pub const LOG_LINES: usize = 32;
 
 pub(super) fn draw(f: &mut Frame<'_>, area: Rect, s: &Screen<'_>) {
     let t = s.theme;
@@ -55,6 +60,12 @@ pub(super) fn draw(f: &mut Frame<'_>, area: Rect, s: &Screen<'_>) {
                 t.dim(),
             )));
         }
+    }
+    // The latest activity fills the rows left (inside the borders).
+    let room = usize::from(area.height.saturating_sub(2)).saturating_sub(lines.len());
+    let skip = v.log.len().saturating_sub(room);
+    for l in &v.log[skip..] {
+        lines.push(Line::from(Span::styled(l.as_str(), t.dim())));
     }
     f.render_widget(
         Paragraph::new(lines).block(panel(Line::from(title), false, s.theme)),
