@@ -87,7 +87,11 @@ pub enum NetError {
 pub(crate) struct TrustView {
     store: TrustStore,
     stamp: Option<(SystemTime, u64)>,
+    checked: Option<Instant>,
 }
+
+/// How often the trust file is looked at outside handshakes.
+const TRUST_CHECK: Duration = Duration::from_millis(500);
 
 impl TrustView {
     fn stamp(path: &std::path::Path) -> Option<(SystemTime, u64)> {
@@ -95,9 +99,18 @@ impl TrustView {
         Some((m.modified().ok()?, m.len()))
     }
 
+    /// [`TrustView::refresh`] at most every [`TRUST_CHECK`].
+    pub(crate) fn refresh_if_due(&mut self) {
+        if self.checked.is_some_and(|t| t.elapsed() < TRUST_CHECK) {
+            return;
+        }
+        self.refresh();
+    }
+
     /// Re-reads the file when it changed; a file that no longer parses keeps the last
     /// good contents (and says so).
     pub(crate) fn refresh(&mut self) {
+        self.checked = Some(Instant::now());
         let now = Self::stamp(self.store.path());
         if now == self.stamp {
             return;
@@ -159,10 +172,11 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
-    /// The trust store, refreshed from disk when it changed.
+    /// The trust store, refreshed from disk when it changed (looked at no more than
+    /// every half second; a handshake always looks).
     pub(crate) fn trust(&self) -> MutexGuard<'_, TrustView> {
         let mut t = lock(&self.trust);
-        t.refresh();
+        t.refresh_if_due();
         t
     }
 
@@ -208,6 +222,7 @@ impl Node {
         let trust = Arc::new(Mutex::new(TrustView {
             stamp: TrustView::stamp(&cfg.trust_file),
             store: trust_store,
+            checked: Some(Instant::now()),
         }));
         let refusals = Arc::new(Mutex::new(VecDeque::new()));
         let me = Arc::new(me);
@@ -555,6 +570,6 @@ async fn dial_loop(shared: Arc<Shared>) {
                 }
             });
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
