@@ -122,7 +122,7 @@ async fn resolve(addr: &str) -> Result<SocketAddr, String> {
 /// Dials `id` at `addr` and sets the connection up.
 pub(crate) async fn dial(shared: Arc<Shared>, id: PeerId, addr: &str) -> Result<Arc<Link>, String> {
     let sock = resolve(addr).await?;
-    let cfg = tls::client_config(&shared.me, id).map_err(|e| e.to_string())?;
+    let (cfg, refusal) = tls::client_config_reporting(&shared.me, id).map_err(|e| e.to_string())?;
     let connecting = shared
         .endpoint
         .connect_with(cfg, sock, tls::SERVER_NAME)
@@ -130,7 +130,8 @@ pub(crate) async fn dial(shared: Arc<Shared>, id: PeerId, addr: &str) -> Result<
     let conn = match connecting.await {
         Ok(c) => c,
         Err(e) => {
-            let why = describe_dial_error(&e, &shared.me.id, addr);
+            let refusal = lock(&refusal).take();
+            let why = describe_dial_error(&e, &shared.me.id, addr, refusal);
             if matches!(e, quinn::ConnectionError::TransportError(_)) {
                 // Our side refused the peer's certificate: an impostor at that address.
                 shared.emit(NetEvent::Refused {
@@ -147,11 +148,20 @@ pub(crate) async fn dial(shared: Arc<Shared>, id: PeerId, addr: &str) -> Result<
     establish(shared, conn, send, recv, true).await
 }
 
-/// Words for a failed dial.
-fn describe_dial_error(e: &quinn::ConnectionError, me: &PeerId, addr: &str) -> String {
+/// Words for a failed dial; `refusal` is why our side refused the peer's
+/// certificate, when it did.
+fn describe_dial_error(
+    e: &quinn::ConnectionError,
+    me: &PeerId,
+    addr: &str,
+    refusal: Option<String>,
+) -> String {
     use quinn::ConnectionError as C;
     match e {
-        C::TransportError(t) => format!("refused {addr}: {}", t.reason),
+        C::TransportError(t) => format!(
+            "refused {addr}: {}",
+            refusal.unwrap_or_else(|| t.reason.clone())
+        ),
         C::ConnectionClosed(c) if c.error_code.to_string().contains("crypto") => format!(
             "{addr} refused this jhack ({me}); on that machine: jhack peer add {me} <this address>"
         ),

@@ -9,7 +9,7 @@
 //! never logs: a refusal is the error the handshake fails with, and the gate's to
 //! record.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
@@ -63,10 +63,24 @@ pub fn server_config(me: &Identity, gate: Gate) -> Result<quinn::ServerConfig, T
 /// The client side for dialling `expected`: our certificate, and the server's
 /// accepted only when it is `expected`'s.
 pub fn client_config(me: &Identity, expected: PeerId) -> Result<quinn::ClientConfig, TlsError> {
+    client_config_reporting(me, expected).map(|(cfg, _)| cfg)
+}
+
+/// Where a client configuration leaves why it refused the server's certificate: the
+/// handshake error only carries rustls's rendering of it, wrapped in its own words.
+pub(crate) type RefusalSlot = Arc<Mutex<Option<String>>>;
+
+/// [`client_config`], and the slot its refusal (if any) is written to.
+pub(crate) fn client_config_reporting(
+    me: &Identity,
+    expected: PeerId,
+) -> Result<(quinn::ClientConfig, RefusalSlot), TlsError> {
     let provider = provider();
+    let refusal = RefusalSlot::default();
     let verifier = Arc::new(ExpectedServer {
         expected,
         algs: provider.signature_verification_algorithms,
+        refusal: refusal.clone(),
     });
     let mut tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
@@ -80,7 +94,7 @@ pub fn client_config(me: &Identity, expected: PeerId) -> Result<quinn::ClientCon
         .map_err(|e| TlsError(e.to_string()))?;
     let mut cfg = quinn::ClientConfig::new(Arc::new(quic));
     cfg.transport_config(super::transport::config());
-    Ok(cfg)
+    Ok((cfg, refusal))
 }
 
 /// The peer id of a connection's other side (from its verified certificate).
@@ -174,6 +188,7 @@ impl ClientCertVerifier for ClientGate {
 struct ExpectedServer {
     expected: PeerId,
     algs: WebPkiSupportedAlgorithms,
+    refusal: RefusalSlot,
 }
 
 impl ServerCertVerifier for ExpectedServer {
@@ -187,10 +202,12 @@ impl ServerCertVerifier for ExpectedServer {
     ) -> Result<ServerCertVerified, rustls::Error> {
         let id = cert_id(end_entity)?;
         if id != self.expected {
-            return Err(refused(format!(
+            let why = format!(
                 "it presented the key of {id}, not of the trusted {}",
                 self.expected
-            )));
+            );
+            *self.refusal.lock().unwrap_or_else(|e| e.into_inner()) = Some(why.clone());
+            return Err(refused(why));
         }
         Ok(ServerCertVerified::assertion())
     }
