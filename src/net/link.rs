@@ -144,8 +144,25 @@ pub(crate) async fn dial(shared: Arc<Shared>, id: PeerId, addr: &str) -> Result<
             return Err(why);
         }
     };
-    let (send, recv) = conn.open_bi().await.map_err(|e| format!("{addr}: {e}"))?;
-    establish(shared, conn, send, recv, true).await
+    // TLS 1.3 lets the server check our certificate after our side of the handshake
+    // is done: its refusal arrives as the connection closing under the first stream.
+    let me = shared.me.id;
+    let refused_us = |e: String| match conn.close_reason() {
+        Some(c) if peer_refused_us(&c) => describe_dial_error(&c, &me, addr, None),
+        _ => e,
+    };
+    let (send, recv) = conn
+        .open_bi()
+        .await
+        .map_err(|e| refused_us(format!("{addr}: {e}")))?;
+    establish(shared, conn.clone(), send, recv, true)
+        .await
+        .map_err(refused_us)
+}
+
+/// Whether the peer closed the connection in the handshake: it refused our key.
+fn peer_refused_us(e: &quinn::ConnectionError) -> bool {
+    matches!(e, quinn::ConnectionError::ConnectionClosed(c) if c.error_code.to_string().contains("crypto"))
 }
 
 /// Words for a failed dial; `refusal` is why our side refused the peer's
@@ -162,7 +179,7 @@ fn describe_dial_error(
             "refused {addr}: {}",
             refusal.unwrap_or_else(|| t.reason.clone())
         ),
-        C::ConnectionClosed(c) if c.error_code.to_string().contains("crypto") => format!(
+        C::ConnectionClosed(_) if peer_refused_us(e) => format!(
             "{addr} refused this jhack ({me}); on that machine: jhack peer add {me} <this address>"
         ),
         C::TimedOut => format!("no answer from {addr}"),
