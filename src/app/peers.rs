@@ -33,6 +33,10 @@ pub enum HubEvent {
     Ready {
         /// The sound.
         id: SoundId,
+        /// Its name, as the peer offered it.
+        sound: String,
+        /// The peer's name.
+        from: String,
         /// The peer's answer handle.
         reply: Reply,
         /// Gain to play at, dB.
@@ -319,6 +323,8 @@ impl PeerHub {
             HubEvent::Net(e) => self.on_net(instance, e, notice),
             HubEvent::Ready {
                 id,
+                sound,
+                from,
                 reply,
                 gain_db,
                 received,
@@ -330,11 +336,8 @@ impl PeerHub {
                         .map_err(|e| chain(&e))
                 }) {
                     Ok(voice) => {
-                        let (sound, from) = self
-                            .arriving
-                            .get(&id)
-                            .map(|a| (a.offer.name.clone(), a.from.clone()))
-                            .unwrap_or_else(|| (id.short(), "a peer".into()));
+                        // Not from `arriving`: a small sound may be complete and
+                        // kept before it is ready to start.
                         self.started.push(Started {
                             voice,
                             sound,
@@ -457,6 +460,7 @@ impl PeerHub {
         let name = hint_name(&offer);
         let size = offer.size;
         let id = offer.id;
+        let sound = offer.name.clone();
         let spawned = std::thread::Builder::new()
             .name("jhack-arriving".into())
             .spawn(move || {
@@ -469,6 +473,8 @@ impl PeerHub {
                     .and_then(|f| player::prepare(format, f).map_err(|e| chain(&e)));
                 post(HubEvent::Ready {
                     id,
+                    sound,
+                    from: from_name,
                     reply,
                     gain_db,
                     received,
