@@ -28,8 +28,11 @@ impl GrowingFile {
             match std::fs::File::open(fetch.path()) {
                 Ok(f) => break f,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound && tries < 200 => {
-                    if let Some(Err(why)) = fetch.result() {
-                        return Err(std::io::Error::other(why));
+                    match fetch.result() {
+                        Some(Err(why)) => return Err(std::io::Error::other(why)),
+                        // Complete, and its file already taken away (kept).
+                        Some(Ok(())) => return Err(e),
+                        None => {}
                     }
                     tries += 1;
                     std::thread::sleep(Duration::from_millis(5));

@@ -461,16 +461,22 @@ impl PeerHub {
         let size = offer.size;
         let id = offer.id;
         let sound = offer.name.clone();
+        let kept = instance.library().blob_path(&id);
         let spawned = std::thread::Builder::new()
             .name("jhack-arriving".into())
             .spawn(move || {
-                let result = GrowingFile::open(fetch)
-                    .map_err(|e| e.to_string())
-                    .and_then(|g| {
-                        OpenedFile::open_arriving(g, size, Path::new(&name), format)
-                            .map_err(|e| e.reason())
-                    })
-                    .and_then(|f| player::prepare(format, f).map_err(|e| chain(&e)));
+                let opened = match GrowingFile::open(fetch.clone()) {
+                    Ok(g) => OpenedFile::open_arriving(g, size, Path::new(&name), format)
+                        .map_err(|e| e.reason()),
+                    // A small sound may have arrived whole and been kept (its partial
+                    // file moved into the library) before this thread opened it.
+                    Err(_) if fetch.result() == Some(Ok(())) && kept.is_file() => {
+                        OpenedFile::open(&kept, format).map_err(|e| e.reason())
+                    }
+                    Err(e) => Err(e.to_string()),
+                };
+                let result =
+                    opened.and_then(|f| player::prepare(format, f).map_err(|e| chain(&e)));
                 post(HubEvent::Ready {
                     id,
                     sound,
