@@ -1,0 +1,1080 @@
+//! Peers over the real network stack: real `jhack serve` and `jhack play --peer`
+//! processes, each with a home of its own, talking QUIC on loopback UDP ports. What
+//! one peer triggers is checked on the other's log (its stderr), library and — with
+//! the virtual audio stack — speaker; refusals, garbage on the wire, a transfer killed
+//! halfway and a byte flipped in transit are each checked end to end.
+//!
+//! Every process a test starts is held by a guard that kills it on drop, so a failing
+//! test leaves nothing running; every wait has a timeout.
+
+mod common;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use jhack::dsp::analysis::onset;
+
+/// How long a `jhack serve` has to say it is serving.
+const START: Duration = Duration::from_secs(20);
+/// How long an expected log line may take.
+const LINE: Duration = Duration::from_secs(15);
+/// How long a one-shot command may take.
+const COMMAND: Duration = Duration::from_secs(60);
+/// Bytes of one verified group of a blob transfer.
+const GROUP: u64 = 64 * 1024;
+
+// ---------------------------------------------------------------- processes
+
+/// A running jhack process whose stderr is collected as it comes. Killed (SIGKILL)
+/// on drop unless it was stopped; when the test is failing, its stderr is printed.
+struct Proc {
+    name: String,
+    child: Child,
+    err: Arc<Mutex<Vec<u8>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Proc {
+    fn start(name: &str, mut cmd: Command) -> Proc {
+        let mut child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn jhack");
+        let mut pipe = child.stderr.take().expect("stderr");
+        let err = Arc::new(Mutex::new(Vec::new()));
+        let sink = err.clone();
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend_from_slice(&buf[..n]);
+            }
+        });
+        Proc {
+            name: name.to_string(),
+            child,
+            err,
+            reader: Some(reader),
+        }
+    }
+
+    /// Everything it wrote to stderr so far.
+    fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.err.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
+    }
+
+    fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().expect("try_wait")
+    }
+
+    /// Waits until stderr holds `text` at least `n` times; returns the first line
+    /// holding it. Panics (with the log) on timeout or when the process ends first.
+    fn wait_count(&mut self, text: &str, n: usize, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let exited = self.exited();
+            let log = self.stderr();
+            if log.matches(text).count() >= n {
+                return log
+                    .lines()
+                    .find(|l| l.contains(text))
+                    .unwrap_or_default()
+                    .to_string();
+            }
+            if let Some(status) = exited {
+                // Let the reader take the last bytes, then look once more.
+                std::thread::sleep(Duration::from_millis(100));
+                let log = self.stderr();
+                if log.matches(text).count() >= n {
+                    continue;
+                }
+                panic!(
+                    "{} ended ({status}) before logging {text:?} ×{n}:\n{log}",
+                    self.name
+                );
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "{} did not log {text:?} ×{n} in {timeout:?}:\n{log}",
+                    self.name
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn wait_for(&mut self, text: &str, timeout: Duration) -> String {
+        self.wait_count(text, 1, timeout)
+    }
+
+    fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid has no memory effects.
+        unsafe {
+            libc::kill(self.child.id() as i32, sig);
+        }
+    }
+
+    /// Waits for it to exit, up to `timeout`.
+    fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(s) = self.exited() {
+                return Some(s);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// SIGTERM, as Ctrl-C would stop it; must exit in time. Returns its whole stderr.
+    fn stop(mut self) -> String {
+        self.signal(libc::SIGTERM);
+        let status = self.wait_exit(Duration::from_secs(10));
+        if let Some(r) = self.reader.take()
+            && status.is_some()
+        {
+            let _ = r.join();
+        }
+        let log = self.stderr();
+        let status = status.unwrap_or_else(|| panic!("{} ignored SIGTERM:\n{log}", self.name));
+        assert!(
+            status.success(),
+            "{} exited with {status}:\n{log}",
+            self.name
+        );
+        log
+    }
+
+    /// SIGKILL, now.
+    fn kill9(&mut self) {
+        self.signal(libc::SIGKILL);
+        let _ = self.wait_exit(Duration::from_secs(10));
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if self.exited().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("---- stderr of {}:\n{}", self.name, self.stderr());
+        }
+    }
+}
+
+// ---------------------------------------------------------------- peers
+
+/// A UDP port nobody uses right now on loopback.
+fn free_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("bind an ephemeral port")
+        .port()
+}
+
+/// Runs `jhack --home HOME ARGS...` to completion.
+fn cmd(home: &Path, args: &[&str]) -> Output {
+    let mut c = jhack(home);
+    c.args(args);
+    run(c, COMMAND)
+}
+
+fn ok(o: &Output, what: &str) {
+    assert!(
+        o.status.success(),
+        "{what} failed ({}): {}{}",
+        o.status,
+        stdout(o),
+        stderr(o)
+    );
+}
+
+/// The `jhack: error: ` lines of a command's stderr.
+fn error_lines(o: &Output) -> Vec<String> {
+    stderr(o)
+        .lines()
+        .filter(|l| l.starts_with("jhack: error: "))
+        .map(str::to_string)
+        .collect()
+}
+
+/// One installation: its home, peer id and listen port.
+struct Peer {
+    name: &'static str,
+    dir: tempfile::TempDir,
+    id: String,
+    port: u16,
+}
+
+impl Peer {
+    fn new(name: &'static str) -> Peer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let o = cmd(dir.path(), &["id"]);
+        ok(&o, "jhack id");
+        let id = stdout(&o)
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        let groups: Vec<&str> = id.split('-').collect();
+        assert!(
+            groups.len() == 8 && groups.iter().all(|g| g.len() == 4),
+            "jhack id printed {id:?}"
+        );
+        Peer {
+            name,
+            dir,
+            id,
+            port: free_port(),
+        }
+    }
+
+    fn home(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn jhack(&self, args: &[&str]) -> Output {
+        cmd(self.home(), args)
+    }
+
+    /// Trusts `other` under `name`, allowed `allow`, at its address when `at`.
+    fn trust(&self, other: &Peer, name: &str, allow: &str, at: bool) {
+        let addr = other.addr();
+        let mut args = vec!["peer", "add", &other.id];
+        if at {
+            args.push(&addr);
+        }
+        args.extend(["--name", name, "--allow", allow]);
+        ok(&self.jhack(&args), "jhack peer add");
+    }
+
+    fn serve_cmd(&self, port: u16, audio: bool, env: &[(&str, &str)]) -> Command {
+        let mut c = jhack(self.home());
+        if !audio {
+            c.arg("--no-audio");
+        }
+        c.arg("serve")
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .env("JHACK_LOG", "info");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c
+    }
+
+    /// `jhack serve` on this peer's port (silent null backend unless `audio`), once
+    /// it says it is serving.
+    fn serve(&self, audio: bool, env: &[(&str, &str)]) -> Proc {
+        self.serve_on(self.port, audio, env)
+    }
+
+    /// `jhack serve` on another port than its own.
+    fn serve_on(&self, port: u16, audio: bool, env: &[(&str, &str)]) -> Proc {
+        let mut p = Proc::start(
+            &format!("{} (serve)", self.name),
+            self.serve_cmd(port, audio, env),
+        );
+        p.wait_for(
+            &format!("serving as {} on 127.0.0.1:{port}", self.id),
+            START,
+        );
+        p
+    }
+
+    /// `jhack play SOUND --peer PEER`, to completion.
+    fn play_on(&self, sound: &str, peer: &str) -> Output {
+        self.jhack(&["play", sound, "--peer", peer])
+    }
+
+    /// `jhack play SOUND --peer PEER` in the background, with extra environment.
+    fn play_on_bg(&self, sound: &str, peer: &str, env: &[(&str, &str)]) -> Proc {
+        let mut c = jhack(self.home());
+        c.args(["play", sound, "--peer", peer]);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        Proc::start(&format!("{} (play)", self.name), c)
+    }
+
+    /// Imports `file` under `name`; returns the sound's id (hex).
+    fn import(&self, file: &Path, name: &str) -> String {
+        let f = file.to_string_lossy();
+        ok(&self.jhack(&["import", &f, "--name", name]), "jhack import");
+        self.sound(name)["id"].as_str().expect("id").to_string()
+    }
+
+    /// The library as `jhack list --json` prints it.
+    fn list(&self) -> Vec<serde_json::Value> {
+        let o = self.jhack(&["list", "--json"]);
+        ok(&o, "jhack list --json");
+        serde_json::from_str(stdout(&o).trim()).expect("list JSON")
+    }
+
+    fn sound(&self, name: &str) -> serde_json::Value {
+        let list = self.list();
+        list.iter()
+            .find(|s| s["name"] == name)
+            .unwrap_or_else(|| panic!("no sound {name:?} in {}'s library: {list:?}", self.name))
+            .clone()
+    }
+
+    fn blob(&self, hex: &str) -> PathBuf {
+        self.home()
+            .join("library")
+            .join("blobs")
+            .join(&hex[..2])
+            .join(hex)
+    }
+
+    fn partial(&self, hex: &str) -> PathBuf {
+        self.home().join("partial").join(format!("{hex}.part"))
+    }
+
+    /// `jhack check` exits 0.
+    fn check_clean(&self) {
+        let o = self.jhack(&["check"]);
+        ok(&o, "jhack check");
+        assert!(stdout(&o).contains("all intact"), "{}", stdout(&o));
+    }
+}
+
+/// The number just before `unit` in `line` ("3.21 ms" → 3.21).
+fn number_before(line: &str, unit: &str) -> f64 {
+    let head = line
+        .split(unit)
+        .next()
+        .unwrap_or_else(|| panic!("no {unit:?} in {line:?}"));
+    head.split_whitespace()
+        .last()
+        .and_then(|w| w.trim_start_matches('(').parse().ok())
+        .unwrap_or_else(|| panic!("no number before {unit:?} in {line:?}"))
+}
+
+/// When the first sample at or above `threshold` reached the monitor, µs since the
+/// epoch (the read that delivered it, less the frames after it in that read).
+fn onset_unix_us(captured: &[f32], arrivals: &[(u128, usize)], threshold: f32) -> Option<f64> {
+    let left = channel(captured, 2, 0);
+    let right = channel(captured, 2, 1);
+    let frame = match (onset(&left, threshold), onset(&right, threshold)) {
+        (Some(l), Some(r)) => l.min(r),
+        (l, r) => l.or(r)?,
+    };
+    let byte = (frame + 1) * 8;
+    let &(read_us, read_end) = arrivals.iter().find(|(_, end)| *end >= byte)?;
+    let back_us = ((read_end - byte) / 8) as f64 * 1e6 / 48_000.0;
+    Some(read_us as f64 - back_us)
+}
+
+fn same_bytes(a: &Path, b: &Path) {
+    let x = std::fs::read(a).unwrap_or_else(|e| panic!("{}: {e}", a.display()));
+    let y = std::fs::read(b).unwrap_or_else(|e| panic!("{}: {e}", b.display()));
+    assert_eq!(
+        x.len(),
+        y.len(),
+        "{} and {} differ in size",
+        a.display(),
+        b.display()
+    );
+    if let Some(i) = x.iter().zip(&y).position(|(p, q)| p != q) {
+        panic!(
+            "{} and {} differ first at byte {i}",
+            a.display(),
+            b.display()
+        );
+    }
+}
+
+/// The numbers of the fetch's summary line: (size, resumed, received, repaired).
+fn fetched_figures(log: &str, short: &str) -> (u64, u64, u64, u64) {
+    let line = log
+        .lines()
+        .find(|l| l.contains(&format!("fetched {short} from ")))
+        .unwrap_or_else(|| panic!("no fetched line for {short}:\n{log}"));
+    let n = |unit: &str| number_before(line, unit) as u64;
+    (
+        n(" bytes verified"),
+        n(" resumed from disk"),
+        n(" received"),
+        n(" groups repaired"),
+    )
+}
+
+// ---------------------------------------------------------------- tests
+
+#[test]
+fn a_trusted_peer_plays_a_sound_the_other_already_has() {
+    let Some(_audio) = audio_stack("a_trusted_peer_plays_a_sound_the_other_already_has") else {
+        return;
+    };
+    let a = Peer::new("A");
+    let b = Peer::new("B");
+    a.trust(&b, "bee", "play", false);
+    b.trust(&a, "a", "play", true);
+    let mut sa = a.serve(true, &[]);
+    assert!(
+        !sa.stderr().contains("null backend"),
+        "A did not open the virtual device:\n{}",
+        sa.stderr()
+    );
+    let mon = Monitor::start();
+    let sent = unix_us();
+    let o = b.play_on("airhorn", "a");
+    // Listen for the whole window the sound must start in.
+    let window = Duration::from_secs(2);
+    let spent = Duration::from_micros((unix_us() - sent) as u64);
+    std::thread::sleep(window.saturating_sub(spent) + Duration::from_millis(100));
+    let (captured, arrivals) = mon.stop_timed();
+    ok(&o, "play airhorn --peer a");
+    let e = stderr(&o);
+    assert!(e.contains("\"airhorn\" playing on a"), "{e}");
+    assert!(!e.contains("sent to it"), "A already had airhorn: {e}");
+    let heard = onset_unix_us(&captured, &arrivals, 0.01)
+        .expect("nothing above -40 dBFS reached the speaker");
+    let after_ms = (heard - sent as f64) / 1000.0;
+    assert!(
+        after_ms > 0.0,
+        "sound on the speaker before the command ran"
+    );
+    assert!(
+        after_ms < 2000.0,
+        "heard only {after_ms:.0} ms after the command started"
+    );
+    let loudest = peak(&captured);
+    sa.wait_for("bee played \"airhorn\" here", LINE);
+    let first = sa.wait_for("first audio of \"airhorn\" from bee: ", LINE);
+    assert!(first.ends_with("(cached)"), "{first}");
+    let ms = number_before(&first, " ms after its trigger arrived");
+    eprintln!(
+        "peer trigger: first audio {ms:.2} ms after the trigger arrived (A's engine); \
+         `jhack play --peer` start -> speaker {after_ms:.1} ms (process start and connect included); peak {:.1} dBFS",
+        db(loudest)
+    );
+    assert!((0.0..500.0).contains(&ms), "{first}");
+    let log = sa.stop();
+    assert!(!log.contains("fetching"), "{log}");
+}
+
+#[test]
+fn a_missing_sound_is_fetched_verified_played_and_kept() {
+    let a = Peer::new("A");
+    let b = Peer::new("B");
+    a.trust(&b, "bee", "play", false);
+    b.trust(&a, "a", "play", true);
+    let src = b.home().join("glide.flac");
+    sh(&format!(
+        "sox -n -r 44100 -c 2 -b 16 {} synth 5 sine 200-4000 synth 5 pinknoise mix gain -9",
+        src.display()
+    ));
+    let hex = b.import(&src, "glide");
+    let mut sa = a.serve(false, &[]);
+
+    let o = b.play_on("glide", "a");
+    ok(&o, "play glide --peer a");
+    assert!(
+        stderr(&o).contains("\"glide\" playing on a (sent to it)"),
+        "{}",
+        stderr(&o)
+    );
+    let fetching = sa.wait_for("bee played \"glide\" here: fetching it (", LINE);
+    let kept = sa.wait_for("kept \"glide\" from bee (", LINE);
+    assert!(kept.contains("every byte verified"), "{kept}");
+    let first = sa.wait_for("first audio of \"glide\" from bee: ", LINE);
+    assert!(first.ends_with("(fetched while playing)"), "{first}");
+    eprintln!("{fetching}\n{kept}\n{first}");
+
+    // Now A has it: a second trigger plays from A's library, nothing is sent.
+    let o = b.play_on("glide", "a");
+    ok(&o, "second play glide --peer a");
+    assert!(
+        stderr(&o).contains("\"glide\" playing on a"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!stderr(&o).contains("sent to it"), "{}", stderr(&o));
+    sa.wait_count("bee played \"glide\" here", 2, LINE);
+    sa.wait_count("first audio of \"glide\" from bee: ", 2, LINE);
+
+    // Sounds so small they arrive whole (and are kept) before they start.
+    let ticks = b.home().join("ticks");
+    std::fs::create_dir(&ticks).unwrap();
+    let names: Vec<String> = (1..=6).map(|i| format!("tick{i}")).collect();
+    for (i, n) in names.iter().enumerate() {
+        sine_wav(
+            &ticks,
+            &format!("{n}.wav"),
+            500 + 100 * i as u32,
+            0.05,
+            -6.0,
+            48_000,
+            1,
+        );
+    }
+    ok(
+        &b.jhack(&["import", &ticks.to_string_lossy()]),
+        "import ticks",
+    );
+    let mut args = vec!["play"];
+    args.extend(names.iter().map(String::as_str));
+    args.extend(["--peer", "a"]);
+    let o = b.jhack(&args);
+    ok(&o, "play tick1..tick6 --peer a");
+    for n in &names {
+        assert!(
+            stderr(&o).contains(&format!("\"{n}\" playing on a (sent to it)")),
+            "{}",
+            stderr(&o)
+        );
+        sa.wait_for(&format!("kept \"{n}\" from bee"), LINE);
+        let first = sa.wait_for(&format!("first audio of \"{n}\" from bee: "), LINE);
+        assert!(first.ends_with("(fetched while playing)"), "{first}");
+    }
+    let log = sa.stop();
+    assert!(!log.contains("could not be played"), "{log}");
+    for n in &names {
+        assert_eq!(a.sound(n)["origin"], "remote");
+    }
+    let played: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("bee played \"glide\" here"))
+        .collect();
+    assert_eq!(played.len(), 2, "{log}");
+    assert!(played[0].contains("fetching"), "{log}");
+    assert!(played[1].ends_with("bee played \"glide\" here"), "{log}");
+    assert!(
+        log.lines()
+            .filter(|l| l.contains("first audio of \"glide\""))
+            .nth(1)
+            .is_some_and(|l| l.ends_with("(cached)")),
+        "{log}"
+    );
+    let fetches = log
+        .lines()
+        .filter(|l| l.contains(&format!("fetched {} from bee: ", &hex[..12])))
+        .count();
+    assert_eq!(fetches, 1, "fetched {fetches} times:\n{log}");
+
+    let kept = a.sound("glide");
+    assert_eq!(kept["origin"], "remote", "{kept}");
+    assert_eq!(kept["id"], hex.as_str(), "{kept}");
+    assert_eq!(
+        kept["size"],
+        std::fs::metadata(&src).unwrap().len(),
+        "{kept}"
+    );
+    same_bytes(&a.blob(&hex), &src);
+    assert!(
+        !a.partial(&hex).exists(),
+        "the partial file was left behind"
+    );
+    a.check_clean();
+}
+
+#[test]
+fn strangers_and_impostors_are_refused_and_nothing_plays() {
+    let a = Peer::new("A");
+    let b = Peer::new("B");
+    let c = Peer::new("C");
+    let d = Peer::new("D");
+    a.trust(&b, "bee", "play", true);
+    c.trust(&a, "a", "play", true);
+    d.trust(&a, "a", "play", true);
+    // D, another key, takes B's address (B itself is not running): it dials A from
+    // there, and A's dials to B's address reach it.
+    let sd = d.serve_on(b.port, false, &[]);
+    let mut sa = a.serve(false, &[]);
+
+    // A stranger: refused at the handshake, with the way to trust it.
+    let o = c.play_on("airhorn", "a");
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let errors = error_lines(&o);
+    assert_eq!(errors.len(), 1, "{}", stderr(&o));
+    assert!(errors[0].contains("a is offline"), "{}", errors[0]);
+    assert!(errors[0].contains("refused this jhack"), "{}", errors[0]);
+    let refusal = sa.wait_for(
+        &format!("refused unknown peer {} from 127.0.0.1:", c.id),
+        LINE,
+    );
+    assert!(
+        refusal.contains(&format!(
+            "; to trust it: jhack peer add {} 127.0.0.1:",
+            c.id
+        )),
+        "{refusal}"
+    );
+
+    // The impostor, both ways.
+    let by_addr = format!(
+        "refused {} from 127.0.0.1:{}: it uses the address of the trusted peer \"bee\" with another key",
+        d.id, b.port
+    );
+    sa.wait_for(&by_addr, LINE);
+    let by_key = format!(
+        "refused 127.0.0.1:{}: it presented the key of {}, not of the trusted {}",
+        b.port, d.id, b.id
+    );
+    sa.wait_for(&by_key, LINE);
+    // A refusal by key is not mistaken on D's side for a connection.
+    assert!(!sd.stderr().contains("a is online"), "{}", sd.stderr());
+
+    // The impostor's key cannot take B's name either.
+    let o = a.jhack(&["peer", "add", &d.id, &b.addr(), "--name", "bee"]);
+    assert_eq!(o.status.code(), Some(2), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stderr(&o).contains("another peer is already called 'bee'"),
+        "{}",
+        stderr(&o)
+    );
+    let o = a.jhack(&["peer", "list", "--json"]);
+    ok(&o, "peer list");
+    let peers: Vec<serde_json::Value> = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(peers.len(), 1, "{peers:?}");
+    assert_eq!(peers[0]["id"], b.id.as_str());
+    assert_eq!(peers[0]["online"], false, "{peers:?}");
+
+    let log = sa.stop();
+    assert!(!log.contains(" played \""), "something played:\n{log}");
+    assert!(!log.contains("is online"), "someone connected:\n{log}");
+    drop(sd);
+}
+
+#[test]
+fn a_peer_without_play_permission_gets_a_clear_refusal() {
+    let a = Peer::new("A");
+    let b = Peer::new("B");
+    a.trust(&b, "bee", "none", false);
+    b.trust(&a, "a", "play", true);
+    let mut sa = a.serve(false, &[]);
+    for (n, allow) in ["none", "read"].into_iter().enumerate() {
+        if allow != "none" {
+            a.trust(&b, "bee", allow, false);
+        }
+        let o = b.play_on("airhorn", "a");
+        assert_eq!(o.status.code(), Some(2), "{allow}: {}", stderr(&o));
+        let errors = error_lines(&o);
+        assert_eq!(errors.len(), 1, "{}", stderr(&o));
+        assert!(
+            errors[0].contains("a refused \"airhorn\": bee may not play sounds on ")
+                && errors[0].ends_with("(no play permission)"),
+            "{}",
+            errors[0]
+        );
+        sa.wait_count("refused \"airhorn\" from bee: ", n + 1, LINE);
+    }
+    let log = sa.stop();
+    assert!(!log.contains(" played \""), "something played:\n{log}");
+}
+
+/// What A answered one garbage connection with.
+#[derive(Debug)]
+enum Closed {
+    /// A closed it with this code and reason.
+    ByA(u64, String),
+    /// Something else ended it (shown in failure messages).
+    Other(#[allow(dead_code)] String),
+    /// Still open after the wait.
+    Open,
+}
+
+async fn closed_within(conn: &quinn::Connection, wait: Duration) -> Closed {
+    match tokio::time::timeout(wait, conn.closed()).await {
+        Ok(quinn::ConnectionError::ApplicationClosed(c)) => Closed::ByA(
+            c.error_code.into_inner(),
+            String::from_utf8_lossy(&c.reason).into_owned(),
+        ),
+        Ok(other) => Closed::Other(other.to_string()),
+        Err(_) => Closed::Open,
+    }
+}
+
+/// xorshift64*: repeatable garbage.
+struct Garbage(u64);
+
+impl Garbage {
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n)
+            .map(|_| {
+                self.0 ^= self.0 >> 12;
+                self.0 ^= self.0 << 25;
+                self.0 ^= self.0 >> 27;
+                (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 56) as u8
+            })
+            .collect()
+    }
+}
+
+fn frame(payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    jhack::proto::encode_frame(payload, &mut out).expect("frame");
+    out
+}
+
+async fn connect(
+    endpoint: &quinn::Endpoint,
+    config: &quinn::ClientConfig,
+    addr: std::net::SocketAddr,
+) -> quinn::Connection {
+    endpoint
+        .connect_with(config.clone(), addr, "jhack")
+        .expect("connect")
+        .await
+        .expect("handshake with A")
+}
+
+fn hello_frame() -> Vec<u8> {
+    let hello = jhack::proto::Hello::new("jhack-test 0", "raw", 42);
+    frame(&jhack::proto::encode(&hello).expect("hello"))
+}
+
+#[test]
+fn garbage_closes_only_that_connection() {
+    let a = Peer::new("A");
+    let b = Peer::new("B");
+    a.trust(&b, "bee", "play", false);
+    b.trust(&a, "a", "play", true);
+    let raw_dir = tempfile::tempdir().expect("tempdir");
+    let me =
+        jhack::net::Identity::load_or_create(&raw_dir.path().join("identity")).expect("identity");
+    let my_id = me.id.to_string();
+    ok(
+        &a.jhack(&["peer", "add", &my_id, "--name", "raw", "--allow", "play"]),
+        "peer add raw",
+    );
+    let mut sa = a.serve(false, &[]);
+    let a_id: jhack::net::PeerId = a.id.parse().expect("A's id");
+    let addr: std::net::SocketAddr = a.addr().parse().unwrap();
+    let seed = unix_us() as u64 | 1;
+    eprintln!("garbage seed {seed}");
+    let mut g = Garbage(seed);
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let sa_ref = &mut sa;
+    let raw_client = async {
+        let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).expect("endpoint");
+        let config = jhack::net::client_config(&me, a_id).expect("client config");
+        let wait = Duration::from_secs(4);
+        // (what it sends on the control stream, the reason A must close with)
+        let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+            ("random bytes", g.bytes(3000), "bad hello"),
+            (
+                "a length of 0xFFFFFFFF",
+                vec![0xff, 0xff, 0xff, 0xff, 1, 2, 3],
+                "bad hello",
+            ),
+            (
+                "a truncated frame",
+                [&[0, 0, 0, 200][..], &g.bytes(50)].concat(),
+                "bad hello",
+            ),
+            (
+                "a hello, then garbage frames",
+                [hello_frame(), frame(&[0xff; 12]), frame(&g.bytes(40))].concat(),
+                "malformed message",
+            ),
+        ];
+        for (what, bytes, reason) in cases {
+            let conn = connect(&endpoint, &config, addr).await;
+            let (mut send, _recv) = conn.open_bi().await.expect("open_bi");
+            send.write_all(&bytes).await.expect("write");
+            let _ = send.finish();
+            let t = Instant::now();
+            match closed_within(&conn, wait).await {
+                Closed::ByA(1, r) if r == reason => {}
+                other => panic!("after {what}: {other:?} (wanted A to close with {reason:?})"),
+            }
+            eprintln!(
+                "{what}: closed by A in {:.1} ms",
+                t.elapsed().as_secs_f64() * 1e3
+            );
+            assert!(sa_ref.exited().is_none(), "A died after {what}");
+        }
+
+        // A blob stream of garbage after a proper hello.
+        let conn = connect(&endpoint, &config, addr).await;
+        let (mut send, mut recv) = conn.open_bi().await.expect("open_bi");
+        send.write_all(&hello_frame()).await.expect("hello");
+        let mut len = [0u8; 4];
+        recv.read_exact(&mut len).await.expect("A's hello");
+        let mut theirs = vec![0u8; u32::from_be_bytes(len) as usize];
+        recv.read_exact(&mut theirs).await.expect("A's hello");
+        let hello = jhack::proto::decode_hello(&theirs).expect("A says hello");
+        assert_eq!(hello.magic, jhack::proto::MAGIC);
+        let (mut fs, _fr) = conn.open_bi().await.expect("blob stream");
+        fs.write_all(&frame(&g.bytes(60))).await.expect("write");
+        let _ = fs.finish();
+        let t = Instant::now();
+        match closed_within(&conn, wait).await {
+            Closed::ByA(1, r) if r == "malformed request" => {}
+            other => panic!("after a garbage blob request: {other:?}"),
+        }
+        eprintln!(
+            "garbage blob request: closed by A in {:.1} ms",
+            t.elapsed().as_secs_f64() * 1e3
+        );
+        assert!(
+            sa_ref.exited().is_none(),
+            "A died after a garbage blob request"
+        );
+
+        // The hammer: many connections of random garbage, a batch at a time.
+        let t = Instant::now();
+        let mut closed = 0;
+        for _ in 0..10 {
+            let mut tasks = Vec::new();
+            for _ in 0..20 {
+                let n = 1 + (g.bytes(1)[0] as usize) * 4;
+                let bytes = g.bytes(n);
+                let conn = endpoint
+                    .connect_with(config.clone(), addr, "jhack")
+                    .expect("connect");
+                tasks.push(tokio::spawn(async move {
+                    let conn = conn.await.map_err(|e| e.to_string())?;
+                    let (mut send, _recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+                    send.write_all(&bytes).await.map_err(|e| e.to_string())?;
+                    let _ = send.finish();
+                    Ok::<Closed, String>(closed_within(&conn, wait).await)
+                }));
+            }
+            for t in tasks {
+                match t.await.expect("task") {
+                    Ok(Closed::ByA(1, r)) if r == "bad hello" => closed += 1,
+                    other => panic!("a garbage connection: {other:?}"),
+                }
+            }
+        }
+        let secs = t.elapsed().as_secs_f64();
+        assert!(sa_ref.exited().is_none(), "A died under the hammer");
+        endpoint.close(0u32.into(), b"done");
+        endpoint.wait_idle().await;
+        (closed, secs)
+    };
+    // Nothing in there may hang the test (a peer that never answers, say).
+    let hammered = rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(60), raw_client)
+            .await
+            .expect("the raw client took over a minute")
+    });
+    drop(rt);
+    eprintln!(
+        "hammer: {} garbage connections closed by A in {:.2} s",
+        hammered.0, hammered.1
+    );
+    assert_eq!(hammered.0, 200);
+    assert!(sa.exited().is_none(), "A died:\n{}", sa.stderr());
+
+    // A still serves its real peers.
+    let o = b.play_on("airhorn", "a");
+    ok(&o, "play airhorn --peer a after the garbage");
+    assert!(
+        stderr(&o).contains("\"airhorn\" playing on a"),
+        "{}",
+        stderr(&o)
+    );
+    sa.wait_for("bee played \"airhorn\" here", LINE);
+    let o = a.jhack(&["peer", "list", "--json"]);
+    ok(&o, "peer list");
+    let log = sa.stop();
+    assert!(log.contains("malformed"), "{log}");
+    assert!(!log.contains("panicked"), "{log}");
+}
+
+#[test]
+fn a_transfer_killed_halfway_resumes_without_fetching_again_what_was_verified() {
+    let a = Peer::new("A");
+    let b = Peer::new("B");
+    a.trust(&b, "bee", "play", false);
+    b.trust(&a, "a", "play", true);
+    let src = b.home().join("noise.wav");
+    sh(&format!(
+        "sox -n -r 48000 -c 2 -b 24 {} synth 35 whitenoise gain -12",
+        src.display()
+    ));
+    let size = std::fs::metadata(&src).unwrap().len();
+    let hex = b.import(&src, "noise");
+    let short = &hex[..12];
+    let mut sa = a.serve(false, &[]);
+    let mut sb = b.play_on_bg(
+        "noise",
+        "a",
+        &[("JHACK_TEST_SEND_BYTES_PER_SEC", "2000000")],
+    );
+
+    // Kill A halfway through.
+    let part = a.partial(&hex);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let at_kill = loop {
+        let have = std::fs::metadata(&part).map_or(0, |m| m.len());
+        if have * 100 >= size * 45 {
+            sa.kill9();
+            break std::fs::metadata(&part).map_or(0, |m| m.len());
+        }
+        assert!(
+            sb.exited().is_none(),
+            "B's play ended early:\n{}",
+            sb.stderr()
+        );
+        assert!(
+            Instant::now() < deadline,
+            "the transfer did not get halfway ({have} of {size} bytes):\n{}",
+            sa.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert!(
+        at_kill * 100 >= size * 30 && at_kill * 100 <= size * 70,
+        "killed at {at_kill} of {size} bytes"
+    );
+    let first_log = sa.stderr();
+    assert!(
+        first_log.contains("bee played \"noise\" here: fetching it"),
+        "{first_log}"
+    );
+    assert!(!first_log.contains("fetched "), "{first_log}");
+    drop(sa);
+    sb.kill9();
+    drop(sb);
+
+    // Again, at full speed: only what was not verified comes over the network.
+    let mut sa = a.serve(false, &[]);
+    let o = b.play_on("noise", "a");
+    ok(&o, "play noise --peer a (again)");
+    assert!(
+        stderr(&o).contains("\"noise\" playing on a (sent to it)"),
+        "{}",
+        stderr(&o)
+    );
+    let resuming = sa.wait_for(&format!("resuming {short} from bee: "), LINE);
+    let resumed = number_before(&resuming, " bytes already verified") as u64;
+    sa.wait_for("kept \"noise\" from bee", LINE);
+    let log = sa.stop();
+    let (total, from_disk, received, repaired) = fetched_figures(&log, short);
+    eprintln!(
+        "killed at {at_kill} of {size} bytes; {resuming}; then {received} received, {from_disk} from disk"
+    );
+    assert_eq!(total, size);
+    assert!(
+        resumed > 0 && resumed <= at_kill,
+        "{resuming} (killed at {at_kill})"
+    );
+    assert!(
+        at_kill - resumed < 2 * GROUP,
+        "lost {} bytes",
+        at_kill - resumed
+    );
+    assert_eq!(from_disk, resumed);
+    assert!(received < size, "{received} received of {size}");
+    assert!(
+        (size - resumed).abs_diff(received) <= GROUP,
+        "{received} received, {} missing",
+        size - resumed
+    );
+    assert_eq!(repaired, 0);
+    same_bytes(&a.blob(&hex), &src);
+    assert!(!part.exists(), "the partial file was left behind");
+    a.check_clean();
+}
+
+#[test]
+fn a_byte_flipped_in_transit_is_detected_and_fetched_again() {
+    let a = Peer::new("A");
+    let b = Peer::new("B");
+    a.trust(&b, "bee", "play", false);
+    b.trust(&a, "a", "play", true);
+    let src = b.home().join("hiss.wav");
+    sh(&format!(
+        "sox -n -r 48000 -c 2 -b 16 {} synth 5.5 whitenoise gain -12",
+        src.display()
+    ));
+    let size = std::fs::metadata(&src).unwrap().len();
+    assert!(size > 10 * GROUP);
+    let hex = b.import(&src, "hiss");
+    let short = &hex[..12];
+    let mut sa = a.serve(false, &[]);
+    let mut c = jhack(b.home());
+    c.args(["play", "hiss", "--peer", "a"])
+        .env("JHACK_TEST_CORRUPT_GROUP", "3");
+    let o = run(c, COMMAND);
+    ok(&o, "play hiss --peer a");
+    let bad = sa.wait_for(
+        &format!("group 3 of {short} from bee failed verification: discarded, asking again"),
+        LINE,
+    );
+    sa.wait_for("kept \"hiss\" from bee", LINE);
+    let log = sa.stop();
+    let (total, _, received, repaired) = fetched_figures(&log, short);
+    eprintln!("{bad}; {received} bytes received for {total}, {repaired} group repaired");
+    assert_eq!(total, size);
+    assert_eq!(repaired, 1);
+    assert!(log.matches("failed verification").count() == 1, "{log}");
+    same_bytes(&a.blob(&hex), &src);
+    a.check_clean();
+}
+
+#[test]
+fn peer_list_shows_online_state_and_round_trip() {
+    let a = Peer::new("A");
+    let b = Peer::new("B");
+    a.trust(&b, "bee", "play", true);
+    b.trust(&a, "a", "play", true);
+    let sa = a.serve(false, &[]);
+    let sb = b.serve(false, &[]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let bee = loop {
+        let o = a.jhack(&["peer", "list", "--json"]);
+        ok(&o, "peer list --json");
+        let peers: Vec<serde_json::Value> =
+            serde_json::from_str(stdout(&o).trim()).expect("peer list JSON");
+        assert_eq!(peers.len(), 1, "{peers:?}");
+        let bee = peers[0].clone();
+        assert_eq!(bee["name"], "bee");
+        assert_eq!(bee["id"], b.id.as_str());
+        if bee["online"] == true && bee["rtt_ms"].is_number() {
+            break bee;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "B never showed online with a round trip: {bee}\n{}",
+            sa.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let rtt = bee["rtt_ms"].as_f64().unwrap();
+    eprintln!("A sees bee: {bee}");
+    assert!(rtt > 0.0 && rtt < 1000.0, "{bee}");
+    assert_eq!(bee["address"], b.addr().as_str());
+    // The table says the same.
+    let o = a.jhack(&["peer", "list"]);
+    ok(&o, "peer list");
+    assert!(stdout(&o).contains("online, "), "{}", stdout(&o));
+    // And once B stops, A sees it go.
+    let b_log = sb.stop();
+    assert!(b_log.contains("a is online"), "{b_log}");
+    let mut sa = sa;
+    sa.wait_for("bee went offline", LINE);
+    let o = a.jhack(&["peer", "list", "--json"]);
+    let peers: Vec<serde_json::Value> = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(peers[0]["online"], false, "{peers:?}");
+    sa.stop();
+}
