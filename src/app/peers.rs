@@ -475,8 +475,7 @@ impl PeerHub {
                     }
                     Err(e) => Err(e.to_string()),
                 };
-                let result =
-                    opened.and_then(|f| player::prepare(format, f).map_err(|e| chain(&e)));
+                let result = opened.and_then(|f| player::prepare(format, f).map_err(|e| chain(&e)));
                 post(HubEvent::Ready {
                     id,
                     sound,
