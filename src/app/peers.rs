@@ -51,6 +51,17 @@ pub enum HubEvent {
 /// How the hub's threads reach the owner's loop.
 pub type Poster = Arc<dyn Fn(HubEvent) + Send + Sync>;
 
+/// A poster that puts each event into the owner's queue as `wrap(event)`.
+pub fn poster<E: Send + 'static>(events: Sender<E>, wrap: fn(HubEvent) -> E) -> Poster {
+    let events = std::sync::Mutex::new(events);
+    Arc::new(move |e| {
+        let _ = events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send(wrap(e));
+    })
+}
+
 /// A fetch in progress and what to keep when it is done.
 struct Arriving {
     fetch: Arc<Fetch>,

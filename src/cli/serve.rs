@@ -4,7 +4,6 @@
 //! when there is no sound device, so a machine without a sound card can still hold a
 //! library), and writes what happens to stderr, one line each, until it is stopped.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -13,9 +12,9 @@ use super::args::GlobalArgs;
 use super::context::Context;
 use super::error::{CliError, chain};
 use super::session::interrupt_flag;
-use crate::app::control::{Call, ControlServer};
+use crate::app::control::Call;
 use crate::app::instance::Instance;
-use crate::app::peers::{HubEvent, HubOptions, PeerHub, Poster};
+use crate::app::peers::{HubEvent, HubOptions, PeerHub, poster};
 
 enum Event {
     Hub(HubEvent),
@@ -56,16 +55,10 @@ pub fn run(g: &GlobalArgs, listen: Option<&str>) -> Result<(), CliError> {
         }
     };
     let (tx, rx) = mpsc::channel::<Event>();
-    let _control = start_control(&ctx.home.socket_path(), tx.clone())?;
-    let post: Poster = {
-        let tx = std::sync::Mutex::new(tx.clone());
-        Arc::new(move |e| {
-            let _ = tx
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .send(Event::Hub(e));
-        })
-    };
+    let _control =
+        crate::app::control::bind_forwarding(&ctx.home.socket_path(), tx.clone(), Event::Control)
+            .map_err(CliError::failure)?;
+    let post = poster(tx.clone(), Event::Hub);
     let opts = HubOptions {
         listen: Some(listen),
         dial: ctx.config.net.connect,
@@ -96,24 +89,4 @@ pub fn run(g: &GlobalArgs, listen: Option<&str>) -> Result<(), CliError> {
     eprintln!("jhack: stopping");
     drop(hub);
     Ok(())
-}
-
-fn start_control(
-    path: &std::path::Path,
-    events: mpsc::Sender<Event>,
-) -> Result<ControlServer, CliError> {
-    let (tx, rx) = mpsc::channel::<Call>();
-    let server = ControlServer::bind(path, tx)
-        .map_err(|e| CliError::failure(format!("{}: {e}", path.display())))?;
-    std::thread::Builder::new()
-        .name("jhack-control".into())
-        .spawn(move || {
-            for call in rx {
-                if events.send(Event::Control(call)).is_err() {
-                    break;
-                }
-            }
-        })
-        .map_err(|e| CliError::failure(format!("control thread: {e}")))?;
-    Ok(server)
 }

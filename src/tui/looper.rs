@@ -19,9 +19,9 @@ use super::theme::{ColorDepth, Theme};
 use super::update::{self, Outcome};
 use super::view::{self, Screen};
 use super::waterfall::Waterfall;
-use crate::app::control::{Call, ControlServer};
+use crate::app::control::Call;
 use crate::app::instance::{AudioStatus, Instance};
-use crate::app::peers::{HubEvent, HubOptions, PeerHub, Poster};
+use crate::app::peers::{HubEvent, HubOptions, PeerHub};
 use crate::audio::DeviceInfo;
 use crate::domain::{SoundId, SoundMeta};
 
@@ -134,7 +134,11 @@ pub fn run(mut instance: Instance, opts: &RunOptions) -> Result<(), String> {
     let (tx, rx) = mpsc::channel::<Event>();
     let signals = signal_flag();
     let _server = match &opts.socket {
-        Some(path) => Some(start_control(path, tx.clone())?),
+        Some(path) => Some(crate::app::control::bind_forwarding(
+            path,
+            tx.clone(),
+            Event::Control,
+        )?),
         None => None,
     };
     let mut net = Net {
@@ -142,16 +146,8 @@ pub fn run(mut instance: Instance, opts: &RunOptions) -> Result<(), String> {
         view: view::PeersView::default(),
     };
     if let Some((home, hub_opts)) = &opts.net {
-        let poster: Poster = {
-            let tx = std::sync::Mutex::new(tx.clone());
-            Arc::new(move |e| {
-                let _ = tx
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .send(Event::Hub(e));
-            })
-        };
-        match PeerHub::start(home, &instance, hub_opts.clone(), poster) {
+        let post = crate::app::peers::poster(tx.clone(), Event::Hub);
+        match PeerHub::start(home, &instance, hub_opts.clone(), post) {
             Ok(h) => {
                 net.view.me = Some(h.node().id().to_string());
                 net.view.listen = h.node().local_addr().map(|a| a.to_string());
@@ -438,22 +434,6 @@ fn signal_flag() -> Arc<AtomicBool> {
         let _ = signal_hook::flag::register(sig, flag.clone());
     }
     flag
-}
-
-fn start_control(path: &std::path::Path, events: Sender<Event>) -> Result<ControlServer, String> {
-    let (tx, rx) = mpsc::channel::<Call>();
-    let server = ControlServer::bind(path, tx).map_err(|e| format!("{}: {e}", path.display()))?;
-    std::thread::Builder::new()
-        .name("jhack-control".into())
-        .spawn(move || {
-            for call in rx {
-                if events.send(Event::Control(call)).is_err() {
-                    break;
-                }
-            }
-        })
-        .map_err(|e| format!("control thread: {e}"))?;
-    Ok(server)
 }
 
 /// Reads terminal events on a thread of its own (crossterm's read blocks).

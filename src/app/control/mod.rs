@@ -57,3 +57,25 @@ mod tests;
 pub use client::{ControlError, request};
 pub use protocol::{MAX_REQUEST_LINE, MAX_RESPONSE_LINE, Request, Response, VERSION};
 pub use server::{Call, ControlServer, Limits};
+
+/// Binds the control socket at `path` and forwards every call into the owner's own
+/// event queue as `wrap(call)`, from a thread of its own (it ends with the queue).
+pub fn bind_forwarding<E: Send + 'static>(
+    path: &std::path::Path,
+    events: std::sync::mpsc::Sender<E>,
+    wrap: fn(Call) -> E,
+) -> Result<ControlServer, String> {
+    let (tx, rx) = std::sync::mpsc::channel::<Call>();
+    let server = ControlServer::bind(path, tx).map_err(|e| format!("{}: {e}", path.display()))?;
+    std::thread::Builder::new()
+        .name("jhack-control".into())
+        .spawn(move || {
+            for call in rx {
+                if events.send(wrap(call)).is_err() {
+                    break;
+                }
+            }
+        })
+        .map_err(|e| format!("control thread: {e}"))?;
+    Ok(server)
+}
