@@ -112,6 +112,53 @@ fn waterfall(bands: usize, rows: usize) -> Waterfall {
 }
 
 fn render(w: u16, h: u16, ui: &UiState, null: bool) -> String {
+    render_with(w, h, ui, null, &jhack::tui::view::PeersView::default())
+}
+
+/// Two trusted peers, one online with a transfer running, and some activity.
+fn peers_view() -> jhack::tui::view::PeersView {
+    use jhack::net::PeerStatus;
+    jhack::tui::view::PeersView {
+        enabled: true,
+        me: Some("9Y8V-FD6X-R2PE-S9B2-H1P7-QXVJ-DCQ5-84P7".into()),
+        listen: Some("[::]:7355".into()),
+        peers: vec![
+            PeerStatus {
+                name: "studio".into(),
+                id: "7KQ2-M4XF-R2PE-S9B2-H1P7-QXVJ-DCQ5-84P7".into(),
+                address: Some("studio.lan:7355".into()),
+                allow: "play,read".into(),
+                online: true,
+                rtt_ms: Some(0.42),
+                transfers: 1,
+                last_error: None,
+            },
+            PeerStatus {
+                name: "laptop".into(),
+                id: "HQ92-C3GK-JX4N-6RA7-56QK-DMWY-HHZN-HGWT".into(),
+                address: None,
+                allow: "play".into(),
+                online: false,
+                rtt_ms: None,
+                transfers: 0,
+                last_error: Some("no answer".into()),
+            },
+        ],
+        arriving: 1,
+        log: vec![
+            "studio is online (192.0.2.7:7355)".into(),
+            "studio played \"airhorn\" here".into(),
+        ],
+    }
+}
+
+fn render_with(
+    w: u16,
+    h: u16,
+    ui: &UiState,
+    null: bool,
+    peers: &jhack::tui::view::PeersView,
+) -> String {
     let keymap = Keymap::new(&Config::default().keys);
     let lib = library();
     let sounds: Vec<&SoundMeta> = ui.visible(&lib);
@@ -128,7 +175,6 @@ fn render(w: u16, h: u16, ui: &UiState, null: bool) -> String {
     let area = view::layout(ratatui::layout::Rect::new(0, 0, w, h), ui.spectrum_visible);
     let (bands, rows) = area.spectrogram.map(view::picture_size).unwrap_or((1, 1));
     let wf = waterfall(bands, rows);
-    let peers = jhack::tui::view::PeersView::default();
     let screen = Screen {
         ui,
         theme: Theme::new(ColorDepth::True),
@@ -141,7 +187,7 @@ fn render(w: u16, h: u16, ui: &UiState, null: bool) -> String {
         inputs: &inputs,
         waterfall: &wf,
         recording: None,
-        peers: &peers,
+        peers,
     };
     let mut term = Terminal::new(TestBackend::new(w, h)).expect("terminal");
     term.draw(|f| view::draw(f, &screen)).expect("draw");
@@ -168,6 +214,19 @@ fn main_screen_120x40() {
     ui.selected = 2;
     ui.filter = "dr".into();
     insta::assert_snapshot!(render(120, 40, &ui, false));
+}
+
+#[test]
+fn main_screen_with_peers_120x40() {
+    let mut ui = UiState::new(Source::Input);
+    ui.target = jhack::tui::state::Target::Both;
+    let text = render_with(120, 40, &ui, false, &peers_view());
+    assert!(
+        text.contains("● studio") && text.contains("○ laptop"),
+        "{text}"
+    );
+    assert!(text.contains("keys play here + peers"), "{text}");
+    insta::assert_snapshot!(text);
 }
 
 #[test]

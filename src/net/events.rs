@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::peer_id::PeerId;
-use super::trust::Permissions;
 use crate::proto::{PlayOutcome, PlayRequest};
 
 /// Something the application should know or act on.
@@ -136,13 +135,6 @@ pub struct PeerStatus {
     pub transfers: u32,
     /// Why the last connection attempt failed, when it did.
     pub last_error: Option<String>,
-}
-
-impl PeerStatus {
-    /// The permissions as parsed again from the text (for display helpers).
-    pub fn permissions(&self) -> Permissions {
-        Permissions::parse(&self.allow).unwrap_or_default()
-    }
 }
 
 /// Round trip in ms from a duration.

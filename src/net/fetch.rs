@@ -169,6 +169,36 @@ impl Fetch {
     }
 }
 
+/// Partial transfers untouched for this long are given up and removed.
+pub(crate) const STALE_AFTER: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Removes the partial files (and their group hashes) in `dir` that no transfer has
+/// touched for `STALE_AFTER`; returns how many bytes that freed.
+pub(crate) fn remove_stale(dir: &Path, older_than: Duration) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut freed = 0;
+    for e in entries.flatten() {
+        let path = e.path();
+        let ours = path
+            .extension()
+            .is_some_and(|x| x == "part" || x == "tree" || x == "tree-tmp");
+        let Ok(meta) = e.metadata() else {
+            continue;
+        };
+        let age = meta
+            .modified()
+            .ok()
+            .and_then(|m| m.elapsed().ok())
+            .unwrap_or_default();
+        if ours && meta.is_file() && age >= older_than && std::fs::remove_file(&path).is_ok() {
+            freed += meta.len();
+        }
+    }
+    freed
+}
+
 /// Runs a fetch to its end and reports it.
 pub(crate) async fn run(shared: Arc<Shared>, link: Arc<Link>, fetch: Arc<Fetch>) {
     let _transfer = link.transfer();
@@ -396,4 +426,24 @@ async fn attempt(
         g = last;
     }
     Ok(Attempt::Done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_old_partial_files_are_removed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for name in ["a.part", "a.tree", "keep.txt"] {
+            std::fs::write(dir.path().join(name), b"12345").expect("write");
+        }
+        // Nothing is old yet.
+        assert_eq!(remove_stale(dir.path(), Duration::from_secs(3600)), 0);
+        // Everything of ours is, with a zero age limit; other files stay.
+        assert_eq!(remove_stale(dir.path(), Duration::ZERO), 10);
+        assert!(dir.path().join("keep.txt").exists());
+        assert!(!dir.path().join("a.part").exists());
+        assert_eq!(remove_stale(&dir.path().join("missing"), Duration::ZERO), 0);
+    }
 }

@@ -245,6 +245,13 @@ impl Node {
             })
         };
         let server = tls::server_config(&me, gate)?;
+        let freed = super::fetch::remove_stale(&cfg.partial_dir, super::fetch::STALE_AFTER);
+        if freed > 0 {
+            tracing::info!(
+                "removed {} KB of transfers untouched for a week",
+                freed / 1000
+            );
+        }
         let endpoint = {
             let _guard = rt.enter();
             bind(cfg.listen, server)?

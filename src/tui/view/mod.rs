@@ -103,9 +103,14 @@ pub fn layout(area: Rect, spectrogram: bool) -> Areas {
         .direction(Direction::Horizontal)
         .constraints([Constraint::Percentage(58), Constraint::Percentage(42)])
         .split(middle);
+    // The peers panel takes about two fifths of the column (its activity lines fill
+    // it); the devices keep at least six rows.
+    let peers_h = (cols[1].height * 2 / 5)
+        .max(5)
+        .min(cols[1].height.saturating_sub(6).max(5));
     let right = Layout::default()
         .direction(Direction::Vertical)
-        .constraints([Constraint::Min(6), Constraint::Length(5)])
+        .constraints([Constraint::Min(6), Constraint::Length(peers_h)])
         .split(cols[1]);
     Areas {
         spectrogram: spec,
