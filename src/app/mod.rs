@@ -5,6 +5,7 @@
 //! Everything here runs on ordinary threads; it hands the engine ready-to-play
 //! samples and never touches the audio thread's data directly.
 
+pub mod activity;
 pub mod bank;
 pub mod control;
 pub mod feeder;

@@ -102,6 +102,7 @@ pub struct PeerHub {
     waiting: HashMap<usize, Waiting>,
     next_request: usize,
     notes: Vec<String>,
+    log: super::activity::ActivityLog,
 }
 
 /// How the hub is started.
@@ -178,6 +179,7 @@ impl PeerHub {
             waiting: HashMap::new(),
             next_request: 0,
             notes,
+            log: super::activity::ActivityLog::open(&home.data_dir().join("peers.log")),
         })
     }
 
@@ -297,6 +299,11 @@ impl PeerHub {
     /// the engine's time from the trigger's arrival to the callback that started it.
     pub fn poll(&mut self, instance: &Instance, notice: &mut dyn FnMut(String)) {
         use crate::audio::VoiceState;
+        let log = &mut self.log;
+        let mut notice = |n: String| {
+            log.write(&n);
+            notice(n);
+        };
         self.started.retain(|s| {
             let latency = match instance.engine().state(s.voice) {
                 Some(VoiceState::Playing {
@@ -325,6 +332,20 @@ impl PeerHub {
 
     /// Acts on one event; `notice` receives lines for the log.
     pub fn handle(
+        &mut self,
+        instance: &mut Instance,
+        event: HubEvent,
+        notice: &mut dyn FnMut(String),
+    ) {
+        let mut lines = Vec::new();
+        self.handle_quietly(instance, event, &mut |n| lines.push(n));
+        for n in lines {
+            self.log.write(&n);
+            notice(n);
+        }
+    }
+
+    fn handle_quietly(
         &mut self,
         instance: &mut Instance,
         event: HubEvent,
