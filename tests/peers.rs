@@ -558,6 +558,13 @@ fn a_missing_sound_is_fetched_verified_played_and_kept() {
         .collect();
     assert_eq!(played.len(), 2, "{log}");
     assert!(played[0].contains("fetching"), "{log}");
+    // The activity log in A's home has the same, each line with its time.
+    let activity = std::fs::read_to_string(a.home().join("peers.log")).expect("peers.log");
+    let line = activity
+        .lines()
+        .find(|l| l.contains("bee played \"glide\" here: fetching"))
+        .unwrap_or_else(|| panic!("{activity}"));
+    assert!(line.starts_with("20") && line.contains("Z "), "{line}");
     assert!(played[1].ends_with("bee played \"glide\" here"), "{log}");
     assert!(
         log.lines()
