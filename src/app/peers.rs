@@ -203,8 +203,8 @@ impl PeerHub {
         self.arriving.len()
     }
 
-    /// Triggers `meta` on each of `peers` (names or id prefixes) at `gain_db`;
-    /// returns a line per peer that could not be asked.
+    /// Triggers `meta` on each of `peers` at `gain_db`; returns a line per peer that
+    /// could not be asked (offline).
     pub fn trigger(&mut self, meta: &SoundMeta, peers: &[PeerId], gain_db: f32) -> Vec<String> {
         self.trigger_for(meta, peers, gain_db, None)
     }
@@ -220,12 +220,7 @@ impl PeerHub {
         for p in peers {
             match self.node.trigger(p, offer_of(meta), gain_db) {
                 Ok(t) => {
-                    let peer = self
-                        .node
-                        .peers()
-                        .into_iter()
-                        .find(|s| s.id == p.to_string())
-                        .map_or_else(|| p.short(), |s| s.name);
+                    let peer = self.node.name_of(p);
                     self.sent.insert(
                         t,
                         Sent {

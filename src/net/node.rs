@@ -302,6 +302,13 @@ impl Node {
         Ok(self.shared.trust().store().find(query)?.clone())
     }
 
+    /// The trusted name of `id` (its short id when it is not trusted).
+    pub fn name_of(&self, id: &PeerId) -> String {
+        self.shared
+            .trusted(id)
+            .map_or_else(|| id.short(), |p| p.name)
+    }
+
     /// Every trusted peer with its connection state.
     pub fn peers(&self) -> Vec<PeerStatus> {
         let peers = self.shared.trust().store().peers().to_vec();
@@ -358,12 +365,8 @@ impl Node {
     /// the sound from us meanwhile.
     pub fn trigger(&self, peer: &PeerId, sound: SoundOffer, gain_db: f32) -> Result<u64, NetError> {
         let Some(link) = self.shared.link(peer) else {
-            let name = self
-                .shared
-                .trusted(peer)
-                .map_or_else(|| peer.short(), |p| p.name);
             return Err(NetError::Offline {
-                name,
+                name: self.name_of(peer),
                 reason: "not connected".into(),
             });
         };
@@ -390,7 +393,7 @@ impl Node {
     pub fn fetch(&self, peer: &PeerId, sound: &SoundOffer) -> Result<Arc<Fetch>, NetError> {
         let Some(link) = self.shared.link(peer) else {
             return Err(NetError::Offline {
-                name: peer.short(),
+                name: self.name_of(peer),
                 reason: "not connected".into(),
             });
         };
