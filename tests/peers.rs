@@ -1085,3 +1085,62 @@ fn peer_list_shows_online_state_and_round_trip() {
     assert_eq!(peers[0]["online"], false, "{peers:?}");
     sa.stop();
 }
+
+#[test]
+fn a_file_played_on_a_peer_is_imported_first_and_sent() {
+    let a = Peer::new("A");
+    let b = Peer::new("B");
+    a.trust(&b, "bee", "play", false);
+    b.trust(&a, "a", "play", true);
+    let file = b.home().join("outside.flac");
+    sh(&format!(
+        "sox -n -r 44100 -c 1 {} synth 1.5 sine 523 gain -6",
+        file.display()
+    ));
+    let mut sa = a.serve(false, &[]);
+    let o = b.play_on(file.to_str().expect("utf-8 path"), "a");
+    ok(&o, "play FILE --peer a");
+    let err = stderr(&o);
+    assert!(
+        err.contains("imported") && err.contains("\"outside\""),
+        "{err}"
+    );
+    assert!(
+        err.contains("\"outside\" playing on a (sent to it)"),
+        "{err}"
+    );
+    sa.wait_for("kept \"outside\" from bee", LINE);
+    drop(sa);
+    // It is in B's library now (that is how peers fetch it), and the same bytes in A's.
+    assert_eq!(b.sound("outside")["origin"], "local");
+    assert_eq!(a.sound("outside")["origin"], "remote");
+}
+
+#[test]
+fn through_a_running_jhack_a_play_on_a_peer_connects_first_and_imports_a_file() {
+    let a = Peer::new("A");
+    let b = Peer::new("B");
+    a.trust(&b, "bee", "play", true);
+    b.trust(&a, "a", "play", true);
+    let file = b.home().join("through.wav");
+    sh(&format!(
+        "sox -n -r 48000 -c 2 -b 16 {} synth 0.8 sine 660 gain -6",
+        file.display()
+    ));
+    // B's serve owns B's home; A is not up yet, so B cannot be connected to it.
+    let sb = b.serve(false, &[]);
+    let mut sa = a.serve(false, &[]);
+    // Straight away: B's running jhack dials A if it must, imports the file, plays.
+    let o = b.play_on(file.to_str().expect("utf-8 path"), "a");
+    ok(&o, "play FILE --peer a through B's serve");
+    assert!(stderr(&o).contains("playing on a"), "{}", stderr(&o));
+    sa.wait_for("kept \"through\" from bee", LINE);
+    // A peer nobody can reach: a clear error, status 2.
+    drop(sa);
+    std::thread::sleep(Duration::from_millis(300));
+    let o = b.play_on("airhorn", "a");
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("offline"), "{}", stderr(&o));
+    let log = sb.stop();
+    assert!(log.contains("by a command"), "{log}");
+}

@@ -71,9 +71,22 @@ struct Arriving {
 
 /// One of our triggers awaiting its answer.
 struct Sent {
+    peer_id: PeerId,
     peer: String,
     sound: String,
     request: Option<usize>,
+}
+
+/// How long a play on peers waits for an offline peer to connect.
+const CONNECT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A play on peers waiting for some of them to connect.
+struct Pending {
+    meta: SoundMeta,
+    ids: Vec<PeerId>,
+    gain_db: f32,
+    reply: Sender<Response>,
+    deadline: Instant,
 }
 
 /// A control request waiting for the answers of several peers.
@@ -100,6 +113,7 @@ pub struct PeerHub {
     arriving: HashMap<SoundId, Arriving>,
     sent: HashMap<u64, Sent>,
     waiting: HashMap<usize, Waiting>,
+    pending: Vec<Pending>,
     next_request: usize,
     notes: Vec<String>,
     log: super::activity::ActivityLog,
@@ -177,6 +191,7 @@ impl PeerHub {
             arriving: HashMap::new(),
             sent: HashMap::new(),
             waiting: HashMap::new(),
+            pending: Vec::new(),
             next_request: 0,
             notes,
             log: super::activity::ActivityLog::open(&home.data_dir().join("peers.log")),
@@ -224,6 +239,7 @@ impl PeerHub {
                     self.sent.insert(
                         t,
                         Sent {
+                            peer_id: *p,
                             peer,
                             sound: meta.name.clone(),
                             request,
@@ -265,18 +281,80 @@ impl PeerHub {
                 }
             }
         }
+        // Peers not connected yet are dialled now; the play waits for them a moment.
+        let online = self.online();
+        let offline: Vec<PeerId> = ids
+            .iter()
+            .filter(|i| !online.contains(i))
+            .copied()
+            .collect();
+        if let Some(no_addr) = offline.iter().find(|i| !self.node.dial_now(i)) {
+            let _ = reply.send(Response::bad_input(format!(
+                "{} is offline, and no address is known to dial it",
+                self.node.name_of(no_addr)
+            )));
+            return;
+        }
+        self.pending.push(Pending {
+            meta: meta.clone(),
+            ids,
+            gain_db,
+            reply,
+            deadline: Instant::now() + CONNECT_WAIT,
+        });
+        self.run_pending();
+    }
+
+    /// Sends the plays whose peers are all connected; fails those still waiting
+    /// past their deadline.
+    fn run_pending(&mut self) {
+        let online = self.online();
+        let now = Instant::now();
+        let (ready, waiting): (Vec<Pending>, Vec<Pending>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|p| p.ids.iter().all(|i| online.contains(i)) || now >= p.deadline);
+        self.pending = waiting;
+        for p in ready {
+            let missing: Vec<String> = p
+                .ids
+                .iter()
+                .filter(|i| !online.contains(i))
+                .map(|i| {
+                    let why = self
+                        .node
+                        .last_error(i)
+                        .unwrap_or_else(|| "no answer".into());
+                    format!("{} is offline: {why}", self.node.name_of(i))
+                })
+                .collect();
+            if !missing.is_empty() {
+                let _ = p.reply.send(Response::bad_input(missing.join("; ")));
+                continue;
+            }
+            self.send_play(&p.meta, &p.ids, p.gain_db, p.reply);
+        }
+    }
+
+    fn send_play(
+        &mut self,
+        meta: &SoundMeta,
+        ids: &[PeerId],
+        gain_db: f32,
+        reply: Sender<Response>,
+    ) {
         let request = self.next_request;
         self.next_request += 1;
         let before = self.sent.len();
-        let failed = self.trigger_for(meta, &ids, gain_db, Some(request));
+        let failed = self.trigger_for(meta, ids, gain_db, Some(request));
         if !failed.is_empty() {
-            // Offline peers: the whole request fails (the ones asked still play).
+            // A peer that went offline meanwhile: the request fails (the ones asked
+            // still play).
             for (_, s) in self.sent.iter_mut() {
                 if s.request == Some(request) {
                     s.request = None;
                 }
             }
-            let _ = reply.send(Response::failure(failed.join("; ")));
+            let _ = reply.send(Response::bad_input(failed.join("; ")));
             return;
         }
         self.waiting.insert(
@@ -294,6 +372,9 @@ impl PeerHub {
     /// the engine's time from the trigger's arrival to the callback that started it.
     pub fn poll(&mut self, instance: &Instance, notice: &mut dyn FnMut(String)) {
         use crate::audio::VoiceState;
+        if !self.pending.is_empty() {
+            self.run_pending();
+        }
         let log = &mut self.log;
         let mut notice = |n: String| {
             log.write(&n);
@@ -388,9 +469,23 @@ impl PeerHub {
 
     fn on_net(&mut self, instance: &mut Instance, e: NetEvent, notice: &mut dyn FnMut(String)) {
         match e {
-            NetEvent::PeerUp { name, addr, .. } => notice(format!("{name} is online ({addr})")),
-            NetEvent::PeerDown { name, reason, .. } => {
-                notice(format!("{name} went offline: {reason}"))
+            NetEvent::PeerUp { name, addr, .. } => {
+                notice(format!("{name} is online ({addr})"));
+                self.run_pending();
+            }
+            NetEvent::PeerDown { id, name, reason } => {
+                notice(format!("{name} went offline: {reason}"));
+                // Its unanswered triggers will not be answered.
+                let lost: Vec<u64> = self
+                    .sent
+                    .iter()
+                    .filter(|(_, s)| s.peer_id == id)
+                    .map(|(t, _)| *t)
+                    .collect();
+                for t in lost {
+                    let message = format!("{name} went offline: {reason}");
+                    self.on_result(t, PlayOutcome::Failed { message }, notice);
+                }
             }
             NetEvent::Refused { reason, .. } => notice(reason),
             NetEvent::PlayRefused {
@@ -556,7 +651,8 @@ impl PeerHub {
         {
             let text = w.lines.join("; ");
             let _ = w.reply.send(if w.refused {
-                Response::failure(text)
+                // A refusal (or a failure there) is the request's answer: status 2.
+                Response::bad_input(text)
             } else {
                 Response::Ok { message: text }
             });

@@ -1,5 +1,5 @@
-//! `jhack play SOUND... --peer P [--peer Q] [--local]`: plays library sounds on
-//! peers. Through the running jhack when there is one (it holds the connections);
+//! `jhack play TARGET... --peer P [--peer Q] [--local]`: plays library sounds (or
+//! files, imported first so that peers can fetch them by their id) on peers. Through the running jhack when there is one (it holds the connections);
 //! otherwise this process connects itself, triggers, serves the blob to a peer that
 //! lacks it, and returns once every peer has started or refused — staying until the
 //! transfers it serves are complete, so a peer playing as the sound arrives is never
@@ -35,7 +35,10 @@ pub fn run(g: &GlobalArgs, args: &PlayArgs) -> Result<(), CliError> {
         .collect();
     match ctx.library_or_owner()? {
         Owner::Running(socket) => {
-            for target in names {
+            for (raw, mut target) in args.targets.iter().zip(names) {
+                if raw.is_file() {
+                    target = import_through(&socket, raw)?;
+                }
                 let req = Request::PlayOn {
                     target,
                     peers: args.peers.clone(),
@@ -50,7 +53,11 @@ pub fn run(g: &GlobalArgs, args: &PlayArgs) -> Result<(), CliError> {
         }
         Owner::Here(lib) => {
             let mut sounds = Vec::new();
-            for n in &names {
+            for (raw, n) in args.targets.iter().zip(&names) {
+                if raw.is_file() {
+                    sounds.push(import_here(&lib, raw)?);
+                    continue;
+                }
                 let m = lib.resolve(n).map_err(|e| match e {
                     crate::library::LookupError::Library(e) => library_error(e),
                     e => CliError::input(format!("{n}: {e} (with --peer, name library sounds)")),
@@ -87,6 +94,48 @@ pub fn run(g: &GlobalArgs, args: &PlayArgs) -> Result<(), CliError> {
             result
         }
     }
+}
+
+/// Imports a file into this process's library (peers fetch sounds by id).
+fn import_here(
+    lib: &crate::library::Library,
+    path: &std::path::Path,
+) -> Result<SoundMeta, CliError> {
+    use crate::app::import::{ImportOptions, Imported, import_file};
+    match import_file(lib, path, &ImportOptions::default()) {
+        Ok(Imported::New(m)) => {
+            eprintln!(
+                "jhack: imported {} as \"{}\" to send it",
+                path.display(),
+                m.name
+            );
+            Ok(m)
+        }
+        Ok(Imported::AlreadyPresent(m)) => Ok(m),
+        Err(e) => Err(CliError::input(chain(&e))),
+    }
+}
+
+/// Imports a file through the running jhack; returns its id, as a play target.
+fn import_through(socket: &std::path::Path, path: &std::path::Path) -> Result<String, CliError> {
+    let abs = std::fs::canonicalize(path)
+        .map_err(|e| CliError::input(format!("{}: {e}", path.display())))?;
+    let id = std::fs::File::open(&abs)
+        .and_then(|f| blake3::Hasher::new().update_reader(f).map(|h| h.finalize()))
+        .map_err(|e| CliError::input(format!("{}: {e}", path.display())))?;
+    let req = Request::Import {
+        paths: vec![abs],
+        name: None,
+        tags: Vec::new(),
+        key: None,
+        gain_db: 0.0,
+    };
+    if let Response::Imported { failed, .. } = ask_owner(socket, &req)?
+        && let Some(f) = failed.first()
+    {
+        return Err(CliError::input(f.clone()));
+    }
+    Ok(id.to_hex().to_string())
 }
 
 fn connect_all(node: &Node, queries: &[String]) -> Result<Vec<TrustedPeer>, CliError> {

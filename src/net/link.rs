@@ -44,6 +44,9 @@ pub(crate) mod code {
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the round trip is measured.
 const PING_EVERY: Duration = Duration::from_secs(2);
+/// Pings a peer may leave unanswered before it counts as gone (QUIC's own idle
+/// timeout is longer: this notices a peer that died within seconds).
+const PINGS_MISSED: u32 = 3;
 /// How long a peer's trigger may wait for the application's answer.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -61,6 +64,8 @@ pub(crate) struct Link {
     offered: Mutex<HashSet<SoundId>>,
     bucket: Mutex<TokenBucket>,
     ping: Mutex<Option<(u64, Instant)>>,
+    /// When the peer last answered a ping (or the link came up).
+    pong_at: Mutex<Instant>,
     transfers: AtomicU32,
 }
 
@@ -296,6 +301,7 @@ async fn establish(
             shared.trigger_burst,
         )),
         ping: Mutex::new(None),
+        pong_at: Mutex::new(Instant::now()),
         transfers: AtomicU32::new(0),
     });
     register(&shared, &link)?;
@@ -381,6 +387,12 @@ async fn pinger(shared: Arc<Shared>, link: Arc<Link>) {
             );
             return;
         }
+        if lock(&link.pong_at).elapsed() > PING_EVERY * PINGS_MISSED {
+            tracing::info!("{} answers no pings: disconnected", link.name);
+            link.conn
+                .close(quinn::VarInt::from_u32(code::BYE), b"no answer to pings");
+            return;
+        }
         nonce = nonce.wrapping_add(1);
         *lock(&link.ping) = Some((nonce, Instant::now()));
         link.send(Message::Ping { nonce });
@@ -423,6 +435,7 @@ async fn read_loop(shared: Arc<Shared>, link: Arc<Link>, mut reader: FrameReader
                 {
                     let us = at.elapsed().as_micros().clamp(1, u128::from(u64::MAX)) as u64;
                     link.rtt_us.store(us, Ordering::Relaxed);
+                    *lock(&link.pong_at) = Instant::now();
                 }
             }
             Message::Play(request) => on_play(&shared, &link, request),

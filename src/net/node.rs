@@ -360,6 +360,31 @@ impl Node {
         result.map(|_| ()).map_err(offline)
     }
 
+    /// Dials `peer` now (in the background) unless it is connected; false when there
+    /// is no address to dial. The connection, when it comes, is a [`NetEvent::PeerUp`].
+    pub fn dial_now(&self, peer: &PeerId) -> bool {
+        if self.shared.link(peer).is_some() {
+            return true;
+        }
+        let Some(addr) = self.shared.trusted(peer).and_then(|p| p.address) else {
+            return false;
+        };
+        let shared = self.shared.clone();
+        let id = *peer;
+        self.runtime().spawn(async move {
+            let _ =
+                tokio::time::timeout(Duration::from_secs(10), link::dial(shared, id, &addr)).await;
+        });
+        true
+    }
+
+    /// Why the last dial to `peer` failed, if it did.
+    pub fn last_error(&self, peer: &PeerId) -> Option<String> {
+        lock(&self.shared.dials)
+            .get(peer)
+            .and_then(|d| d.last_error.clone())
+    }
+
     /// Asks `peer` to play `sound` at `gain_db`; the answer arrives as
     /// [`NetEvent::TriggerResult`] with the returned trigger number. The peer may fetch
     /// the sound from us meanwhile.
