@@ -145,6 +145,20 @@ fn wait_event<T>(
     }
 }
 
+/// Waits for the next play request and answers it "started".
+fn answer_next_play(rx: &mpsc::Receiver<NetEvent>) {
+    wait_event(rx, Duration::from_secs(5), |e| match e {
+        NetEvent::Play(p) => {
+            p.answer(PlayOutcome::Started {
+                cached: true,
+                latency_us: 0,
+            });
+            Some(())
+        }
+        _ => None,
+    });
+}
+
 #[test]
 fn triggers_beyond_the_rate_limit_are_refused_and_the_sender_is_told() {
     let (a, b, id_a) = pair_with(
@@ -208,16 +222,7 @@ fn two_peers_dialling_each_other_keep_one_connection() {
     b.node
         .trigger(&id_a, offer(SoundId([5; 32]), 1000), 0.0)
         .expect("trigger");
-    wait_event(&a.events, Duration::from_secs(5), |e| match e {
-        NetEvent::Play(p) => {
-            p.answer(PlayOutcome::Started {
-                cached: true,
-                latency_us: 0,
-            });
-            Some(())
-        }
-        _ => None,
-    });
+    answer_next_play(&a.events);
     wait_event(&b.events, Duration::from_secs(5), |e| {
         matches!(e, NetEvent::TriggerResult { .. }).then_some(())
     });
@@ -330,16 +335,7 @@ fn a_trigger_reaches_the_receiving_application_within_two_ms_p99() {
             b.node
                 .trigger(&id_a, offer(id, 1000), 0.0)
                 .expect("trigger");
-            wait_event(&a.events, Duration::from_secs(5), |e| match e {
-                NetEvent::Play(p) => {
-                    p.answer(PlayOutcome::Started {
-                        cached: true,
-                        latency_us: 0,
-                    });
-                    Some(())
-                }
-                _ => None,
-            });
+            answer_next_play(&a.events);
             lat.push(sent.elapsed().as_secs_f64() * 1000.0);
             std::thread::sleep(Duration::from_millis(3));
         }
@@ -499,86 +495,7 @@ fn a_hundred_megabyte_blob_is_fetched_at_least_at_seventy_percent_of_plain_quic(
 
 mod common;
 
-/// A `jhack serve` child, killed when dropped; its stderr collected line by line.
-struct Served {
-    child: std::process::Child,
-    lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl Served {
-    fn start(home: &Path, port: u16) -> Served {
-        use std::io::BufRead;
-        let mut cmd = common::jhack(home);
-        cmd.args([
-            "--no-audio",
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped());
-        let mut child = cmd.spawn().expect("serve");
-        let err = child.stderr.take().expect("stderr");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let l = lines.clone();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
-                l.lock().unwrap().push(line);
-            }
-        });
-        Served { child, lines }
-    }
-
-    fn wait_for(&self, needle: &str, timeout: Duration) -> String {
-        let t0 = Instant::now();
-        loop {
-            if let Some(l) = self
-                .lines
-                .lock()
-                .unwrap()
-                .iter()
-                .find(|l| l.contains(needle))
-            {
-                return l.clone();
-            }
-            assert!(
-                t0.elapsed() < timeout,
-                "no line with {needle:?} in {:?}",
-                self.lines.lock().unwrap()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("port");
-    s.local_addr().expect("addr").port()
-}
-
-fn id_of(home: &Path) -> String {
-    let o = common::run(
-        {
-            let mut c = common::jhack(home);
-            c.arg("id");
-            c
-        },
-        Duration::from_secs(20),
-    );
-    common::stdout(&o)
-        .lines()
-        .next()
-        .expect("id")
-        .trim()
-        .to_string()
-}
+use common::peers::{Peer, free_port};
 
 #[test]
 fn a_ten_megabyte_flac_a_peer_lacks_starts_playing_within_fifty_ms_and_a_period() {
@@ -586,47 +503,30 @@ fn a_ten_megabyte_flac_a_peer_lacks_starts_playing_within_fifty_ms_and_a_period(
         eprintln!("skipped: sox missing");
         return;
     }
-    let (ha, hb) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let (ia, ib) = (id_of(ha.path()), id_of(hb.path()));
-    let port = free_port();
-    let add = |home: &Path, id: &str, addr: Option<String>, name: &str| {
-        let mut c = common::jhack(home);
-        c.args(["peer", "add", id, "--name", name, "--allow", "play"]);
-        if let Some(a) = addr {
-            c.arg(a);
-        }
-        assert!(common::run(c, Duration::from_secs(20)).status.success());
-    };
-    add(ha.path(), &ib, None, "bee");
-    add(hb.path(), &ia, Some(format!("127.0.0.1:{port}")), "ay");
-    let a = Served::start(ha.path(), port);
-    a.wait_for("serving as", Duration::from_secs(20));
+    let (a, b) = (Peer::new("A"), Peer::new("B"));
+    a.trust(&b, "bee", "play", false);
+    b.trust(&a, "ay", "play", true);
+    let mut served = a.serve(false, &[]);
     let mut figures = Vec::new();
     let mut size = 0;
     for round in 0..3 {
         // A new sound each round: A must fetch it every time.
-        let flac = hb.path().join(format!("big{round}.flac"));
+        let flac = b.home().join(format!("big{round}.flac"));
         common::sh(&format!(
             "sox -n -r 48000 -c 2 -b 24 {} synth 70 whitenoise gain -{}",
             flac.display(),
             3 + round
         ));
         size = std::fs::metadata(&flac).unwrap().len();
-        let mut imp = common::jhack(hb.path());
-        imp.arg("import")
-            .arg(&flac)
-            .args(["--name", &format!("big{round}")]);
-        assert!(common::run(imp, Duration::from_secs(60)).status.success());
-        let mut play = common::jhack(hb.path());
-        play.args(["play", &format!("big{round}"), "--peer", "ay"]);
-        let o = common::run(play, Duration::from_secs(60));
+        b.import(&flac, &format!("big{round}"));
+        let o = b.play_on(&format!("big{round}"), "ay");
         assert!(o.status.success(), "{}", common::stderr(&o));
         assert!(
             common::stderr(&o).contains("sent to it"),
             "{}",
             common::stderr(&o)
         );
-        let line = a.wait_for(
+        let line = served.wait_for(
             &format!("first audio of \"big{round}\""),
             Duration::from_secs(20),
         );
@@ -638,7 +538,7 @@ fn a_ten_megabyte_flac_a_peer_lacks_starts_playing_within_fifty_ms_and_a_period(
             .unwrap_or_else(|| panic!("no figure in {line:?}"));
         assert!(line.contains("fetched while playing"), "{line}");
         figures.push(ms);
-        a.wait_for(&format!("kept \"big{round}\""), Duration::from_secs(30));
+        served.wait_for(&format!("kept \"big{round}\""), Duration::from_secs(30));
     }
     let median = percentile(&mut figures.clone(), 0.5);
     let max = percentile(&mut figures.clone(), 1.0);

@@ -661,116 +661,27 @@ fn a_terminal_that_goes_away_ends_the_interface() {
     }
 }
 
-/// A `jhack serve` on `home`, killed when dropped; its stderr kept in a file.
-struct Serve {
-    child: std::process::Child,
-    log: PathBuf,
-}
-
-impl Serve {
-    fn start(home: &Path, port: u16) -> Serve {
-        let log = home.join("serve.log");
-        let mut child = jhack(home)
-            .args([
-                "--no-audio",
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-            ])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log"))
-            .spawn()
-            .expect("serve");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .contains("serving as")
-        {
-            if let Ok(Some(s)) = child.try_wait() {
-                panic!(
-                    "serve ended: {s}: {}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                );
-            }
-            assert!(Instant::now() < deadline, "serve did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Serve { child, log }
-    }
-
-    fn wait_for(&self, text: &str, timeout: Duration) -> String {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let s = std::fs::read_to_string(&self.log).unwrap_or_default();
-            if s.contains(text) {
-                return s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the server never said {text:?}:\n{s}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn peer_id(home: &Path) -> String {
-    let o = jhack(home).arg("id").output().expect("id");
-    stdout(&o)
-        .lines()
-        .next()
-        .expect("id line")
-        .trim()
-        .to_string()
-}
-
-fn trust(home: &Path, id: &str, addr: Option<&str>, name: &str) {
-    let mut c = jhack(home);
-    c.args(["peer", "add", id, "--name", name]);
-    if let Some(a) = addr {
-        c.arg(a);
-    }
-    let o = c.output().expect("peer add");
-    assert!(o.status.success(), "{}", stderr(&o));
-}
-
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .expect("port")
-        .port()
-}
-
 #[test]
 fn the_screen_shows_its_peers_plays_keys_on_them_and_names_a_stranger_it_refused() {
     let test = "the_screen_shows_its_peers_plays_keys_on_them_and_names_a_stranger_it_refused";
     if !have_tmux(test) {
         return;
     }
-    let (ha, hb, hc) = (
-        tempfile::tempdir().expect("tempdir"),
-        tempfile::tempdir().expect("tempdir"),
-        tempfile::tempdir().expect("tempdir"),
-    );
-    let (pa, pb) = (free_udp_port(), free_udp_port());
-    let (ia, ib, ic) = (peer_id(ha.path()), peer_id(hb.path()), peer_id(hc.path()));
+    use common::peers::Peer;
+    let (a, b, c) = (Peer::new("A"), Peer::new("B"), Peer::new("C"));
     std::fs::write(
-        ha.path().join("config.toml"),
-        format!("[net]\nlisten = \"127.0.0.1:{pa}\"\n[screen]\nspectrogram = false\n"),
+        a.home().join("config.toml"),
+        format!(
+            "[net]\nlisten = \"{}\"\n[screen]\nspectrogram = false\n",
+            a.addr()
+        ),
     )
     .expect("config");
-    trust(ha.path(), &ib, Some(&format!("127.0.0.1:{pb}")), "bee");
-    trust(hb.path(), &ia, Some(&format!("127.0.0.1:{pa}")), "ay");
-    trust(hc.path(), &ia, Some(&format!("127.0.0.1:{pa}")), "ay");
-    let b = Serve::start(hb.path(), pb);
-    let tui = Tui::start(ha.path(), 120, 40, &["--no-audio"], None);
+    a.trust(&b, "bee", "play", true);
+    b.trust(&a, "ay", "play", true);
+    c.trust(&a, "ay", "play", true);
+    let mut sb = b.serve(false, &[]);
+    let tui = Tui::start(a.home(), 120, 40, &["--no-audio"], None);
     // The panel: bee online with its round trip (ms), where keys play.
     let s = tui.wait_for(" ms  play", Duration::from_secs(15));
     assert!(s.contains("● bee") && s.contains("keys play here"), "{s}");
@@ -780,15 +691,12 @@ fn the_screen_shows_its_peers_plays_keys_on_them_and_names_a_stranger_it_refused
     tui.keys(&["t"]);
     tui.wait_for("keys play here + peers", Duration::from_secs(3));
     tui.keys(&["1"]);
-    b.wait_for("ay played \"airhorn\" here", Duration::from_secs(5));
+    sb.wait_for("ay played \"airhorn\" here", Duration::from_secs(5));
     tui.wait_for("\"airhorn\" playing on bee", Duration::from_secs(5));
     // A stranger is refused, and the screen says how to trust it.
-    let o = jhack(hc.path())
-        .args(["play", "airhorn", "--peer", "ay"])
-        .output()
-        .expect("play");
+    let o = c.play_on("airhorn", "ay");
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    let short: String = ic.chars().take(9).collect();
+    let short: String = c.id.chars().take(9).collect();
     let s = tui.wait_for(&short, Duration::from_secs(5));
     assert!(s.contains("jhack peer add"), "{s}");
     tui.keys(&["q"]);

@@ -3,6 +3,8 @@
 //! made with sox/ffmpeg, and raw-float parsing.
 #![allow(dead_code)]
 
+pub mod peers;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
