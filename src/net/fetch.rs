@@ -9,7 +9,6 @@
 //! sound can play while it arrives. The fetch never installs anything into the
 //! library: that is the application's, once it is complete.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -181,9 +180,8 @@ pub(crate) fn remove_stale(dir: &Path, older_than: Duration) -> u64 {
     let mut freed = 0;
     for e in entries.flatten() {
         let path = e.path();
-        let ours = path
-            .extension()
-            .is_some_and(|x| x == "part" || x == "tree" || x == "tree-tmp");
+        let temp = e.file_name().to_string_lossy().contains(".tmp-");
+        let ours = temp || path.extension().is_some_and(|x| x == "part" || x == "tree");
         let Ok(meta) = e.metadata() else {
             continue;
         };
@@ -319,13 +317,8 @@ fn load_tree(fetch: &Fetch) -> Option<Verifier> {
 }
 
 fn save_tree(fetch: &Fetch, v: &Verifier) -> std::io::Result<()> {
-    let tmp = fetch.tree_path.with_extension("tree-tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    for cv in v.cvs() {
-        f.write_all(cv)?;
-    }
-    f.sync_all()?;
-    std::fs::rename(&tmp, &fetch.tree_path)
+    let bytes: Vec<u8> = v.cvs().iter().flatten().copied().collect();
+    super::files::write_private(&fetch.tree_path, &bytes).map_err(|(_, e)| e)
 }
 
 async fn attempt(

@@ -7,7 +7,6 @@
 //! rename, directory fsync), and never rewritten; a damaged one is an error naming it,
 //! never silently replaced (that would change who this installation is).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use rcgen::PublicKeyData;
@@ -72,8 +71,7 @@ impl Identity {
             create_private_dir(dir).map_err(io(dir))?;
             let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519)
                 .map_err(|e| IdentityError::Generate(e.to_string()))?;
-            write_atomic(&key_path, key.serialize_pem().as_bytes(), 0o600)
-                .map_err(io(&key_path))?;
+            write(&key_path, key.serialize_pem().as_bytes())?;
         }
         let pem = std::fs::read_to_string(&key_path).map_err(io(&key_path))?;
         let bad_key = |reason: String| IdentityError::BadKey {
@@ -92,7 +90,7 @@ impl Identity {
             Some(c) => c,
             None => {
                 let made = make_certificate(&key)?;
-                write_atomic(&cert_path, made.pem().as_bytes(), 0o644).map_err(io(&cert_path))?;
+                write(&cert_path, made.pem().as_bytes())?;
                 made.der().clone()
             }
         };
@@ -142,6 +140,11 @@ fn make_certificate(key: &rcgen::KeyPair) -> Result<rcgen::Certificate, Identity
         .map_err(|e| IdentityError::Generate(e.to_string()))
 }
 
+fn write(path: &Path, bytes: &[u8]) -> Result<(), IdentityError> {
+    super::files::write_private(path, bytes)
+        .map_err(|(path, source)| IdentityError::Io { path, source })
+}
+
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     let mut b = std::fs::DirBuilder::new();
     b.recursive(true);
@@ -151,32 +154,6 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
         b.mode(0o700);
     }
     b.create(dir)
-}
-
-/// Writes `bytes` to `path` through a temporary file: fsync, rename, fsync the directory.
-fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(mode);
-    }
-    #[cfg(not(unix))]
-    let _ = mode;
-    let result = (|| {
-        let mut f = opts.open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 
 mod events;
 mod fetch;
+mod files;
 mod framed;
 mod hooks;
 mod identity;
