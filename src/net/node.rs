@@ -312,7 +312,6 @@ impl Node {
     /// Every trusted peer with its connection state.
     pub fn peers(&self) -> Vec<PeerStatus> {
         let peers = self.shared.trust().store().peers().to_vec();
-        let dials = lock(&self.shared.dials).clone();
         peers
             .into_iter()
             .map(|p| {
@@ -328,7 +327,7 @@ impl Node {
                     last_error: if link.is_some() {
                         None
                     } else {
-                        dials.get(&p.id).and_then(|d| d.last_error.clone())
+                        self.last_error(&p.id)
                     },
                 }
             })
