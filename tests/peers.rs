@@ -492,7 +492,64 @@ fn garbage_closes_only_that_connection() {
         recv.read_exact(&mut theirs).await.expect("A's hello");
         let hello = jhack::proto::decode_hello(&theirs).expect("A says hello");
         assert_eq!(hello.magic, jhack::proto::MAGIC);
+        // What a newer peer may send is skipped, never fatal: a message type, a stream
+        // kind and datagram kinds this jhack does not know.
+        let mut unknown = postcard::to_allocvec(&(jhack::proto::MESSAGE_KINDS + 5)).unwrap();
+        unknown.extend_from_slice(&g.bytes(30));
+        send.write_all(&frame(&unknown))
+            .await
+            .expect("unknown message");
+        let (mut us, mut ur) = conn.open_bi().await.expect("unknown stream");
+        us.write_all(&[0x77, 0x77, 1, 2, 3]).await.expect("write");
+        let mut sink = [0u8; 16];
+        let reset = tokio::time::timeout(wait, ur.read(&mut sink)).await;
+        assert!(
+            matches!(reset, Ok(Err(quinn::ReadError::Reset(_)))),
+            "an unknown stream kind is reset: {reset:?}"
+        );
+        for k in [0u8, 0x42, 0xff] {
+            let mut d = vec![k];
+            d.extend_from_slice(&g.bytes(40));
+            let _ = conn.send_datagram(d.into());
+        }
+        let ping = jhack::proto::encode(&jhack::proto::Message::Ping { nonce: 77 }).unwrap();
+        send.write_all(&frame(&ping)).await.expect("ping");
+        let mut dec = jhack::proto::FrameDecoder::new(jhack::proto::MAX_FRAME);
+        let mut features = None;
+        let pong = tokio::time::timeout(wait, async {
+            let mut buf = [0u8; 4096];
+            loop {
+                while let Some(f) = dec.next_frame().expect("frames from A") {
+                    match jhack::proto::decode_message(&f).expect("a message from A") {
+                        jhack::proto::Message::Pong { nonce: 77 } => return,
+                        jhack::proto::Message::Features { names } => features = Some(names),
+                        _ => {}
+                    }
+                }
+                let n = recv
+                    .read(&mut buf)
+                    .await
+                    .expect("A's control stream")
+                    .expect("open");
+                dec.push(&buf[..n]);
+            }
+        })
+        .await;
+        assert!(
+            pong.is_ok(),
+            "A still answers after an unknown message, stream kind and datagrams"
+        );
+        assert!(
+            features.is_some_and(|f| f.iter().any(|n| n == "blob/1")),
+            "A announces its features first"
+        );
+        assert!(conn.close_reason().is_none(), "the connection survived");
+        eprintln!("unknown message, stream kind and datagrams: skipped, connection kept");
+
         let (mut fs, _fr) = conn.open_bi().await.expect("blob stream");
+        fs.write_all(&jhack::proto::StreamKind::BLOB.to_bytes())
+            .await
+            .expect("write");
         fs.write_all(&frame(&g.bytes(60))).await.expect("write");
         let _ = fs.finish();
         let t = Instant::now();

@@ -131,6 +131,8 @@ fn peers_view() -> jhack::tui::view::PeersView {
                 online: true,
                 rtt_ms: Some(0.42),
                 transfers: 1,
+                datagrams_dropped: 0,
+                protocol: Some(2),
                 last_error: None,
             },
             PeerStatus {
@@ -141,6 +143,8 @@ fn peers_view() -> jhack::tui::view::PeersView {
                 online: false,
                 rtt_ms: None,
                 transfers: 0,
+                datagrams_dropped: 0,
+                protocol: None,
                 last_error: Some("no answer".into()),
             },
         ],

@@ -499,6 +499,8 @@ impl PeerHub {
                 bytes / 1000
             )),
             NetEvent::Problem(p) => notice(p),
+            NetEvent::Features { .. } => {}
+            NetEvent::Denied { name, message, .. } => notice(format!("{name} refused: {message}")),
             NetEvent::Play(p) => self.on_play(instance, p, notice),
             NetEvent::TriggerResult {
                 trigger, outcome, ..

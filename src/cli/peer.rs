@@ -126,6 +126,8 @@ fn offline(p: &TrustedPeer) -> PeerStatus {
         online: false,
         rtt_ms: None,
         transfers: 0,
+        datagrams_dropped: 0,
+        protocol: None,
         last_error: None,
     }
 }

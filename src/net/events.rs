@@ -77,6 +77,23 @@ pub enum NetEvent {
     },
     /// Something that went wrong in the network layer itself (e.g. the listen port).
     Problem(String),
+    /// A peer told us which features it speaks (right after connecting).
+    Features {
+        /// Who.
+        id: PeerId,
+    },
+    /// A peer refused something one of our features did (e.g. talking to it without
+    /// its `voice` permission).
+    Denied {
+        /// Who refused.
+        id: PeerId,
+        /// Its name.
+        name: String,
+        /// The feature.
+        feature: String,
+        /// Why, in its words.
+        message: String,
+    },
 }
 
 /// A play request from a peer, with the way to answer it.
@@ -133,6 +150,12 @@ pub struct PeerStatus {
     pub rtt_ms: Option<f64>,
     /// Blob transfers running with it (either way).
     pub transfers: u32,
+    /// Datagrams from it dropped (unknown kind, not allowed, over the rate).
+    #[serde(default)]
+    pub datagrams_dropped: u64,
+    /// The protocol version settled with it, while connected.
+    #[serde(default)]
+    pub protocol: Option<u16>,
     /// Why the last connection attempt failed, when it did.
     pub last_error: Option<String>,
 }

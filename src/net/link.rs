@@ -1,11 +1,13 @@
-//! One connection to one trusted peer: the version handshake on the control stream,
-//! then its reader (dispatching what the peer sends), its writer, its pinger (round
-//! trip time, and dropping a peer that is no longer trusted) and the acceptor of the
-//! blob streams the peer opens.
+//! One connection to one trusted peer: the version handshake on the control stream
+//! and the feature lists, then its reader (dispatching what the peer sends), its
+//! writer, its pinger (round trip time, and dropping a peer that is no longer
+//! trusted), the acceptor of the streams the peer opens and the reader of its
+//! datagrams — the last three routed by kind through the node's [`Router`].
 //!
-//! A malformed frame or message closes this connection only, with one log line naming
-//! the peer; nothing a peer sends can stop the node or reach the application
-//! unchecked (permissions and the rate limit are applied here).
+//! A malformed frame or known message closes this connection only, with one log line
+//! naming the peer; a message, stream or datagram of a kind this build does not know
+//! is skipped (logged once), never fatal. Nothing a peer sends can stop the node or
+//! reach the application unchecked (permissions and rate limits are applied here).
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -18,12 +20,14 @@ use tokio::sync::mpsc;
 use super::events::{InboundPlay, NetEvent};
 use super::framed::{FrameReader, ReadFailure, write_frame};
 use super::limit::TokenBucket;
-use super::node::{Shared, lock};
 use super::peer_id::PeerId;
+use super::router::Router;
+use super::shared::{Shared, lock};
 use super::tls;
 use crate::domain::SoundId;
 use crate::proto::{
-    self, Hello, MAGIC, MIN_PROTOCOL_VERSION, Message, PROTOCOL_VERSION, PlayOutcome, Refusal,
+    self, Decoded, Hello, MAGIC, MIN_PROTOCOL_VERSION, Message, PROTOCOL_VERSION, PlayOutcome,
+    Refusal, StreamKind,
 };
 
 /// Close codes of a connection.
@@ -49,6 +53,16 @@ const PING_EVERY: Duration = Duration::from_secs(2);
 const PINGS_MISSED: u32 = 3;
 /// How long a peer's trigger may wait for the application's answer.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a peer has to send the kind header of a stream it opened.
+const STREAM_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Datagrams one peer may send per second on average (a group call of 2.5 ms frames
+/// is 400 a second per talker), and at once.
+const DATAGRAMS_PER_SECOND: f64 = 1000.0;
+const DATAGRAM_BURST: u32 = 250;
+/// A refusal of a feature is told to the peer at most this often.
+const DENY_EVERY: Duration = Duration::from_secs(5);
+/// Stream reset code: a stream kind this side does not serve.
+const UNKNOWN_STREAM: u32 = 2;
 
 /// A live connection to a trusted peer.
 pub(crate) struct Link {
@@ -67,6 +81,17 @@ pub(crate) struct Link {
     /// When the peer last answered a ping (or the link came up).
     pong_at: Mutex<Instant>,
     transfers: AtomicU32,
+    /// The protocol version both sides settled on.
+    pub(crate) version: u16,
+    /// The features the peer announced.
+    features: Mutex<Vec<String>>,
+    datagram_bucket: Mutex<TokenBucket>,
+    /// Datagrams dropped: unknown kind, not allowed, or over the rate.
+    datagrams_dropped: AtomicU64,
+    /// When each refused feature was last told to the peer.
+    denied: Mutex<Vec<(&'static str, Instant)>>,
+    /// Unknown kinds already logged (each once).
+    unknown_logged: Mutex<HashSet<(u8, u64)>>,
 }
 
 impl Link {
@@ -102,6 +127,58 @@ impl Link {
     pub(crate) fn transfer(self: &Arc<Self>) -> TransferGuard {
         self.transfers.fetch_add(1, Ordering::Relaxed);
         TransferGuard(self.clone())
+    }
+
+    /// Whether the peer announced `feature`.
+    pub(crate) fn speaks(&self, feature: &str) -> bool {
+        lock(&self.features).iter().any(|f| f == feature)
+    }
+
+    /// Datagrams from this peer dropped so far.
+    pub(crate) fn datagrams_dropped(&self) -> u64 {
+        self.datagrams_dropped.load(Ordering::Relaxed)
+    }
+
+    /// Logs an unknown kind the first time it is seen on this link.
+    fn unknown_once(&self, space: u8, kind: u64, what: &str) {
+        let mut logged = lock(&self.unknown_logged);
+        // Bounded: a peer cycling through kinds cannot grow this set.
+        if logged.len() < 64 && logged.insert((space, kind)) {
+            tracing::info!(
+                "{} sent a {what} of kind {kind} that this jhack does not know: skipped",
+                self.name
+            );
+        }
+    }
+
+    /// Whether `key` is seen for the first time on this link (bounded like
+    /// [`Link::unknown_once`]).
+    fn first_time(&self, key: (u8, u64)) -> bool {
+        let mut logged = lock(&self.unknown_logged);
+        logged.len() < 64 && logged.insert(key)
+    }
+
+    /// Tells the peer (at most every few seconds per feature) that it may not use
+    /// `feature` here, and logs it once per telling.
+    fn deny(&self, feature: &'static str, permission: &str, my_name: &str) {
+        let now = Instant::now();
+        {
+            let mut denied = lock(&self.denied);
+            match denied.iter_mut().find(|(f, _)| *f == feature) {
+                Some((_, at)) if now.duration_since(*at) < DENY_EVERY => return,
+                Some((_, at)) => *at = now,
+                None => denied.push((feature, now)),
+            }
+        }
+        let message = format!(
+            "{} may not use {feature} on {my_name} (no {permission} permission)",
+            self.name
+        );
+        tracing::warn!("refused: {message}");
+        self.send(Message::Denied {
+            feature: feature.to_owned(),
+            message,
+        });
     }
 }
 
@@ -267,26 +344,19 @@ async fn establish(
     if !dialer {
         write_frame(&mut send, &mine).await?;
     }
-    if let Err(e) = proto::negotiate(MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, &theirs) {
-        let text = e.to_string();
-        if let Ok(bytes) = proto::encode(&Message::Refuse {
-            reason: Refusal::Version,
-            message: text.clone(),
-        }) {
-            let _ = write_frame(&mut send, &bytes).await;
-            let _ = send.finish();
+    let version = match proto::negotiate(MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, &theirs) {
+        Ok(v) => v,
+        Err(e) => {
+            return Err(
+                refuse_version(&shared, &conn, &mut send, &trusted.name, id, &theirs, e).await,
+            );
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        close(code::VERSION, "incompatible version");
-        let reason = format!("{} ({}): {text}", trusted.name, theirs.software);
-        shared.emit(NetEvent::Refused {
-            id: Some(id),
-            addr: Some(addr),
-            reason: reason.clone(),
-        });
-        return Err(reason);
-    }
+    };
     let (tx, rx) = mpsc::unbounded_channel();
+    // The first message on the stream: the features we speak.
+    let _ = tx.send(Message::Features {
+        names: shared.router.names(),
+    });
     let link = Arc::new(Link {
         id,
         name: trusted.name.clone(),
@@ -303,9 +373,19 @@ async fn establish(
         ping: Mutex::new(None),
         pong_at: Mutex::new(Instant::now()),
         transfers: AtomicU32::new(0),
+        version,
+        features: Mutex::new(Vec::new()),
+        datagram_bucket: Mutex::new(TokenBucket::new(DATAGRAMS_PER_SECOND, DATAGRAM_BURST)),
+        datagrams_dropped: AtomicU64::new(0),
+        denied: Mutex::new(Vec::new()),
+        unknown_logged: Mutex::new(HashSet::new()),
     });
     register(&shared, &link)?;
-    tracing::info!("connected to {} ({}) at {addr}", link.name, id.short());
+    tracing::info!(
+        "connected to {} ({}) at {addr}, protocol {version}",
+        link.name,
+        id.short()
+    );
     shared.emit(NetEvent::PeerUp {
         id,
         name: link.name.clone(),
@@ -313,9 +393,46 @@ async fn establish(
     });
     tokio::spawn(writer(send, rx));
     tokio::spawn(pinger(shared.clone(), link.clone()));
-    tokio::spawn(blob_streams(shared.clone(), link.clone()));
+    tokio::spawn(streams(shared.clone(), link.clone()));
+    tokio::spawn(datagrams(shared.clone(), link.clone()));
     tokio::spawn(read_loop(shared, link.clone(), reader));
     Ok(link)
+}
+
+/// Tells a peer with no protocol version in common why, and closes; returns the
+/// reason for the caller's error.
+async fn refuse_version(
+    shared: &Shared,
+    conn: &quinn::Connection,
+    send: &mut quinn::SendStream,
+    name: &str,
+    id: PeerId,
+    theirs: &Hello,
+    e: proto::ProtoError,
+) -> String {
+    let addr = conn.remote_address();
+    {
+        let text = e.to_string();
+        if let Ok(bytes) = proto::encode(&Message::Refuse {
+            reason: Refusal::Version,
+            message: text.clone(),
+        }) {
+            let _ = write_frame(send, &bytes).await;
+            let _ = send.finish();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        conn.close(
+            quinn::VarInt::from_u32(code::VERSION),
+            b"incompatible version",
+        );
+        let reason = format!("{name} ({}): {text}", theirs.software);
+        shared.emit(NetEvent::Refused {
+            id: Some(id),
+            addr: Some(addr),
+            reason: reason.clone(),
+        });
+        reason
+    }
 }
 
 /// Keeps one connection per peer. Two connections from the same peer process (both
@@ -400,15 +517,102 @@ async fn pinger(shared: Arc<Shared>, link: Arc<Link>) {
     }
 }
 
-async fn blob_streams(shared: Arc<Shared>, link: Arc<Link>) {
-    while let Ok((send, recv)) = link.conn.accept_bi().await {
-        tokio::spawn(super::serve::serve_stream(
-            shared.clone(),
-            link.clone(),
-            send,
-            recv,
-        ));
+/// Accepts the streams the peer opens: each starts with its kind, routed to the
+/// handler registered for it; an unknown kind resets that stream only.
+async fn streams(shared: Arc<Shared>, link: Arc<Link>) {
+    while let Ok((mut send, mut recv)) = link.conn.accept_bi().await {
+        let shared = shared.clone();
+        let link = link.clone();
+        tokio::spawn(async move {
+            let mut header = [0u8; 2];
+            match tokio::time::timeout(STREAM_HEADER_TIMEOUT, recv.read_exact(&mut header)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return tracing::debug!("a stream from {} ended: {e}", link.name),
+                Err(_) => {
+                    let _ = send.reset(quinn::VarInt::from_u32(UNKNOWN_STREAM));
+                    return;
+                }
+            }
+            let kind = StreamKind::from_bytes(header);
+            let Some(route) = shared.router.stream(kind) else {
+                link.unknown_once(0, kind.0.into(), "stream");
+                let _ = recv.stop(quinn::VarInt::from_u32(UNKNOWN_STREAM));
+                let _ = send.reset(quinn::VarInt::from_u32(UNKNOWN_STREAM));
+                return;
+            };
+            if let Some(p) = route.permission
+                && !shared
+                    .trusted(&link.id)
+                    .is_some_and(|t| p.granted(&t.allow))
+            {
+                link.deny(route.feature, p.name(), &shared.name);
+                let _ = recv.stop(quinn::VarInt::from_u32(UNKNOWN_STREAM));
+                let _ = send.reset(quinn::VarInt::from_u32(UNKNOWN_STREAM));
+                return;
+            }
+            (route.handler)(shared.clone(), link, send, recv).await;
+        });
     }
+}
+
+/// Reads the peer's datagrams: each starts with its kind; it goes straight to the
+/// feature's handler (never through the application's event queue) when the peer
+/// may use the feature and is within its rate; anything else is dropped and
+/// counted.
+async fn datagrams(shared: Arc<Shared>, link: Arc<Link>) {
+    while let Ok(d) = link.conn.read_datagram().await {
+        let at = Instant::now();
+        route_datagram(&shared.router, &shared, &link, d, at);
+    }
+}
+
+fn route_datagram(router: &Router, shared: &Shared, link: &Link, mut d: bytes::Bytes, at: Instant) {
+    let drop = || {
+        link.datagrams_dropped.fetch_add(1, Ordering::Relaxed);
+    };
+    if d.is_empty() {
+        return drop();
+    }
+    let kind = d[0];
+    let Some(route) = router.datagram(kind) else {
+        link.unknown_once(1, kind.into(), "datagram");
+        return drop();
+    };
+    if !lock(&link.datagram_bucket).take(at) {
+        if link.first_time((3, 0)) {
+            tracing::warn!(
+                "{} sends more than {DATAGRAMS_PER_SECOND} datagrams a second: the excess is dropped",
+                link.name
+            );
+        }
+        return drop();
+    }
+    if let Some(p) = route.permission
+        && !shared
+            .trusted(&link.id)
+            .is_some_and(|t| p.granted(&t.allow))
+    {
+        link.deny(route.feature, p.name(), &shared.name);
+        return drop();
+    }
+    let payload = d.split_off(1);
+    (route.handler)(&link.id, payload, at);
+}
+
+/// A feature message from the peer, to the feature that registered its kind.
+fn route_message(shared: &Shared, link: &Link, kind: u16, body: &[u8]) {
+    let Some(route) = shared.router.message(kind) else {
+        link.unknown_once(2, kind.into(), "feature message");
+        return;
+    };
+    if let Some(p) = route.permission
+        && !shared
+            .trusted(&link.id)
+            .is_some_and(|t| p.granted(&t.allow))
+    {
+        return link.deny(route.feature, p.name(), &shared.name);
+    }
+    (route.handler)(&link.id, body);
 }
 
 async fn read_loop(shared: Arc<Shared>, link: Arc<Link>, mut reader: FrameReader) {
@@ -423,8 +627,12 @@ async fn read_loop(shared: Arc<Shared>, link: Arc<Link>, mut reader: FrameReader
             Err(ReadFailure::Stream(e)) => break e,
             Err(ReadFailure::Malformed(e)) => break malformed(&link, &e),
         };
-        let message = match proto::decode_message(&frame) {
-            Ok(m) => m,
+        let message = match proto::decode_message_lenient(&frame) {
+            Ok(Decoded::Known(m)) => m,
+            Ok(Decoded::Unknown(kind)) => {
+                link.unknown_once(4, kind, "message");
+                continue;
+            }
             Err(e) => break malformed(&link, &e.to_string()),
         };
         match message {
@@ -446,6 +654,21 @@ async fn read_loop(shared: Arc<Shared>, link: Arc<Link>, mut reader: FrameReader
             }),
             Message::Refuse { message, .. } => break format!("it refused: {message}"),
             Message::Bye => break "it said goodbye".to_string(),
+            Message::Features { names } => {
+                tracing::debug!("{} speaks {}", link.name, names.join(", "));
+                *lock(&link.features) = names;
+                shared.emit(NetEvent::Features { id: link.id });
+            }
+            Message::Feature { kind, body } => route_message(&shared, &link, kind, &body),
+            Message::Denied { feature, message } => {
+                tracing::warn!("{} refused {feature}: {message}", link.name);
+                shared.emit(NetEvent::Denied {
+                    id: link.id,
+                    name: link.name.clone(),
+                    feature,
+                    message,
+                });
+            }
         }
     };
     if link.conn.close_reason().is_none() {

@@ -14,14 +14,16 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use super::blob::{self, Fetch};
 use super::events::{NetEvent, PeerStatus, ms};
-use super::fetch::Fetch;
 use super::identity::Identity;
-use super::link::{self, Link};
+use super::link;
 use super::peer_id::PeerId;
+use super::router::{Feature, RouteClash, Router};
+use super::shared::{DialState, Shared, TrustView, lock};
 use super::tls;
 use super::trust::{TrustStore, TrustedPeer};
 use crate::domain::SoundId;
@@ -81,121 +83,17 @@ pub enum NetError {
         /// Why.
         reason: String,
     },
-}
-
-/// What is known of the trust store file, reloaded when it changes on disk.
-pub(crate) struct TrustView {
-    store: TrustStore,
-    stamp: Option<(SystemTime, u64)>,
-    checked: Option<Instant>,
-}
-
-/// How often the trust file is looked at outside handshakes.
-const TRUST_CHECK: Duration = Duration::from_millis(500);
-
-impl TrustView {
-    fn stamp(path: &std::path::Path) -> Option<(SystemTime, u64)> {
-        let m = std::fs::metadata(path).ok()?;
-        Some((m.modified().ok()?, m.len()))
-    }
-
-    /// [`TrustView::refresh`] at most every [`TRUST_CHECK`].
-    pub(crate) fn refresh_if_due(&mut self) {
-        if self.checked.is_some_and(|t| t.elapsed() < TRUST_CHECK) {
-            return;
-        }
-        self.refresh();
-    }
-
-    /// Re-reads the file when it changed; a file that no longer parses keeps the last
-    /// good contents (and says so).
-    pub(crate) fn refresh(&mut self) {
-        self.checked = Some(Instant::now());
-        let now = Self::stamp(self.store.path());
-        if now == self.stamp {
-            return;
-        }
-        self.stamp = now;
-        match TrustStore::load(self.store.path()) {
-            Ok(s) => self.store = s,
-            Err(e) => tracing::warn!(
-                "the trust store could not be read again, keeping the last good one: {}",
-                crate::domain::chain(&e)
-            ),
-        }
-    }
-
-    /// The store.
-    pub(crate) fn store(&self) -> &TrustStore {
-        &self.store
-    }
-}
-
-/// Why a dial to a peer last failed, and when to try again.
-#[derive(Debug, Clone)]
-struct DialState {
-    next: Instant,
-    backoff: Duration,
-    last_error: Option<String>,
-    busy: bool,
-}
-
-/// State shared by the node's tasks.
-pub(crate) struct Shared {
-    pub(crate) me: Arc<Identity>,
-    pub(crate) name: String,
-    pub(crate) session: u64,
-    pub(crate) trust: Arc<Mutex<TrustView>>,
-    pub(crate) links: Mutex<HashMap<PeerId, Arc<Link>>>,
-    pub(crate) events: EventSink,
-    pub(crate) blobs: BlobLookup,
-    pub(crate) fetches: Mutex<HashMap<SoundId, Arc<Fetch>>>,
-    pub(crate) partial_dir: PathBuf,
-    pub(crate) endpoint: quinn::Endpoint,
-    pub(crate) triggers_per_second: f64,
-    pub(crate) trigger_burst: u32,
-    pub(crate) hooks: super::hooks::TestHooks,
-    /// Group hashes of blobs served recently (computed once, whoever asks first).
-    pub(crate) trees: Mutex<HashMap<SoundId, Arc<TreeCell>>>,
-    next_trigger: AtomicU64,
-    dials: Mutex<HashMap<PeerId, DialState>>,
-    /// Ids the handshake gate refused, for the accept loop to report with the address.
-    refusals: Arc<Mutex<VecDeque<(PeerId, String)>>>,
-}
-
-/// A blob's group hashes, or why they could not be had.
-pub(crate) type TreeCell = tokio::sync::OnceCell<Result<Arc<super::tree::BlobTree>, String>>;
-
-/// Locks a mutex, recovering the data of a panicked holder.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-impl Shared {
-    /// The trust store, refreshed from disk when it changed (looked at no more than
-    /// every half second; a handshake always looks).
-    pub(crate) fn trust(&self) -> MutexGuard<'_, TrustView> {
-        let mut t = lock(&self.trust);
-        t.refresh_if_due();
-        t
-    }
-
-    /// The trusted entry of `id`.
-    pub(crate) fn trusted(&self, id: &PeerId) -> Option<TrustedPeer> {
-        self.trust().store().by_id(id).cloned()
-    }
-
-    /// The live link to `id`.
-    pub(crate) fn link(&self, id: &PeerId) -> Option<Arc<Link>> {
-        lock(&self.links)
-            .get(id)
-            .filter(|l| l.conn.close_reason().is_none())
-            .cloned()
-    }
-
-    pub(crate) fn emit(&self, e: NetEvent) {
-        (self.events)(e);
-    }
+    /// Two features claimed the same kind (a programming error, caught at start).
+    #[error(transparent)]
+    Route(#[from] RouteClash),
+    /// A datagram could not be sent.
+    #[error("cannot send a datagram to {name}: {reason}")]
+    Datagram {
+        /// The peer's name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// This installation on the network. See the module documentation.
@@ -205,13 +103,31 @@ pub struct Node {
 }
 
 impl Node {
-    /// Binds the endpoint and starts accepting (and, with `cfg.dial`, dialling).
+    /// Binds the endpoint and starts accepting (and, with `cfg.dial`, dialling), with
+    /// the node's own features only (blob transfer).
     pub fn start(
         me: Identity,
         cfg: NodeConfig,
         blobs: BlobLookup,
         events: EventSink,
     ) -> Result<Node, NetError> {
+        Node::start_with(me, cfg, blobs, events, Vec::new())
+    }
+
+    /// [`Node::start`] with more features plugged in (their datagrams and messages
+    /// are routed to them; see [`Feature`]).
+    pub fn start_with(
+        me: Identity,
+        cfg: NodeConfig,
+        blobs: BlobLookup,
+        events: EventSink,
+        features: Vec<Feature>,
+    ) -> Result<Node, NetError> {
+        let mut router = Router::default();
+        blob::register(&mut router)?;
+        for f in features {
+            router.add(f)?;
+        }
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("jhack-net")
@@ -245,7 +161,7 @@ impl Node {
             })
         };
         let server = tls::server_config(&me, gate)?;
-        let freed = super::fetch::remove_stale(&cfg.partial_dir, super::fetch::STALE_AFTER);
+        let freed = blob::remove_stale(&cfg.partial_dir, blob::STALE_AFTER);
         if freed > 0 {
             tracing::info!(
                 "removed {} KB of transfers untouched for a week",
@@ -274,6 +190,7 @@ impl Node {
             next_trigger: AtomicU64::new(1),
             dials: Mutex::new(HashMap::new()),
             refusals,
+            router,
         });
         if cfg.listen.is_some() {
             rt.spawn(accept_loop(shared.clone()));
@@ -324,6 +241,8 @@ impl Node {
                     online: link.is_some(),
                     rtt_ms: link.as_ref().and_then(|l| l.rtt()).map(ms),
                     transfers: link.as_ref().map_or(0, |l| l.transfers()),
+                    datagrams_dropped: link.as_ref().map_or(0, |l| l.datagrams_dropped()),
+                    protocol: link.as_ref().map(|l| l.version),
                     last_error: if link.is_some() {
                         None
                     } else {
@@ -356,7 +275,13 @@ impl Node {
                 .await
                 .unwrap_or_else(|_| Err(format!("no answer from {addr}")))
         });
-        result.map(|_| ()).map_err(offline)
+        match result {
+            Ok(_) => Ok(()),
+            // Our dial loop (or the peer dialling us) won the race: one connection is
+            // kept, and it is up.
+            Err(_) if self.shared.link(&peer.id).is_some() => Ok(()),
+            Err(e) => Err(offline(e)),
+        }
     }
 
     /// Dials `peer` now (in the background) unless it is connected; false when there
@@ -401,7 +326,7 @@ impl Node {
             let shared = self.shared.clone();
             let id = sound.id;
             self.runtime().spawn(async move {
-                let _ = super::serve::tree_for(&shared, &id, &path).await;
+                let _ = blob::tree_for(&shared, &id, &path).await;
             });
         }
         link.send(Message::Play(PlayRequest {
@@ -433,8 +358,68 @@ impl Node {
         fetches.insert(sound.id, f.clone());
         drop(fetches);
         self.runtime()
-            .spawn(super::fetch::run(self.shared.clone(), link, f.clone()));
+            .spawn(blob::run_fetch(self.shared.clone(), link, f.clone()));
         Ok(f)
+    }
+
+    /// Sends one datagram of `kind` to `peer` at once (no queue of ours; QUIC keeps a
+    /// few and drops the oldest when the path is congested, so nothing stale is sent
+    /// late). Cheap and non-blocking: callable from any thread.
+    pub fn send_datagram(&self, peer: &PeerId, kind: u8, payload: &[u8]) -> Result<(), NetError> {
+        let fail = |reason: String| NetError::Datagram {
+            name: self.name_of(peer),
+            reason,
+        };
+        let Some(link) = self.shared.link(peer) else {
+            return Err(fail("not connected".into()));
+        };
+        let mut d = bytes::BytesMut::with_capacity(payload.len() + 1);
+        d.extend_from_slice(&[kind]);
+        d.extend_from_slice(payload);
+        link.conn
+            .send_datagram(d.freeze())
+            .map_err(|e| fail(e.to_string()))
+    }
+
+    /// The largest datagram payload `peer`'s path takes now (kind byte excluded).
+    pub fn max_datagram(&self, peer: &PeerId) -> Option<usize> {
+        let link = self.shared.link(peer)?;
+        let path = link.conn.max_datagram_size()?;
+        Some(
+            path.min(super::transport::DATAGRAM_QUEUE_BYTES / 2)
+                .saturating_sub(1),
+        )
+    }
+
+    /// Sends a feature message of `kind` to `peer`.
+    pub fn send_feature(&self, peer: &PeerId, kind: u16, body: Vec<u8>) -> Result<(), NetError> {
+        let Some(link) = self.shared.link(peer) else {
+            return Err(NetError::Offline {
+                name: self.name_of(peer),
+                reason: "not connected".into(),
+            });
+        };
+        link.send(crate::proto::Message::Feature { kind, body });
+        Ok(())
+    }
+
+    /// Whether `peer` is connected and speaks `feature`.
+    pub fn speaks(&self, peer: &PeerId, feature: &str) -> bool {
+        self.shared.link(peer).is_some_and(|l| l.speaks(feature))
+    }
+
+    /// The connected peers' ids.
+    pub fn connected(&self) -> Vec<PeerId> {
+        lock(&self.shared.links)
+            .values()
+            .filter(|l| l.conn.close_reason().is_none())
+            .map(|l| l.id)
+            .collect()
+    }
+
+    /// The last measured round trip to `peer`.
+    pub fn rtt(&self, peer: &PeerId) -> Option<Duration> {
+        self.shared.link(peer).and_then(|l| l.rtt())
     }
 
     fn runtime(&self) -> &tokio::runtime::Runtime {

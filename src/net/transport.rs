@@ -17,6 +17,11 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(4);
 /// this over the round trip, not by the disk or the hashing.
 const STREAM_WINDOW: u32 = 8 << 20;
 
+/// Bytes of datagrams QUIC may queue: a few voice frames. When the path is
+/// congested the oldest are dropped, so voice is never sent late (quinn's default
+/// of 1 MiB would be over a minute of stale voice).
+pub const DATAGRAM_QUEUE_BYTES: usize = 1600;
+
 /// The transport configuration of every peer connection.
 pub fn config() -> Arc<quinn::TransportConfig> {
     let mut t = quinn::TransportConfig::default();
@@ -29,5 +34,6 @@ pub fn config() -> Arc<quinn::TransportConfig> {
     t.send_window(u64::from(STREAM_WINDOW) * 4);
     t.max_concurrent_uni_streams(quinn::VarInt::from_u32(0));
     t.max_concurrent_bidi_streams(quinn::VarInt::from_u32(64));
+    t.datagram_send_buffer_size(DATAGRAM_QUEUE_BYTES);
     Arc::new(t)
 }

@@ -10,6 +10,16 @@
 //! writes variants by index and fields in declaration order. Changing either
 //! needs a new [`PROTOCOL_VERSION`]; [`Hello`] never changes at all.
 //!
+//! Room to grow: a frame holds exactly one message, so the frame is the message's
+//! envelope (its length) and the variant index in front is its type. A new message
+//! is a new variant appended at the end; a peer that does not know it gets
+//! [`Decoded::Unknown`] from [`decode_message_lenient`] and skips it, instead of
+//! closing the connection. A feature's own messages travel inside
+//! [`Message::Feature`], routed by their kind to the feature that registered it.
+//! Every stream a peer opens starts with a [`StreamKind`] header, and every datagram
+//! with a one-byte kind, so a new stream or datagram kind never reaches a handler
+//! of another.
+//!
 //! Decoding is strict: a frame must hold exactly one value in its one canonical
 //! encoding (no trailing bytes, no over-long integers), and the value must make
 //! sense (see the `validate` methods). This module must never do I/O, never
@@ -21,10 +31,15 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use super::frame::MAX_FRAME;
 use crate::domain::SoundId;
 
-/// The newest protocol version this build speaks.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// The newest protocol version this build speaks. Version 2 added stream headers,
+/// skippable messages, feature lists and datagrams.
+pub const PROTOCOL_VERSION: u16 = 2;
 /// The oldest protocol version this build still speaks.
-pub const MIN_PROTOCOL_VERSION: u16 = 1;
+pub const MIN_PROTOCOL_VERSION: u16 = 2;
+/// Most features one side may announce.
+pub const MAX_FEATURES: usize = 64;
+/// Largest body of a [`Message::Feature`], in bytes.
+pub const MAX_FEATURE_BODY: usize = 16 * 1024;
 /// First bytes of every [`Hello`], telling a jhack peer from anything else.
 pub const MAGIC: [u8; 4] = *b"JHAK";
 /// Largest sound blob a peer may offer or serve, in bytes (2 GiB).
@@ -121,6 +136,28 @@ pub enum Message {
     },
     /// The sender is leaving; the receiver closes the connection.
     Bye,
+    /// The features the sender speaks (e.g. `"blob/1"`, `"voice/1"`); sent by each
+    /// side right after the [`Hello`]s. A feature is used only when both speak it.
+    Features {
+        /// Feature names with their version.
+        names: Vec<String>,
+    },
+    /// A message of a feature, opaque here: the receiving side hands `body` to the
+    /// feature that registered `kind` (skipped when none did).
+    Feature {
+        /// Which feature message (see [`feature_kind`]).
+        kind: u16,
+        /// The feature's own encoding.
+        body: Vec<u8>,
+    },
+    /// The receiver refused something the sender's feature did (e.g. talking without
+    /// the `voice` permission); the connection stays up.
+    Denied {
+        /// The feature refused.
+        feature: String,
+        /// Why, for people.
+        message: String,
+    },
 }
 
 impl Message {
@@ -131,8 +168,76 @@ impl Message {
             Message::Ping { .. } | Message::Pong { .. } | Message::Bye => Ok(()),
             Message::Play(request) => request.validate(),
             Message::PlayReply { outcome, .. } => outcome.validate(),
+            Message::Features { names } => {
+                if names.len() > MAX_FEATURES {
+                    return Err(invalid(format!(
+                        "{} features announced, over the limit of {MAX_FEATURES}",
+                        names.len()
+                    )));
+                }
+                names.iter().try_for_each(|n| check_name("feature name", n))
+            }
+            Message::Feature { body, .. } => {
+                if body.len() > MAX_FEATURE_BODY {
+                    return Err(invalid(format!(
+                        "feature message of {} bytes, over the {MAX_FEATURE_BODY}-byte limit",
+                        body.len()
+                    )));
+                }
+                Ok(())
+            }
+            Message::Denied { feature, message } => {
+                check_name("feature name", feature)?;
+                check_text("denial message", message)
+            }
         }
     }
+}
+
+/// The number of [`Message`] variants this build knows: a frame whose type is at or
+/// past it is a newer peer's message, skipped.
+pub const MESSAGE_KINDS: u64 = 9;
+
+/// What a control-stream frame held.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decoded {
+    /// A message this build knows, decoded and checked.
+    Known(Message),
+    /// A message type from a newer peer: skip it.
+    Unknown(u64),
+}
+
+/// Kinds of [`Message::Feature`] messages, one range per feature.
+pub mod feature_kind {
+    /// Voice: a receiver's report (loss, jitter) to the talker.
+    pub const VOICE_REPORT: u16 = 0x0100;
+    /// Voice: the talker starts or stops a call.
+    pub const VOICE_CALL: u16 = 0x0101;
+}
+
+/// The header of every stream a peer opens: the first two bytes, big-endian.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct StreamKind(pub u16);
+
+impl StreamKind {
+    /// A blob fetch: a framed [`FetchRequest`] follows.
+    pub const BLOB: StreamKind = StreamKind(1);
+
+    /// The header's bytes.
+    pub fn to_bytes(self) -> [u8; 2] {
+        self.0.to_be_bytes()
+    }
+
+    /// The kind from a header's bytes.
+    pub fn from_bytes(b: [u8; 2]) -> StreamKind {
+        StreamKind(u16::from_be_bytes(b))
+    }
+}
+
+/// The first byte of every datagram.
+pub mod datagram_kind {
+    /// A voice packet.
+    pub const VOICE: u8 = 1;
 }
 
 /// A request to play a sound.
@@ -442,9 +547,26 @@ pub fn decode_hello(frame: &[u8]) -> Result<Hello, ProtoError> {
     decode_checked(frame, Hello::validate)
 }
 
-/// Decodes and checks the [`Message`] in a frame.
+/// Decodes and checks the [`Message`] in a frame; a type this build does not know is
+/// an error here (see [`decode_message_lenient`] for the control stream).
 pub fn decode_message(frame: &[u8]) -> Result<Message, ProtoError> {
     decode_checked(frame, Message::validate)
+}
+
+/// Decodes a control-stream frame: a known message is decoded strictly (malformed is
+/// an error), a message type past the ones this build knows is [`Decoded::Unknown`].
+pub fn decode_message_lenient(frame: &[u8]) -> Result<Decoded, ProtoError> {
+    let kind = match postcard::take_from_bytes::<u64>(frame) {
+        Ok((k, _)) => k,
+        Err(e) => return Err(ProtoError::Decode(postcard_text(&e))),
+    };
+    if kind >= MESSAGE_KINDS {
+        if frame.len() > MAX_FRAME {
+            return Err(ProtoError::TooLarge(frame.len()));
+        }
+        return Ok(Decoded::Unknown(kind));
+    }
+    decode_message(frame).map(Decoded::Known)
 }
 
 /// Decodes and checks the [`FetchRequest`] in a frame.
@@ -600,7 +722,18 @@ mod tests {
     }
 
     fn message(rng: &mut Rng, variant: usize) -> Message {
-        match variant % 8 {
+        match variant % 11 {
+            8 => Message::Features {
+                names: (0..rng.below(5)).map(|_| rng.text(20)).collect(),
+            },
+            9 => Message::Feature {
+                kind: rng.int() as u16,
+                body: rng.some_bytes(0, 200),
+            },
+            10 => Message::Denied {
+                feature: rng.text(20),
+                message: rng.text(200),
+            },
             0 => Message::Refuse {
                 reason: rng.refusal(),
                 message: rng.text(MAX_TEXT),
@@ -826,7 +959,7 @@ mod tests {
     #[test]
     fn every_value_round_trips_through_frames() {
         let mut rng = Rng::new(7);
-        let mut messages: Vec<Message> = (0..8).map(|v| message(&mut rng, v)).collect();
+        let mut messages: Vec<Message> = (0..11).map(|v| message(&mut rng, v)).collect();
         messages.push(Message::Play(PlayRequest {
             trigger: u64::MAX,
             sound: SoundOffer {
@@ -875,6 +1008,62 @@ mod tests {
             assert_eq!(&decode_fetch_reply(got.next().unwrap()).unwrap(), v);
         }
         assert!(got.next().is_none());
+    }
+
+    #[test]
+    fn a_newer_peers_message_is_skipped_not_fatal() {
+        // A message type past the ones this build knows, with any body.
+        let mut frame = Vec::new();
+        frame.extend_from_slice(&postcard::to_allocvec(&(MESSAGE_KINDS + 3)).unwrap());
+        frame.extend_from_slice(b"some future body");
+        assert_eq!(
+            decode_message_lenient(&frame),
+            Ok(Decoded::Unknown(MESSAGE_KINDS + 3))
+        );
+        // Strict decoding still refuses it.
+        assert!(decode_message(&frame).is_err());
+        // Known messages decode as before; a malformed known one is still an error.
+        let ping = encode(&Message::Ping { nonce: 9 }).unwrap();
+        assert_eq!(
+            decode_message_lenient(&ping),
+            Ok(Decoded::Known(Message::Ping { nonce: 9 }))
+        );
+        assert!(decode_message_lenient(&ping[..1]).is_err());
+        assert!(decode_message_lenient(&[]).is_err());
+        // Every known variant is below MESSAGE_KINDS.
+        let mut rng = Rng::new(11);
+        for v in 0..11 {
+            let bytes = encode(&message(&mut rng, v)).unwrap();
+            let (kind, _) = postcard::take_from_bytes::<u64>(&bytes).unwrap();
+            assert!(kind < MESSAGE_KINDS, "variant {v} encodes as kind {kind}");
+        }
+    }
+
+    #[test]
+    fn feature_lists_and_bodies_are_bounded() {
+        let many = Message::Features {
+            names: vec!["x".into(); MAX_FEATURES + 1],
+        };
+        assert!(decode_message(&encode(&many).unwrap()).is_err());
+        let big = Message::Feature {
+            kind: 1,
+            body: vec![0; MAX_FEATURE_BODY + 1],
+        };
+        assert!(decode_message(&encode(&big).unwrap()).is_err());
+        let ok = Message::Feature {
+            kind: 1,
+            body: vec![0; MAX_FEATURE_BODY],
+        };
+        assert_eq!(decode_message(&encode(&ok).unwrap()), Ok(ok));
+    }
+
+    #[test]
+    fn stream_kinds_round_trip() {
+        assert_eq!(
+            StreamKind::from_bytes(StreamKind::BLOB.to_bytes()),
+            StreamKind::BLOB
+        );
+        assert_eq!(StreamKind(0x1234).to_bytes(), [0x12, 0x34]);
     }
 
     #[test]

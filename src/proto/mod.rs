@@ -3,19 +3,23 @@
 //!
 //! A connection's control stream carries frames ([`encode_frame`], [`FrameDecoder`])
 //! whose payloads are, first, one [`Hello`] from each side (settled with
-//! [`negotiate`]) and then [`Message`]s. A blob stream starts with one framed
-//! [`FetchRequest`] answered by one framed [`FetchReply`]. Moving the bytes is
-//! another module's job.
+//! [`negotiate`]) and then [`Message`]s (a type this build does not know is skipped:
+//! [`decode_message_lenient`]). Every other stream starts with a [`StreamKind`]; a
+//! blob stream's is followed by one framed [`FetchRequest`] answered by one framed
+//! [`FetchReply`]. Datagrams start with a kind byte ([`datagram_kind`]). Moving the
+//! bytes is another module's job.
 
 mod frame;
 mod message;
 
 pub use frame::{FrameDecoder, FrameError, MAX_FRAME, encode_frame};
 pub use message::{
-    FetchReply, FetchRequest, GROUP_LEN, Hello, MAGIC, MAX_BLOB, MAX_CHANNELS, MAX_GAIN_DB,
-    MAX_NAME, MAX_SAMPLE_RATE, MAX_TEXT, MIN_GAIN_DB, MIN_PROTOCOL_VERSION, Message,
-    PROTOCOL_VERSION, PlayOutcome, PlayRequest, ProtoError, Refusal, SoundOffer,
-    decode_fetch_reply, decode_fetch_request, decode_hello, decode_message, encode, negotiate,
+    Decoded, FetchReply, FetchRequest, GROUP_LEN, Hello, MAGIC, MAX_BLOB, MAX_CHANNELS,
+    MAX_FEATURE_BODY, MAX_FEATURES, MAX_GAIN_DB, MAX_NAME, MAX_SAMPLE_RATE, MAX_TEXT,
+    MESSAGE_KINDS, MIN_GAIN_DB, MIN_PROTOCOL_VERSION, Message, PROTOCOL_VERSION, PlayOutcome,
+    PlayRequest, ProtoError, Refusal, SoundOffer, StreamKind, datagram_kind, decode_fetch_reply,
+    decode_fetch_request, decode_hello, decode_message, decode_message_lenient, encode,
+    feature_kind, negotiate,
 };
 
 #[cfg(test)]

@@ -11,12 +11,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::events::NetEvent;
-use super::framed::{read_one_frame, write_frame};
-use super::link::Link;
-use super::node::{Shared, lock};
 use super::tree::{self, BlobTree, GROUP_LEN};
 use crate::domain::SoundId;
+use crate::net::events::NetEvent;
+use crate::net::framed::{read_one_frame, write_frame};
+use crate::net::link::Link;
+use crate::net::shared::{Shared, lock};
 use crate::proto::{self, FetchReply, FetchRequest, Refusal};
 
 /// How long a peer has to send its request after opening a stream.
@@ -70,7 +70,7 @@ fn refuse_malformed(link: &Link, e: &str) {
         link.name
     );
     link.conn.close(
-        quinn::VarInt::from_u32(super::link::code::PROTOCOL),
+        quinn::VarInt::from_u32(crate::net::link::code::PROTOCOL),
         b"malformed request",
     );
 }

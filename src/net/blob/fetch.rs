@@ -13,13 +13,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use super::events::NetEvent;
-use super::framed::{read_one_frame, write_frame};
-use super::link::Link;
-use super::node::{Shared, lock};
 use super::tree::{self, GROUP_LEN, TreeError, Verifier};
 use crate::domain::SoundId;
-use crate::proto::{self, FetchReply, FetchRequest};
+use crate::net::events::NetEvent;
+use crate::net::framed::{read_one_frame, write_frame};
+use crate::net::link::Link;
+use crate::net::shared::{Shared, lock};
+use crate::proto::{self, FetchReply, FetchRequest, StreamKind};
 
 /// Attempts after an interrupted stream before the fetch fails.
 const MAX_ATTEMPTS: u32 = 5;
@@ -237,37 +237,60 @@ enum Attempt {
     Broken(String),
 }
 
-async fn fetch_all(link: &Arc<Link>, fetch: &Arc<Fetch>) -> Result<(), String> {
+/// Runs `f` on the blocking pool: file writes, fsyncs and hashing never run on the
+/// network workers, so a voice datagram never waits behind a transfer.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| format!("a transfer worker failed: {e}"))?
+}
+
+/// The partial file opened, and what of it is verified (off the reactor).
+fn open_partial(fetch: &Fetch) -> Result<(std::fs::File, Option<Arc<Verifier>>), String> {
     if let Some(dir) = fetch.path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
-    let mut file = std::fs::OpenOptions::new()
+    let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
         .open(&fetch.path)
         .map_err(|e| format!("{}: {e}", fetch.path.display()))?;
-    let mut verifier = load_tree(fetch);
-    if let Some(v) = &verifier {
-        let (_, bytes) = v
-            .verified_prefix(std::io::BufReader::new(&file))
-            .map_err(|e| e.to_string())?;
-        file.set_len(bytes).map_err(|e| e.to_string())?;
-        fetch.update(|s| {
-            s.verified = bytes;
-            s.stats.resumed_from = bytes;
-        });
-        if bytes > 0 {
-            tracing::info!(
-                "resuming {} from {}: {bytes} bytes already verified",
-                fetch.id.short(),
-                link.name
-            );
+    let verifier = load_tree(fetch);
+    let verified = match &verifier {
+        Some(v) => {
+            let (_, bytes) = v
+                .verified_prefix(std::io::BufReader::new(&file))
+                .map_err(|e| e.to_string())?;
+            bytes
         }
-    } else {
         // Nothing on disk can be checked without the group hashes: start over.
-        file.set_len(0).map_err(|e| e.to_string())?;
+        None => 0,
+    };
+    file.set_len(verified).map_err(|e| e.to_string())?;
+    fetch.update(|s| {
+        s.verified = verified;
+        s.stats.resumed_from = verified;
+    });
+    Ok((file, verifier.map(Arc::new)))
+}
+
+async fn fetch_all(link: &Arc<Link>, fetch: &Arc<Fetch>) -> Result<(), String> {
+    let (file, mut verifier) = {
+        let f = fetch.clone();
+        blocking(move || open_partial(&f)).await?
+    };
+    let file = Arc::new(file);
+    if fetch.verified() > 0 {
+        tracing::info!(
+            "resuming {} from {}: {} bytes already verified",
+            fetch.id.short(),
+            link.name,
+            fetch.verified()
+        );
     }
     let mut attempts = 0;
     let mut repairs = 0;
@@ -276,7 +299,7 @@ async fn fetch_all(link: &Arc<Link>, fetch: &Arc<Fetch>) -> Result<(), String> {
         if verifier.is_some() && fetch.verified() >= fetch.size {
             break;
         }
-        match attempt(link, fetch, &mut file, &mut verifier, from).await? {
+        match attempt(link, fetch, &file, &mut verifier, from).await? {
             Attempt::Done => break,
             Attempt::Corrupt(g) => {
                 repairs += 1;
@@ -302,8 +325,7 @@ async fn fetch_all(link: &Arc<Link>, fetch: &Arc<Fetch>) -> Result<(), String> {
             }
         }
     }
-    file.sync_all().map_err(|e| e.to_string())?;
-    Ok(())
+    blocking(move || file.sync_all().map_err(|e| e.to_string())).await
 }
 
 /// The group hashes saved by an earlier attempt, when they still check out.
@@ -318,14 +340,59 @@ fn load_tree(fetch: &Fetch) -> Option<Verifier> {
 
 fn save_tree(fetch: &Fetch, v: &Verifier) -> std::io::Result<()> {
     let bytes: Vec<u8> = v.cvs().iter().flatten().copied().collect();
-    super::files::write_private(&fetch.tree_path, &bytes).map_err(|(_, e)| e)
+    crate::net::files::write_private(&fetch.tree_path, &bytes).map_err(|(_, e)| e)
+}
+
+/// What checking one batch of received groups found.
+struct Checked {
+    /// The batch buffer, handed back for the next read.
+    buf: Vec<u8>,
+    /// Bytes from the batch's start that verified and were written.
+    good: usize,
+    /// The first group that failed verification.
+    bad: Option<u64>,
+}
+
+/// Verifies groups `first..last` held in `buf` and writes the verified prefix of
+/// them at `offset` (on the blocking pool).
+fn check_and_write(
+    v: &Verifier,
+    file: &std::fs::File,
+    path: &Path,
+    buf: Vec<u8>,
+    first: u64,
+    last: u64,
+) -> Result<Checked, String> {
+    let mut good = 0usize;
+    let mut bad = None;
+    for i in first..last {
+        let at = ((i - first) * GROUP_LEN) as usize;
+        let glen = v.group_len(i) as usize;
+        let Some(data) = buf.get(at..at + glen) else {
+            return Err("a batch shorter than its groups".into());
+        };
+        match v.verify(i, data) {
+            Ok(()) => good = at + glen,
+            Err(TreeError::BadGroup { index } | TreeError::BadLength { index, .. }) => {
+                bad = Some(index);
+                break;
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    if good > 0 {
+        use std::os::unix::fs::FileExt;
+        file.write_all_at(&buf[..good], first * GROUP_LEN)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(Checked { buf, good, bad })
 }
 
 async fn attempt(
     link: &Arc<Link>,
     fetch: &Arc<Fetch>,
-    file: &mut std::fs::File,
-    verifier: &mut Option<Verifier>,
+    file: &Arc<std::fs::File>,
+    verifier: &mut Option<Arc<Verifier>>,
     from: u64,
 ) -> Result<Attempt, String> {
     let broken = |e: String| Ok(Attempt::Broken(e));
@@ -338,6 +405,9 @@ async fn attempt(
         from_group: from,
     })
     .map_err(|e| e.to_string())?;
+    if let Err(e) = send.write_all(&StreamKind::BLOB.to_bytes()).await {
+        return broken(e.to_string());
+    }
     if let Err(e) = write_frame(&mut send, &request).await {
         return broken(e);
     }
@@ -365,14 +435,23 @@ async fn attempt(
         .filter_map(|c| c.try_into().ok())
         .collect();
     let v = Verifier::new(fetch.id.0, size, cvs).map_err(|e| format!("{}: {e}", link.name))?;
-    if verifier.is_none() {
-        save_tree(fetch, &v).map_err(|e| format!("{}: {e}", fetch.tree_path.display()))?;
-        *verifier = Some(v.clone());
-    }
-    // Up to BATCH groups are read at once, verified one by one, and the verified
-    // ones written with one call: the stream's pace, not the disk's, sets the speed.
-    // The first read is one group (a sound starts playing from it), then the batch
-    // doubles.
+    let v = match verifier {
+        Some(v) => v.clone(),
+        None => {
+            let v = Arc::new(v);
+            let (f, saved) = (fetch.clone(), v.clone());
+            blocking(move || {
+                save_tree(&f, &saved).map_err(|e| format!("{}: {e}", f.tree_path.display()))
+            })
+            .await?;
+            *verifier = Some(v.clone());
+            v
+        }
+    };
+    // Up to BATCH groups are read at once, then verified and the verified ones
+    // written with one call on the blocking pool: the stream's pace, not the disk's,
+    // sets the speed. The first read is one group (a sound starts playing from it),
+    // then the batch doubles.
     const BATCH: u64 = 16;
     let mut buf = vec![0u8; (GROUP_LEN * BATCH) as usize];
     let groups = v.groups();
@@ -384,35 +463,26 @@ async fn attempt(
         batch = (batch * 2).min(BATCH);
         let offset = first * GROUP_LEN;
         let len = ((last - 1) * GROUP_LEN + v.group_len(last - 1) - offset) as usize;
-        let data = &mut buf[..len];
-        if let Err(e) = recv.read_exact(data).await {
+        if let Err(e) = recv.read_exact(&mut buf[..len]).await {
             return broken(e.to_string());
         }
-        let mut good = 0usize;
-        let mut bad = None;
-        for i in first..last {
-            let at = ((i - first) * GROUP_LEN) as usize;
-            let glen = v.group_len(i) as usize;
-            match v.verify(i, &data[at..at + glen]) {
-                Ok(()) => good = at + glen,
-                Err(TreeError::BadGroup { index } | TreeError::BadLength { index, .. }) => {
-                    bad = Some(index);
-                    break;
-                }
-                Err(e) => return Err(e.to_string()),
-            }
-        }
-        if good > 0 {
-            use std::os::unix::fs::FileExt;
-            file.write_all_at(&data[..good], offset)
-                .map_err(|e| format!("{}: {e}", fetch.path.display()))?;
-            let end = offset + good as u64;
+        let checked = {
+            let (v, file, path) = (v.clone(), file.clone(), fetch.path.clone());
+            let mut data = std::mem::take(&mut buf);
+            data.truncate(len);
+            blocking(move || check_and_write(&v, &file, &path, data, first, last)).await?
+        };
+        buf = checked.buf;
+        buf.resize((GROUP_LEN * BATCH) as usize, 0);
+        if checked.good > 0 {
+            let end = offset + checked.good as u64;
+            let good = checked.good as u64;
             fetch.update(|s| {
                 s.verified = end;
-                s.stats.received += good as u64;
+                s.stats.received += good;
             });
         }
-        if let Some(index) = bad {
+        if let Some(index) = checked.bad {
             let _ = recv.stop(quinn::VarInt::from_u32(0));
             return Ok(Attempt::Corrupt(index));
         }

@@ -1,0 +1,34 @@
+//! Blob transfer, the node's own feature: a peer opens a [`StreamKind::BLOB`] stream
+//! to fetch a sound's file by its id; the file arrives verified group by group
+//! ([`tree`]) and resumes after an interruption ([`fetch`]); we serve ours the same
+//! way ([`serve`]).
+//!
+//! Nothing here plays or keeps a sound: the application does, with the verified file.
+
+mod fetch;
+mod serve;
+pub mod tree;
+
+use std::sync::Arc;
+
+pub use fetch::{Fetch, FetchStats};
+pub(crate) use fetch::{STALE_AFTER, remove_stale, run as run_fetch};
+pub(crate) use serve::tree_for;
+
+use super::router::{RouteClash, Router, StreamHandler};
+use crate::proto::StreamKind;
+
+/// The feature's name and version.
+pub(crate) const FEATURE: &str = "blob/1";
+
+/// A blob's group hashes, or why they could not be had.
+pub(crate) type TreeCell = tokio::sync::OnceCell<Result<Arc<tree::BlobTree>, String>>;
+
+/// Registers the blob stream with the router. Permission is checked per request:
+/// a sound may be fetched with `read`, or when we offered it in a trigger.
+pub(crate) fn register(router: &mut Router) -> Result<(), RouteClash> {
+    let handler: StreamHandler = Arc::new(|shared, link, send, recv| {
+        Box::pin(serve::serve_stream(shared, link, send, recv))
+    });
+    router.add_stream(FEATURE, StreamKind::BLOB, None, handler)
+}
