@@ -529,6 +529,12 @@ fn a_ten_megabyte_flac_a_peer_lacks_starts_playing_within_fifty_ms_and_a_period(
             "{}",
             common::stderr(&o)
         );
+        // The sender left only once A said it holds every byte: never mid-fetch.
+        assert!(
+            common::stderr(&o).contains(&format!("ay holds \"big{round}\"")),
+            "{}",
+            common::stderr(&o)
+        );
         let line = served.wait_for(
             &format!("first audio of \"big{round}\""),
             Duration::from_secs(20),

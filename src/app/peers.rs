@@ -499,7 +499,7 @@ impl PeerHub {
                 bytes / 1000
             )),
             NetEvent::Problem(p) => notice(p),
-            NetEvent::Features { .. } => {}
+            NetEvent::Features { .. } | NetEvent::PeerFetched { .. } => {}
             NetEvent::Denied { name, message, .. } => notice(format!("{name} refused: {message}")),
             NetEvent::Play(p) => self.on_play(instance, p, notice),
             NetEvent::TriggerResult {

@@ -1,9 +1,9 @@
 //! `jhack play TARGET... --peer P [--peer Q] [--local]`: plays library sounds (or
 //! files, imported first so that peers can fetch them by their id) on peers. Through the running jhack when there is one (it holds the connections);
 //! otherwise this process connects itself, triggers, serves the blob to a peer that
-//! lacks it, and returns once every peer has started or refused — staying until the
-//! transfers it serves are complete, so a peer playing as the sound arrives is never
-//! cut off.
+//! lacks it, and returns once every peer has started or refused — staying until each
+//! peer it sent a sound to says it holds the whole of it (or gave up, or went away),
+//! so a peer playing as the sound arrives is never cut off.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -85,11 +85,12 @@ pub fn run(g: &GlobalArgs, args: &PlayArgs) -> Result<(), CliError> {
             let node =
                 Node::start(me, cfg, locate, sink).map_err(|e| CliError::failure(chain(&e)))?;
             let peers = connect_all(&node, &args.peers)?;
-            let result = trigger_and_wait(&node, &rx, &peers, &sounds, args.gain);
+            let mut sent = Vec::new();
+            let result = trigger_and_wait(&node, &rx, &peers, &sounds, args.gain, &mut sent);
             if result.is_ok() && args.local {
                 play_here(g, &ctx, &lib, &sounds, args.gain)?;
             }
-            wait_for_transfers(&node);
+            wait_until_held(&node, &rx, sent);
             node.shutdown();
             result
         }
@@ -149,20 +150,30 @@ fn connect_all(node: &Node, queries: &[String]) -> Result<Vec<TrustedPeer>, CliE
     Ok(peers)
 }
 
+/// A sound a peer started fetching from us: (peer, sound, name of the sound).
+type Sending = (crate::net::PeerId, crate::domain::SoundId, String);
+
+/// Triggers every sound on every peer and waits for their answers; `sending` gets
+/// the (peer, sound) pairs the peer is fetching from us, and fetches already
+/// finished are remembered in it too (as the answer may come after them).
 fn trigger_and_wait(
     node: &Node,
     rx: &mpsc::Receiver<NetEvent>,
     peers: &[TrustedPeer],
     sounds: &[SoundMeta],
     gain: f32,
+    sending: &mut Vec<(Sending, Option<Option<String>>)>,
 ) -> Result<(), CliError> {
-    let mut waiting: HashMap<u64, (String, String)> = HashMap::new();
+    let mut waiting: HashMap<u64, (String, String, crate::net::PeerId, SoundMeta)> =
+        HashMap::new();
+    let mut done_early: Vec<(crate::net::PeerId, crate::domain::SoundId, Option<String>)> =
+        Vec::new();
     for m in sounds {
         for p in peers {
             let t = node
                 .trigger(&p.id, offer_of(m), gain)
                 .map_err(|e| CliError::input(chain(&e)))?;
-            waiting.insert(t, (p.name.clone(), m.name.clone()));
+            waiting.insert(t, (p.name.clone(), m.name.clone(), p.id, m.clone()));
         }
     }
     let deadline = Instant::now() + ANSWER_TIMEOUT;
@@ -172,7 +183,7 @@ fn trigger_and_wait(
         let event = match rx.recv_timeout(left) {
             Ok(e) => e,
             Err(_) => {
-                let who: Vec<String> = waiting.values().map(|(p, _)| p.clone()).collect();
+                let who: Vec<String> = waiting.values().map(|(p, ..)| p.clone()).collect();
                 return Err(CliError::failure(format!(
                     "no answer from {} in {} s",
                     who.join(", "),
@@ -184,14 +195,23 @@ fn trigger_and_wait(
             NetEvent::TriggerResult {
                 trigger, outcome, ..
             } => {
-                let Some((peer, sound)) = waiting.remove(&trigger) else {
+                let Some((peer, sound, peer_id, meta)) = waiting.remove(&trigger) else {
                     continue;
                 };
                 match outcome {
-                    PlayOutcome::Started { cached, .. } => eprintln!(
-                        "jhack: \"{sound}\" playing on {peer}{}",
-                        if cached { "" } else { " (sent to it)" }
-                    ),
+                    PlayOutcome::Started { cached, .. } => {
+                        eprintln!(
+                            "jhack: \"{sound}\" playing on {peer}{}",
+                            if cached { "" } else { " (sent to it)" }
+                        );
+                        if !cached {
+                            let early = done_early
+                                .iter()
+                                .find(|(p, s, _)| *p == peer_id && *s == meta.id)
+                                .map(|(.., e)| e.clone());
+                            sending.push(((peer_id, meta.id, meta.name.clone()), early));
+                        }
+                    }
                     PlayOutcome::Refused { message, .. } => {
                         refused.push(format!("{peer} refused \"{sound}\": {message}"))
                     }
@@ -200,10 +220,11 @@ fn trigger_and_wait(
                     }
                 }
             }
+            NetEvent::PeerFetched { id, sound, error } => done_early.push((id, sound, error)),
             NetEvent::PeerDown { name, reason, .. } => {
                 let lost: Vec<u64> = waiting
                     .iter()
-                    .filter(|(_, (p, _))| *p == name)
+                    .filter(|(_, (p, ..))| *p == name)
                     .map(|(t, _)| *t)
                     .collect();
                 for t in lost {
@@ -221,14 +242,68 @@ fn trigger_and_wait(
     }
 }
 
-/// Stays while a peer is still fetching from us (bounded: transfers that stop
-/// moving end on their own).
-fn wait_for_transfers(node: &Node) {
-    let deadline = Instant::now() + Duration::from_secs(600);
-    // Let a fetch that starts right after the answer register first.
-    std::thread::sleep(Duration::from_millis(50));
-    while Instant::now() < deadline && node.peers().iter().any(|p| p.transfers > 0) {
-        std::thread::sleep(Duration::from_millis(20));
+/// How long a peer's fetch may go without progress before this command leaves.
+const STALLED_AFTER: Duration = Duration::from_secs(30);
+
+/// Stays until every peer fetching a sound from us says it holds all of it (or gave
+/// up), or goes offline, or its transfer stalls — never while bytes still move.
+fn wait_until_held(
+    node: &Node,
+    rx: &mpsc::Receiver<NetEvent>,
+    mut sending: Vec<(Sending, Option<Option<String>>)>,
+) {
+    let report = |(peer, _, name): &Sending, error: &Option<String>| match error {
+        None => eprintln!(
+            "jhack: {} holds \"{name}\" (every byte verified)",
+            node.name_of(peer)
+        ),
+        Some(e) => eprintln!(
+            "jhack: {} gave up fetching \"{name}\": {e}",
+            node.name_of(peer)
+        ),
+    };
+    sending.retain(|(s, done)| match done {
+        Some(e) => {
+            report(s, e);
+            false
+        }
+        None => true,
+    });
+    let mut progress = Instant::now();
+    while !sending.is_empty() {
+        let busy = node.peers().iter().any(|p| p.transfers > 0);
+        if busy {
+            progress = Instant::now();
+        } else if progress.elapsed() > STALLED_AFTER {
+            for ((peer, _, name), _) in &sending {
+                eprintln!(
+                    "jhack: {} has not finished fetching \"{name}\" and nothing moved for {} s: leaving",
+                    node.name_of(peer),
+                    STALLED_AFTER.as_secs()
+                );
+            }
+            return;
+        }
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(NetEvent::PeerFetched { id, sound, error }) => {
+                if let Some(i) = sending
+                    .iter()
+                    .position(|((p, s, _), _)| *p == id && *s == sound)
+                {
+                    let (s, _) = sending.remove(i);
+                    report(&s, &error);
+                }
+            }
+            Ok(NetEvent::PeerDown { id, name, reason }) => {
+                sending.retain(|((p, _, sound), _)| {
+                    if *p == id {
+                        eprintln!("jhack: {name} went offline before it held \"{sound}\": {reason}");
+                    }
+                    *p != id
+                });
+            }
+            _ => {}
+        }
     }
 }
 

@@ -77,6 +77,15 @@ pub enum NetEvent {
     },
     /// Something that went wrong in the network layer itself (e.g. the listen port).
     Problem(String),
+    /// A peer finished fetching one of our sounds (`error` None: it holds it whole).
+    PeerFetched {
+        /// Who.
+        id: PeerId,
+        /// The sound.
+        sound: crate::domain::SoundId,
+        /// Why it gave up, if it did.
+        error: Option<String>,
+    },
     /// A peer told us which features it speaks (right after connecting).
     Features {
         /// Who.

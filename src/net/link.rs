@@ -660,6 +660,11 @@ async fn read_loop(shared: Arc<Shared>, link: Arc<Link>, mut reader: FrameReader
                 shared.emit(NetEvent::Features { id: link.id });
             }
             Message::Feature { kind, body } => route_message(&shared, &link, kind, &body),
+            Message::Fetched { id, error } => shared.emit(NetEvent::PeerFetched {
+                id: link.id,
+                sound: id,
+                error,
+            }),
             Message::Denied { feature, message } => {
                 tracing::warn!("{} refused {feature}: {message}", link.name);
                 shared.emit(NetEvent::Denied {

@@ -158,6 +158,15 @@ pub enum Message {
         /// Why, for people.
         message: String,
     },
+    /// A fetch of one of the receiver's sounds ended here: the whole blob is verified
+    /// (`error` None), or it was given up. The server may leave once each peer it
+    /// triggered holds the sound.
+    Fetched {
+        /// The sound.
+        id: SoundId,
+        /// Why it was given up, if it was.
+        error: Option<String>,
+    },
 }
 
 impl Message {
@@ -190,13 +199,17 @@ impl Message {
                 check_name("feature name", feature)?;
                 check_text("denial message", message)
             }
+            Message::Fetched { error, .. } => match error {
+                Some(e) => check_text("fetch error", e),
+                None => Ok(()),
+            },
         }
     }
 }
 
 /// The number of [`Message`] variants this build knows: a frame whose type is at or
 /// past it is a newer peer's message, skipped.
-pub const MESSAGE_KINDS: u64 = 9;
+pub const MESSAGE_KINDS: u64 = 10;
 
 /// What a control-stream frame held.
 #[derive(Debug, Clone, PartialEq)]
@@ -722,7 +735,11 @@ mod tests {
     }
 
     fn message(rng: &mut Rng, variant: usize) -> Message {
-        match variant % 11 {
+        match variant % 12 {
+            11 => Message::Fetched {
+                id: rng.id(),
+                error: rng.chance(2).then(|| rng.text(100)),
+            },
             8 => Message::Features {
                 names: (0..rng.below(5)).map(|_| rng.text(20)).collect(),
             },
@@ -959,7 +976,7 @@ mod tests {
     #[test]
     fn every_value_round_trips_through_frames() {
         let mut rng = Rng::new(7);
-        let mut messages: Vec<Message> = (0..11).map(|v| message(&mut rng, v)).collect();
+        let mut messages: Vec<Message> = (0..12).map(|v| message(&mut rng, v)).collect();
         messages.push(Message::Play(PlayRequest {
             trigger: u64::MAX,
             sound: SoundOffer {
@@ -1032,7 +1049,7 @@ mod tests {
         assert!(decode_message_lenient(&[]).is_err());
         // Every known variant is below MESSAGE_KINDS.
         let mut rng = Rng::new(11);
-        for v in 0..11 {
+        for v in 0..12 {
             let bytes = encode(&message(&mut rng, v)).unwrap();
             let (kind, _) = postcard::take_from_bytes::<u64>(&bytes).unwrap();
             assert!(kind < MESSAGE_KINDS, "variant {v} encodes as kind {kind}");

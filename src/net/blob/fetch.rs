@@ -221,6 +221,15 @@ pub(crate) async fn run(shared: Arc<Shared>, link: Arc<Link>, fetch: Arc<Fetch>)
         ),
     }
     fetch.update(|s| s.finished = Some(result.clone()));
+    // The server may be a one-off command waiting for this before it leaves.
+    link.send(crate::proto::Message::Fetched {
+        id: fetch.id,
+        error: result.as_ref().err().map(|e| {
+            let mut e = e.clone();
+            e.truncate(crate::proto::MAX_TEXT / 2);
+            e
+        }),
+    });
     shared.emit(NetEvent::FetchDone {
         id: fetch.id,
         result,
