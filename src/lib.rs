@@ -20,3 +20,4 @@ pub mod media;
 pub mod net;
 pub mod proto;
 pub mod tui;
+pub mod voice;

@@ -443,8 +443,7 @@ fn reference_cpu(dir: &Path, secs: f64) -> f64 {
     let c0: f64 = pids.iter().map(|p| cpu_seconds(*p)).sum();
     let t0 = Instant::now();
     std::thread::sleep(Duration::from_secs_f64(secs));
-    let cpu = (pids.iter().map(|p| cpu_seconds(*p)).sum::<f64>() - c0)
-        / t0.elapsed().as_secs_f64()
+    let cpu = (pids.iter().map(|p| cpu_seconds(*p)).sum::<f64>() - c0) / t0.elapsed().as_secs_f64()
         * 100.0;
     for c in [&mut play, &mut rec] {
         let _ = c.kill();

@@ -164,8 +164,7 @@ fn trigger_and_wait(
     gain: f32,
     sending: &mut Vec<(Sending, Option<Option<String>>)>,
 ) -> Result<(), CliError> {
-    let mut waiting: HashMap<u64, (String, String, crate::net::PeerId, SoundMeta)> =
-        HashMap::new();
+    let mut waiting: HashMap<u64, (String, String, crate::net::PeerId, SoundMeta)> = HashMap::new();
     let mut done_early: Vec<(crate::net::PeerId, crate::domain::SoundId, Option<String>)> =
         Vec::new();
     for m in sounds {
@@ -297,7 +296,9 @@ fn wait_until_held(
             Ok(NetEvent::PeerDown { id, name, reason }) => {
                 sending.retain(|((p, _, sound), _)| {
                     if *p == id {
-                        eprintln!("jhack: {name} went offline before it held \"{sound}\": {reason}");
+                        eprintln!(
+                            "jhack: {name} went offline before it held \"{sound}\": {reason}"
+                        );
                     }
                     *p != id
                 });
