@@ -7,6 +7,7 @@
 
 pub mod activity;
 pub mod bank;
+pub mod call;
 pub mod control;
 pub mod feeder;
 pub mod growing;

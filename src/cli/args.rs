@@ -130,6 +130,49 @@ pub enum Command {
         #[arg(long, value_name = "ADDR")]
         listen: Option<String>,
     },
+    /// Talk with peers (intercom), both ways at once, until stopped.
+    Talk(TalkArgs),
+}
+
+/// `jhack talk P [P…]`.
+#[derive(Debug, Args)]
+pub struct TalkArgs {
+    /// The peers to talk to (names or id prefixes); anyone allowed to talk to us is heard.
+    #[arg(required = true, value_name = "PEER")]
+    pub peers: Vec<String>,
+    /// Push to talk: Enter on stdin opens and closes the microphone (a latch).
+    #[arg(long, conflicts_with_all = ["open", "vad", "listen_only"])]
+    pub ptt: bool,
+    /// Open microphone (the default); silence is sent as almost nothing (DTX).
+    #[arg(long, conflicts_with_all = ["vad", "listen_only"])]
+    pub open: bool,
+    /// Voice activity: transmit while the level is above --vad-threshold.
+    #[arg(long, conflicts_with = "listen_only")]
+    pub vad: bool,
+    /// The voice-activity threshold, dBFS.
+    #[arg(long, default_value_t = -45.0, value_name = "DB", allow_hyphen_values = true)]
+    pub vad_threshold: f32,
+    /// Only listen: send nothing.
+    #[arg(long)]
+    pub listen_only: bool,
+    /// low-delay (RESTRICTED_LOWDELAY with redundant copies) or robust (VOIP with FEC).
+    #[arg(long, default_value = "low-delay", value_name = "PROFILE")]
+    pub profile: String,
+    /// Frame length in ms: 2.5, 5, 10 or 20.
+    #[arg(long, default_value_t = 10.0, value_name = "MS")]
+    pub frame: f64,
+    /// Redundant copies of earlier frames in each datagram (low delay: 0, 1 or 2).
+    #[arg(long, value_name = "N")]
+    pub copies: Option<usize>,
+    /// Stop after this many seconds (default: at Ctrl-C).
+    #[arg(long, short, value_name = "S")]
+    pub duration: Option<f64>,
+    /// Listen here (UDP) instead of the config file's net.listen.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Print one JSON line of the call's figures at exit.
+    #[arg(long)]
+    pub stats: bool,
 }
 
 /// `jhack peer ...`.

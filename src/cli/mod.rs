@@ -18,6 +18,7 @@ mod play_remote;
 mod record;
 mod serve;
 mod session;
+mod talk;
 mod tone;
 mod tui;
 mod wire;
@@ -98,5 +99,6 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Some(Command::Id) => peer::id(g),
         Some(Command::Peer(c)) => peer::run(g, c),
         Some(Command::Serve { listen }) => serve::run(g, listen.as_deref()),
+        Some(Command::Talk(args)) => talk::run(g, &args),
     }
 }

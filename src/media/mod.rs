@@ -19,6 +19,7 @@ mod decode;
 mod error;
 pub mod guard;
 mod opus_codec;
+pub mod stretch;
 pub mod wav;
 
 pub use channels::map_channels;

@@ -1,0 +1,395 @@
+//! The listener's thread: datagrams from the voice inbox → per talking peer, a
+//! depacketizer, a jitter buffer, an Opus decoder and a stretcher → the ring of that
+//! peer's live voice in the mixer, kept topped up to about one output period. The
+//! ring is what the audio callback reads; everything else happens here. Once a
+//! second each talker gets a report (loss, lateness, depth).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::Inbound;
+use super::talker;
+use crate::audio::{BLOCK_FRAMES, Engine, PlayOptions, VoiceId, VoiceSource};
+use crate::domain::{Amplitude, Decibels};
+use crate::media::map_channels;
+use crate::media::stretch::Stretcher;
+use crate::net::{Node, PeerId};
+use crate::proto::feature_kind;
+use crate::voice::codec::{RATE, VoiceDecoder};
+use crate::voice::jitter::{Action, JitterBuffer, JitterConfig, JitterStats};
+use crate::voice::packet::Depacketizer;
+use crate::voice::report::Report;
+
+/// Seconds of audio a peer's ring can hold (it is kept near one period).
+const RING_SECONDS: f64 = 0.25;
+/// How often talkers hear from us.
+const REPORT_EVERY: Duration = Duration::from_secs(1);
+
+/// One talking peer as the call shows it.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ListenerStats {
+    /// The peer's name.
+    pub name: String,
+    /// Whether it talks now (a frame decoded within the last quarter second).
+    pub talking: bool,
+    /// Its level, dBFS (last frame).
+    pub level_db: f32,
+    /// The jitter buffer's depth, ms.
+    pub depth_ms: f64,
+    /// Its target, ms.
+    pub target_ms: f64,
+    /// Frames decoded.
+    pub decoded: u64,
+    /// Frames late, lost, concealed, repaired.
+    pub late: u64,
+    /// Datagrams lost.
+    pub lost: u64,
+    /// Frames concealed.
+    pub concealed: u64,
+    /// Frames repaired by a copy or FEC.
+    pub repaired: u64,
+    /// Datagrams refused as malformed.
+    pub malformed: u64,
+    /// The ring to the mixer, ms (what the output adds before its own latency).
+    pub ring_ms: f64,
+    /// The round trip to it, ms.
+    pub rtt_ms: Option<f64>,
+}
+
+/// What the listener shares with the call's owner.
+pub(crate) struct Shared {
+    cfg: JitterConfig,
+    volumes: Mutex<HashMap<PeerId, Option<f32>>>,
+    stats: Mutex<HashMap<PeerId, (ListenerStats, JitterStats)>>,
+}
+
+impl Shared {
+    pub(crate) fn new(cfg: JitterConfig) -> Shared {
+        Shared {
+            cfg,
+            volumes: Mutex::new(HashMap::new()),
+            stats: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub(crate) fn set_volume(&self, peer: PeerId, db: Option<f32>) {
+        self.volumes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(peer, db);
+    }
+
+    fn volume(&self, peer: &PeerId) -> Amplitude {
+        match self
+            .volumes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(peer)
+        {
+            Some(None) => Amplitude(0.0),
+            Some(Some(db)) => Decibels(*db).to_amplitude(),
+            None => Amplitude::ONE,
+        }
+    }
+
+    pub(crate) fn stats(&self) -> Vec<ListenerStats> {
+        self.stats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .map(|(l, _)| l.clone())
+            .collect()
+    }
+
+    pub(crate) fn jitter(&self) -> HashMap<PeerId, JitterStats> {
+        self.stats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(k, (_, j))| (*k, *j))
+            .collect()
+    }
+}
+
+/// One talking peer's playout.
+struct Playout {
+    name: String,
+    depack: Depacketizer,
+    jb: JitterBuffer,
+    dec: VoiceDecoder,
+    stretch: Stretcher,
+    voice: VoiceId,
+    ring: rtrb::Producer<f32>,
+    out_ch: usize,
+    pcm: Vec<f32>,
+    stretched: Vec<f32>,
+    mapped: Vec<f32>,
+    stream: Option<u32>,
+    malformed: u64,
+    level_db: f32,
+    last_sound: Option<Instant>,
+    reported: JitterStats,
+    gain: Amplitude,
+}
+
+impl Playout {
+    fn new(engine: &Engine, name: String, cfg: &JitterConfig) -> Result<Playout, String> {
+        let out = engine.format();
+        let out_ch = usize::from(out.channels.max(1));
+        let cap = (f64::from(out.sample_rate) * RING_SECONDS) as usize * out_ch;
+        let (ring, consumer) = rtrb::RingBuffer::<f32>::new(cap);
+        let source = VoiceSource::Stream {
+            ring: consumer,
+            done: Arc::new(AtomicBool::new(false)),
+            refill: 0,
+            max_fill: 0,
+        };
+        let voice = engine
+            .play(source, PlayOptions::default())
+            .map_err(|e| crate::domain::chain(&e))?;
+        Ok(Playout {
+            name,
+            depack: Depacketizer::default(),
+            jb: JitterBuffer::new(cfg.clone()),
+            dec: VoiceDecoder::new(1).map_err(|e| e.to_string())?,
+            stretch: Stretcher::new(RATE, out.sample_rate, 1)?,
+            voice,
+            ring,
+            out_ch,
+            pcm: vec![0.0; 5760],
+            stretched: Vec::with_capacity(8192),
+            mapped: Vec::with_capacity(16384),
+            stream: None,
+            malformed: 0,
+            level_db: -120.0,
+            last_sound: None,
+            reported: JitterStats::default(),
+            gain: Amplitude::ONE,
+        })
+    }
+
+    /// Frames queued in the ring towards the mixer.
+    fn queued_frames(&self) -> usize {
+        (self.ring.buffer().capacity() - self.ring.slots()) / self.out_ch
+    }
+
+    /// Pulls frames until the ring holds `target` output frames (or the buffer is idle).
+    fn top_up(&mut self, now_us: u64, target: usize, rate: u32) {
+        for _ in 0..16 {
+            let queued = self.queued_frames();
+            if queued >= target {
+                return;
+            }
+            let needed_at = now_us + (queued as u64 * 1_000_000) / u64::from(rate.max(1));
+            let pull = self.jb.pull(needed_at);
+            if pull.stream != self.stream {
+                self.stream = pull.stream;
+                let _ = self.dec.reset();
+            }
+            let samples = match &pull.action {
+                Action::Idle => return,
+                Action::Decode { payload, samples } => {
+                    self.decode(Some(payload), false, *samples, false)
+                }
+                Action::DecodeFec { payload, samples } => {
+                    self.decode(Some(payload), true, *samples, false)
+                }
+                Action::Conceal { samples, fade_out } => {
+                    self.decode(None, false, *samples, *fade_out)
+                }
+                Action::Silence { samples } => {
+                    let n = (*samples as usize).min(self.pcm.len());
+                    self.pcm[..n].fill(0.0);
+                    n
+                }
+            };
+            if matches!(pull.action, Action::Decode { .. }) {
+                self.level_db = crate::voice::gate::level_db(&self.pcm[..samples]);
+                if self.level_db > -60.0 {
+                    self.last_sound = Some(Instant::now());
+                }
+            }
+            self.stretched.clear();
+            self.stretch
+                .process(&self.pcm[..samples], pull.ratio, &mut self.stretched);
+            self.mapped.clear();
+            map_channels(&self.stretched, 1, self.out_ch as u16, &mut self.mapped);
+            let n = self.mapped.len().min(self.ring.slots());
+            if let Ok(chunk) = self.ring.write_chunk_uninit(n) {
+                chunk.fill_from_iter(self.mapped[..n].iter().copied());
+            }
+        }
+    }
+
+    fn decode(&mut self, packet: Option<&[u8]>, fec: bool, samples: u32, fade: bool) -> usize {
+        let n = (samples as usize).min(self.pcm.len());
+        let out = &mut self.pcm[..n];
+        let r = match packet {
+            Some(p) => self.dec.decode(p, fec, out),
+            None => self.dec.conceal(out),
+        };
+        match r {
+            Ok(got) if got == n => {}
+            _ => out.fill(0.0),
+        }
+        if fade {
+            let len = out.len().max(1) as f32;
+            for (i, s) in out.iter_mut().enumerate() {
+                *s *= 1.0 - i as f32 / len;
+            }
+        }
+        n
+    }
+}
+
+/// Runs until `stop`.
+pub(crate) fn run(
+    engine: &Engine,
+    node: &Node,
+    rx: Receiver<Inbound>,
+    stop: &AtomicBool,
+    shared: &Shared,
+    talker: &talker::Shared,
+) {
+    let start = Instant::now();
+    let rate = engine.format().sample_rate;
+    let period = engine.info().output.period_frames.unwrap_or(256) as usize;
+    // One output period plus a mixer block and a millisecond for this thread's wake-up.
+    let target = period + BLOCK_FRAMES + rate as usize / 1000;
+    let mut peers: HashMap<PeerId, Playout> = HashMap::new();
+    let mut last_report = Instant::now();
+    while !stop.load(Ordering::Acquire) {
+        match rx.recv_timeout(Duration::from_millis(1)) {
+            Ok(m) => handle(engine, node, shared, talker, &mut peers, m, start),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        while let Ok(m) = rx.try_recv() {
+            handle(engine, node, shared, talker, &mut peers, m, start);
+        }
+        let now_us = start.elapsed().as_micros() as u64;
+        for (id, p) in peers.iter_mut() {
+            let gain = shared.volume(id);
+            if gain != p.gain {
+                engine.set_gain(p.voice, gain);
+                p.gain = gain;
+            }
+            p.top_up(now_us, target, rate);
+        }
+        if last_report.elapsed() >= REPORT_EVERY {
+            last_report = Instant::now();
+            report(node, shared, &mut peers, rate);
+        }
+    }
+    for p in peers.values() {
+        engine.stop(p.voice);
+    }
+}
+
+fn handle(
+    engine: &Engine,
+    node: &Node,
+    shared: &Shared,
+    talker: &talker::Shared,
+    peers: &mut HashMap<PeerId, Playout>,
+    m: Inbound,
+    start: Instant,
+) {
+    match m {
+        Inbound::Datagram(peer, bytes, at) => {
+            let p = match peers.entry(peer) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    match Playout::new(engine, node.name_of(&peer), &shared.cfg) {
+                        Ok(p) => {
+                            tracing::info!("{} is talking", p.name);
+                            v.insert(p)
+                        }
+                        Err(e) => {
+                            return tracing::warn!(
+                                "cannot play {}'s voice: {e}",
+                                node.name_of(&peer)
+                            );
+                        }
+                    }
+                }
+            };
+            let at_us = at.saturating_duration_since(start).as_micros() as u64;
+            match p.depack.frames(&bytes) {
+                Ok(frames) => {
+                    for f in frames {
+                        let _ = p.jb.push(at_us, f);
+                    }
+                }
+                Err(e) => {
+                    p.malformed += 1;
+                    if p.malformed == 1 {
+                        tracing::warn!("a voice datagram from {} was dropped: {e}", p.name);
+                    }
+                }
+            }
+        }
+        Inbound::Report(peer, r) => {
+            tracing::debug!(
+                "{} hears us with {:.1} % loss, {:.1} ms deep",
+                node.name_of(&peer),
+                r.loss_percent(),
+                f64::from(r.depth_us) / 1000.0
+            );
+            talker.reported_loss(r.loss_permille);
+        }
+        Inbound::Note(peer, n) => tracing::info!(
+            "{} {} talking",
+            node.name_of(&peer),
+            if n.talking { "starts" } else { "stops" }
+        ),
+    }
+}
+
+/// Publishes each peer's figures and tells each talker what we hear.
+fn report(node: &Node, shared: &Shared, peers: &mut HashMap<PeerId, Playout>, rate: u32) {
+    let mut all = shared.stats.lock().unwrap_or_else(|e| e.into_inner());
+    for (id, p) in peers.iter_mut() {
+        let j = p.jb.stats();
+        let d = |a: u64, b: u64| a.saturating_sub(b);
+        let frames = d(j.received, p.reported.received) + d(j.lost, p.reported.lost);
+        let per_mille = |n: u64| {
+            (n * 1000)
+                .checked_div(frames)
+                .map_or(0, |v| v.min(1000) as u16)
+        };
+        if let Some(stream) = p.stream {
+            let r = Report {
+                stream,
+                loss_permille: per_mille(d(j.lost, p.reported.lost)),
+                late_permille: per_mille(d(j.late, p.reported.late)),
+                concealed_permille: per_mille(d(j.concealed, p.reported.concealed)),
+                depth_us: j.depth_us.clamp(0.0, f64::from(u32::MAX)) as u32,
+                target_us: j.target_us.clamp(0.0, f64::from(u32::MAX)) as u32,
+            };
+            let _ = node.send_feature(id, feature_kind::VOICE_REPORT, r.encode());
+        }
+        p.reported = j;
+        let l = ListenerStats {
+            name: p.name.clone(),
+            talking: p
+                .last_sound
+                .is_some_and(|t| t.elapsed() < Duration::from_millis(250)),
+            level_db: p.level_db,
+            depth_ms: j.depth_us / 1000.0,
+            target_ms: j.target_us / 1000.0,
+            decoded: j.decoded,
+            late: j.late,
+            lost: j.lost,
+            concealed: j.concealed,
+            repaired: j.repaired_redundancy + j.repaired_fec,
+            malformed: p.malformed,
+            ring_ms: p.queued_frames() as f64 * 1000.0 / f64::from(rate.max(1)),
+            rtt_ms: node.rtt(id).map(|r| r.as_secs_f64() * 1000.0),
+        };
+        all.insert(*id, (l, j));
+    }
+}

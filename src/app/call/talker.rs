@@ -1,0 +1,158 @@
+//! The talker's thread: the engine's input tap → 48 kHz at the call's channels →
+//! frames → gate → Opus → one datagram per frame to every peer of the call, sent the
+//! moment it is encoded (no queue of ours: a frame is never sent late).
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use super::{CallSettings, CallStats};
+use crate::audio::InputTap;
+use crate::domain::AudioFormat;
+use crate::media::Converter;
+use crate::net::{Node, PeerId};
+use crate::proto::datagram_kind;
+use crate::voice::codec::{MAX_PACKET, RATE, VoiceEncoder};
+use crate::voice::gate::{Gate, TalkMode, level_db};
+use crate::voice::packet::Packetizer;
+
+/// What the talker shares with the call's owner.
+pub(crate) struct Shared {
+    gate: Mutex<Gate>,
+    captured: AtomicU64,
+    sent: AtomicU64,
+    errors: AtomicU64,
+    loss_permille: AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn new(mode: TalkMode) -> Shared {
+        Shared {
+            gate: Mutex::new(Gate::new(mode)),
+            captured: AtomicU64::new(0),
+            sent: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            loss_permille: AtomicU64::new(0),
+        }
+    }
+
+    fn gate(&self) -> std::sync::MutexGuard<'_, Gate> {
+        self.gate.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn press(&self, down: bool) {
+        self.gate().press(down);
+    }
+
+    pub(crate) fn toggle(&self) {
+        self.gate().toggle();
+    }
+
+    /// A listener reported this much loss (per mille): the robust profile's FEC
+    /// follows the worst listener.
+    pub(crate) fn reported_loss(&self, permille: u16) {
+        self.loss_permille
+            .store(u64::from(permille), Ordering::Relaxed);
+    }
+
+    pub(crate) fn stats(&self) -> CallStats {
+        CallStats {
+            frames_captured: self.captured.load(Ordering::Relaxed),
+            datagrams_sent: self.sent.load(Ordering::Relaxed),
+            send_errors: self.errors.load(Ordering::Relaxed),
+            reported_loss_percent: self.loss_permille.load(Ordering::Relaxed) as f64 / 10.0,
+            peers: Vec::new(),
+        }
+    }
+}
+
+/// Runs until `stop`.
+pub(crate) fn run(
+    mut tap: InputTap,
+    node: &Node,
+    peers: &[PeerId],
+    settings: &CallSettings,
+    stream: u32,
+    stop: &AtomicBool,
+    shared: &Shared,
+) {
+    let cfg = settings.codec;
+    let ch = usize::from(cfg.channels);
+    let frame = cfg.frame_samples as usize;
+    let mut enc = match VoiceEncoder::new(cfg) {
+        Ok(e) => e,
+        Err(e) => return tracing::error!("the voice encoder: {e}"),
+    };
+    let to = AudioFormat {
+        sample_rate: RATE,
+        channels: cfg.channels,
+    };
+    let mut conv = match Converter::low_latency(tap.format, to) {
+        Ok(c) => c,
+        Err(e) => return tracing::error!("the microphone's format: {e}"),
+    };
+    let mut pz = Packetizer::new(stream, settings.copies, cfg.frame_samples, ch == 2);
+    let in_ch = usize::from(tap.format.channels.max(1));
+    let mut input = Vec::with_capacity(1 << 14);
+    let mut pcm: Vec<f32> = Vec::with_capacity(1 << 15);
+    let mut packet = [0u8; MAX_PACKET];
+    let mut ts: u64 = 0;
+    let start = Instant::now();
+    let mut last_loss = u64::MAX;
+    while !stop.load(Ordering::Acquire) {
+        input.clear();
+        let avail = tap.ring.slots() / in_ch * in_ch;
+        if let Ok(chunk) = tap.ring.read_chunk(avail) {
+            let (a, b) = chunk.as_slices();
+            input.extend_from_slice(a);
+            input.extend_from_slice(b);
+            chunk.commit_all();
+        }
+        if input.is_empty() {
+            std::thread::sleep(Duration::from_micros(500));
+            continue;
+        }
+        conv.process(&input, &mut pcm);
+        let mut used = 0;
+        while pcm.len() - used >= frame * ch {
+            let f = &pcm[used..used + frame * ch];
+            used += frame * ch;
+            shared.captured.fetch_add(1, Ordering::Relaxed);
+            let now_us = start.elapsed().as_micros() as u64;
+            let open = shared.gate().transmit(level_db(f), now_us);
+            let loss = shared.loss_permille.load(Ordering::Relaxed);
+            if loss != last_loss {
+                let _ = enc.set_expected_loss(loss as f64 / 10.0);
+                last_loss = loss;
+            }
+            let this_ts = ts;
+            ts += frame as u64;
+            if !open {
+                let _ = pz.packet(this_ts, &[], 0); // a gap: no copies across it
+                continue;
+            }
+            let len = match enc.encode(f, &mut packet) {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!("encoding a voice frame failed: {e}");
+                    continue;
+                }
+            };
+            let max = peers
+                .iter()
+                .filter_map(|p| node.max_datagram(p))
+                .min()
+                .unwrap_or(1100);
+            let Some(d) = pz.packet(this_ts, &packet[..len], max) else {
+                continue;
+            };
+            for p in peers {
+                match node.send_datagram(p, datagram_kind::VOICE, &d) {
+                    Ok(()) => shared.sent.fetch_add(1, Ordering::Relaxed),
+                    Err(_) => shared.errors.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+        }
+        pcm.drain(..used);
+    }
+}

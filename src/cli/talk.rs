@@ -1,0 +1,205 @@
+//! `jhack talk P [P…]`: the intercom without a screen (a server with a microphone, or
+//! a script). It owns the home like `serve`, listens and keeps connections to its
+//! trusted peers, sends our voice to the peers named and plays whoever is allowed to
+//! talk to us, both ways at once, until Ctrl-C or `--duration`. A peer that refuses
+//! our voice is named with the reason; `--stats` prints the call's figures at exit.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
+
+use super::args::{GlobalArgs, TalkArgs};
+use super::context::Context;
+use super::error::{CliError, chain};
+use super::session::{interrupt_flag, start_engine_with};
+use crate::app::call::{Call, CallSettings, VoiceInbox};
+use crate::net::{Identity, NetEvent, Node, NodeConfig, PeerId};
+use crate::voice::codec::{CodecConfig, Profile};
+use crate::voice::gate::TalkMode;
+
+/// How long the peers have to come online before the call starts anyway.
+const CONNECT_WAIT: Duration = Duration::from_secs(10);
+
+fn settings(args: &TalkArgs) -> Result<CallSettings, CliError> {
+    let profile = match args.profile.as_str() {
+        "low-delay" => Profile::LowDelay,
+        "robust" => Profile::Robust,
+        p => {
+            return Err(CliError::input(format!(
+                "--profile: \"{p}\" is neither low-delay nor robust"
+            )));
+        }
+    };
+    let frame = CodecConfig::frame_for_ms(args.frame).ok_or_else(|| {
+        CliError::input(format!(
+            "--frame: {} ms is not one of 2.5, 5, 10, 20",
+            args.frame
+        ))
+    })?;
+    let mode = if args.ptt {
+        TalkMode::PushToTalk
+    } else if args.vad {
+        TalkMode::Activity {
+            threshold_db: args.vad_threshold,
+            hang_ms: 300,
+        }
+    } else {
+        TalkMode::Open
+    };
+    let mut s = CallSettings::new(profile, frame, mode);
+    if let Some(c) = args.copies {
+        if c > 2 {
+            return Err(CliError::input("--copies: at most 2"));
+        }
+        s.copies = c;
+    }
+    s.talk = !args.listen_only;
+    Ok(s)
+}
+
+pub fn run(g: &GlobalArgs, args: &TalkArgs) -> Result<(), CliError> {
+    let settings = settings(args)?;
+    let ctx = Context::load(g)?;
+    let listen = match &args.listen {
+        Some(a) => a.parse().map_err(|_| {
+            CliError::input(format!(
+                "--listen: \"{a}\" is not an address and port, e.g. 0.0.0.0:7355"
+            ))
+        })?,
+        None => ctx.config.net.listen_addr().map_err(CliError::input)?,
+    };
+    // Owning the library is owning the home: no screen or serve listens meanwhile.
+    let lib = ctx.open_library()?;
+    let engine = Arc::new(start_engine_with(g, &ctx)?);
+    let interrupted = interrupt_flag();
+    let (tx, rx) = mpsc::channel::<NetEvent>();
+    let tx = std::sync::Mutex::new(tx);
+    let sink = Arc::new(move |e| {
+        let _ = tx.lock().unwrap_or_else(|p| p.into_inner()).send(e);
+    });
+    let me = Identity::load_or_create(&ctx.home.identity_dir())
+        .map_err(|e| CliError::failure(chain(&e)))?;
+    let net = &ctx.config.net;
+    let cfg = NodeConfig {
+        listen: Some(listen),
+        name: net.display_name(),
+        trust_file: ctx.home.trust_file(),
+        partial_dir: ctx.home.data_dir().join("partial"),
+        dial: true,
+        triggers_per_second: net.triggers_per_second,
+        trigger_burst: net.trigger_burst,
+    };
+    let inbox = VoiceInbox::new();
+    let node = Arc::new(
+        Node::start_with(
+            me,
+            cfg,
+            Arc::new(lib.blob_locator()),
+            sink,
+            vec![inbox.feature()],
+        )
+        .map_err(|e| CliError::failure(chain(&e)))?,
+    );
+    let mut peers: Vec<(PeerId, String)> = Vec::new();
+    for q in &args.peers {
+        let p = node.find(q).map_err(|e| CliError::input(chain(&e)))?;
+        peers.push((p.id, p.name));
+    }
+    // Wait for the peers (they may be dialling us, or we them).
+    let deadline = Instant::now() + CONNECT_WAIT;
+    while Instant::now() < deadline
+        && !interrupted.load(Ordering::Relaxed)
+        && !peers
+            .iter()
+            .all(|(id, _)| node.speaks(id, crate::app::call::FEATURE))
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for (id, name) in &peers {
+        if !node.speaks(id, crate::app::call::FEATURE) {
+            let why = node
+                .last_error(id)
+                .unwrap_or_else(|| "not connected yet".into());
+            eprintln!("jhack: {name} is not reachable yet ({why}); talking once it is");
+        }
+    }
+    let ids: Vec<PeerId> = peers.iter().map(|(id, _)| *id).collect();
+    let call = Call::start(engine.clone(), node.clone(), &inbox, ids, settings.clone())
+        .map_err(CliError::failure)?;
+    eprintln!(
+        "jhack: talking with {} ({}, {} ms frames{}); Ctrl-C stops",
+        peers
+            .iter()
+            .map(|(_, n)| n.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        settings.codec.profile.name(),
+        f64::from(settings.codec.frame_samples) / 48.0,
+        if settings.talk {
+            ""
+        } else {
+            ", listening only"
+        }
+    );
+    if args.ptt {
+        spawn_latch(call_toggle(&call));
+    }
+    let end = args
+        .duration
+        .map(|d| Instant::now() + Duration::from_secs_f64(d.max(0.0)));
+    let mut refused = Vec::new();
+    while !interrupted.load(Ordering::Relaxed) && end.is_none_or(|e| Instant::now() < e) {
+        match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(NetEvent::Denied { name, message, .. }) => {
+                eprintln!("jhack: error: {name} refused our voice: {message}");
+                if !refused.contains(&name) {
+                    refused.push(name);
+                }
+                if refused.len() == peers.len() {
+                    break;
+                }
+            }
+            Ok(NetEvent::PeerUp { name, .. }) => eprintln!("jhack: {name} is online"),
+            Ok(NetEvent::PeerDown { name, reason, .. }) => {
+                eprintln!("jhack: {name} went offline: {reason}")
+            }
+            Ok(NetEvent::Refused { reason, .. }) => eprintln!("jhack: {reason}"),
+            _ => {}
+        }
+    }
+    let stats = call.stats();
+    call.stop();
+    if args.stats {
+        let text = serde_json::to_string(&stats).map_err(|e| CliError::failure(e.to_string()))?;
+        println!("{text}");
+    }
+    if let Ok(n) = Arc::try_unwrap(node) {
+        n.shutdown();
+    }
+    if !refused.is_empty() && refused.len() == peers.len() {
+        return Err(CliError::input(format!(
+            "{} refused our voice (no voice permission there)",
+            refused.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+/// A handle to toggle the call's latch from another thread.
+fn call_toggle(call: &Call) -> impl Fn() + Send + 'static {
+    let t = call.toggler();
+    move || t()
+}
+
+/// Enter on stdin toggles the microphone.
+fn spawn_latch(toggle: impl Fn() + Send + 'static) {
+    let _ = std::thread::Builder::new()
+        .name("jhack-ptt".into())
+        .spawn(move || {
+            let mut line = String::new();
+            while std::io::stdin().read_line(&mut line).is_ok_and(|n| n > 0) {
+                toggle();
+                line.clear();
+            }
+        });
+}
