@@ -277,10 +277,19 @@ impl Node {
         });
         match result {
             Ok(_) => Ok(()),
-            // Our dial loop (or the peer dialling us) won the race: one connection is
-            // kept, and it is up.
-            Err(_) if self.shared.link(&peer.id).is_some() => Ok(()),
-            Err(e) => Err(offline(e)),
+            Err(e) => {
+                // Our dial loop (or the peer dialling us) may have won the race: one
+                // connection is kept and ours was closed as the duplicate. The winner
+                // registers within moments of that.
+                let until = Instant::now() + Duration::from_millis(500);
+                while Instant::now() < until {
+                    if self.shared.link(&peer.id).is_some() {
+                        return Ok(());
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(offline(e))
+            }
         }
     }
 
