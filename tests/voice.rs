@@ -3,10 +3,14 @@
 //! other's speaker; a peer without `voice` refuses clearly.
 
 mod common;
+#[path = "common/relay.rs"]
+#[allow(dead_code)] // the relay offers more than these tests use
+mod relay;
 
 use std::time::Duration;
 
 use common::peers::*;
+use common::probe::{Probe, click_delays, click_train, quantile};
 use common::*;
 use jhack::dsp::analysis::goertzel_amplitude;
 
@@ -107,4 +111,100 @@ fn a_peer_without_voice_permission_refuses_clearly() {
         b_err.contains("refused"),
         "B says nothing of the refusal: {b_err}"
     );
+}
+
+/// Clicks fed to the microphone, timed on the speaker with one clock while `during`
+/// runs; returns each click's delay (ms).
+fn clicks_through(clicks: &std::path::Path, during: impl FnOnce()) -> Vec<Option<f64>> {
+    let probe = Probe::start();
+    let mut mic = feed_mic(clicks);
+    during();
+    let _ = mic.wait();
+    let (left, right) = probe.stop();
+    click_delays(&left, &right)
+}
+
+fn summary(d: &[Option<f64>]) -> String {
+    let found = d.iter().flatten().count();
+    format!(
+        "median {:.1} ms, p95 {:.1} ms ({found}/{} clicks)",
+        quantile(d, 0.5),
+        quantile(d, 0.95),
+        d.len()
+    )
+}
+
+#[test]
+fn mouth_to_ear_through_a_call_is_the_wire_floor_plus_the_frame() {
+    let test = "mouth_to_ear_through_a_call_is_the_wire_floor_plus_the_frame";
+    let Some(_audio) = audio_stack(test) else {
+        return;
+    };
+    if !have("pw-link") {
+        eprintln!("skipped {test}: pw-link missing");
+        return;
+    }
+    let h = tempfile::tempdir().expect("tempdir");
+    let clicks = h.path().join("clicks.wav");
+    click_train(&clicks, 14, 0.6);
+    // The floor: the microphone straight to the speaker.
+    let wire_home = tempfile::tempdir().expect("tempdir");
+    let mut wire = jhack(wire_home.path());
+    wire.args(["wire", "--duration", "10"]);
+    let wire = Proc::start("wire", wire);
+    std::thread::sleep(Duration::from_millis(1500));
+    let floor = clicks_through(&clicks, || {});
+    let _ = wire.stop();
+    // The call, 10 ms then 5 ms frames.
+    let (a, b) = (Peer::new("A"), Peer::new("B"));
+    a.trust(&b, "bee", "voice", true);
+    b.trust(&a, "ay", "voice", true);
+    let mut figures = Vec::new();
+    for frame in ["10", "5"] {
+        let mut listener = Proc::start(
+            "B (talk)",
+            talk(
+                &b,
+                &["ay", "--listen-only", "--frame", frame, "--duration", "30"],
+                true,
+            ),
+        );
+        let mut talker = Proc::start(
+            "A (talk)",
+            talk(
+                &a,
+                &["bee", "--open", "--frame", frame, "--duration", "30"],
+                true,
+            ),
+        );
+        talker.wait_for("talking with bee", Duration::from_secs(15));
+        listener.wait_for("talking with ay", Duration::from_secs(15));
+        std::thread::sleep(Duration::from_millis(1500));
+        let d = clicks_through(&clicks, || {});
+        let _ = talker.stop();
+        let _ = listener.stop();
+        figures.push((frame, d));
+    }
+    eprintln!("mouth to ear, one clock, 256-frame periods:");
+    eprintln!("  jhack wire (the floor): {}", summary(&floor));
+    for (frame, d) in &figures {
+        eprintln!("  jhack talk, low delay, {frame} ms frames: {}", summary(d));
+    }
+    let floor_p50 = quantile(&floor, 0.5);
+    assert!(floor.iter().flatten().count() >= 12, "the wire lost clicks");
+    for (frame, d) in &figures {
+        assert!(
+            d.iter().flatten().count() >= 12,
+            "the call at {frame} ms lost clicks: {}",
+            summary(d)
+        );
+        // Targets (README): p95 within floor + 20 ms (10 ms frames), + 13 ms (5 ms);
+        // the suite guards with headroom.
+        let bound = if *frame == "10" { 40.0 } else { 26.0 };
+        assert!(
+            quantile(d, 0.95) <= floor_p50 + bound,
+            "{frame} ms frames: {} against the floor's median {floor_p50:.1} ms",
+            summary(d)
+        );
+    }
 }

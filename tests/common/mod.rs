@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod peers;
+pub mod probe;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

@@ -19,7 +19,7 @@ use crate::media::stretch::Stretcher;
 use crate::net::{Node, PeerId};
 use crate::proto::feature_kind;
 use crate::voice::codec::{RATE, VoiceDecoder};
-use crate::voice::jitter::{Action, JitterBuffer, JitterConfig, JitterStats};
+use crate::voice::jitter::{Action, JitterBuffer, JitterConfig, JitterStats, PushOutcome};
 use crate::voice::packet::Depacketizer;
 use crate::voice::report::Report;
 
@@ -177,14 +177,14 @@ impl Playout {
     }
 
     /// Pulls frames until the ring holds `target` output frames (or the buffer is idle).
-    fn top_up(&mut self, now_us: u64, target: usize, rate: u32) {
+    fn top_up(&mut self, now_us: u64, target: usize) {
         for _ in 0..16 {
-            let queued = self.queued_frames();
-            if queued >= target {
+            if self.queued_frames() >= target {
                 return;
             }
-            let needed_at = now_us + (queued as u64 * 1_000_000) / u64::from(rate.max(1));
-            let pull = self.jb.pull(needed_at);
+            // The buffer decides now, with what has arrived by now: the ring's fill is
+            // a delay after the decision, not time for packets to arrive in.
+            let pull = self.jb.pull(now_us);
             if pull.stream != self.stream {
                 self.stream = pull.stream;
                 let _ = self.dec.reset();
@@ -277,7 +277,7 @@ pub(crate) fn run(
                 engine.set_gain(p.voice, gain);
                 p.gain = gain;
             }
-            p.top_up(now_us, target, rate);
+            p.top_up(now_us, target);
         }
         if last_report.elapsed() >= REPORT_EVERY {
             last_report = Instant::now();
@@ -321,7 +321,14 @@ fn handle(
             match p.depack.frames(&bytes) {
                 Ok(frames) => {
                     for f in frames {
-                        let _ = p.jb.push(at_us, f);
+                        let (seq, ts, primary) = (f.seq, f.ts, f.primary);
+                        let outcome = p.jb.push(at_us, f);
+                        if primary && !matches!(outcome, PushOutcome::Accepted) {
+                            tracing::debug!(
+                                "{}: frame {seq} (ts {ts}) at {at_us} µs: {outcome:?}",
+                                p.name
+                            );
+                        }
                     }
                 }
                 Err(e) => {
@@ -372,6 +379,7 @@ fn report(node: &Node, shared: &Shared, peers: &mut HashMap<PeerId, Playout>, ra
             };
             let _ = node.send_feature(id, feature_kind::VOICE_REPORT, r.encode());
         }
+        tracing::debug!("{}: {j:?}, ring {} frames", p.name, p.queued_frames());
         p.reported = j;
         let l = ListenerStats {
             name: p.name.clone(),

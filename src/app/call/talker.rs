@@ -127,6 +127,13 @@ pub(crate) fn run(
             }
             let this_ts = ts;
             ts += frame as u64;
+            if this_ts.is_multiple_of(100 * frame as u64) {
+                tracing::debug!(
+                    "capture: frame at ts {this_ts} encoded {} µs after the start ({} frames waiting in the ring)",
+                    now_us,
+                    tap.ring.slots() / in_ch / frame
+                );
+            }
             if !open {
                 let _ = pz.packet(this_ts, &[], 0); // a gap: no copies across it
                 continue;
