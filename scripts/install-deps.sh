@@ -27,6 +27,8 @@ test_pkgs=(
     pipewire pipewire-bin pipewire-pulse pipewire-alsa wireplumber
     dbus pulseaudio-utils alsa-utils
     ffmpeg sox libsox-fmt-all espeak-ng tmux
+    gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+    gstreamer1.0-pulseaudio
 )
 pkgs=("${build_pkgs[@]}")
 if [ "$want_test" = 1 ]; then

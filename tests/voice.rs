@@ -134,6 +134,108 @@ fn summary(d: &[Option<f64>]) -> String {
     )
 }
 
+/// Whether the measured targets themselves are asserted (`JHACK_MEASURE=1`, for the
+/// README's figures on a quiet machine); otherwise only regression guards with
+/// headroom are, so that a busy machine does not fail the suite.
+fn measuring() -> bool {
+    std::env::var_os("JHACK_MEASURE").is_some_and(|v| v == "1")
+}
+
+/// GStreamer's hand-tuned low-delay Opus pipeline between the same virtual devices
+/// (TESTING.md): its sender and receiver, on a free UDP port.
+fn gstreamer_call() -> Option<(std::process::Child, std::process::Child)> {
+    if !have("gst-launch-1.0") {
+        return None;
+    }
+    let port = free_port().to_string();
+    let spawn = |desc: String| {
+        std::process::Command::new("gst-launch-1.0")
+            .arg("-q")
+            .args(desc.split_whitespace())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("gst-launch-1.0")
+    };
+    let receiver = spawn(format!(
+        "udpsrc address=127.0.0.1 port={port} caps=application/x-rtp,media=audio,clock-rate=48000,encoding-name=OPUS,payload=96 \
+         ! rtpjitterbuffer latency=20 do-lost=true ! rtpopusdepay ! opusdec plc=true ! audioconvert \
+         ! audioresample ! pulsesink device=test_speaker buffer-time=20000 latency-time=5000 processing-deadline=0"
+    ));
+    let sender = spawn(format!(
+        "pulsesrc device=test_mic buffer-time=10000 latency-time=2500 ! audioconvert ! audioresample \
+         ! audio/x-raw,rate=48000,channels=1 ! opusenc audio-type=restricted-lowdelay frame-size=10 \
+         bitrate=64000 bitrate-type=cbr ! rtpopuspay pt=96 ! udpsink host=127.0.0.1 port={port} sync=false async=false"
+    ));
+    Some((sender, receiver))
+}
+
+/// One measured configuration: its name and every click's delay over the rounds.
+struct Measured {
+    name: String,
+    delays: Vec<Option<f64>>,
+    round_medians: Vec<f64>,
+}
+
+impl Measured {
+    fn new(name: &str) -> Measured {
+        Measured {
+            name: name.into(),
+            delays: Vec::new(),
+            round_medians: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, d: Vec<Option<f64>>) {
+        self.round_medians.push(quantile(&d, 0.5));
+        self.delays.extend(d);
+    }
+
+    fn median(&self) -> f64 {
+        quantile(&self.delays, 0.5)
+    }
+
+    fn p95(&self) -> f64 {
+        quantile(&self.delays, 0.95)
+    }
+
+    fn line(&self) -> String {
+        format!(
+            "{}: {} (round medians {:.1?})",
+            self.name,
+            summary(&self.delays),
+            self.round_medians
+        )
+    }
+}
+
+/// `jhack talk` from a to b with `frame` ms frames, measured once.
+fn call_round(a: &Peer, b: &Peer, clicks: &std::path::Path, frame: &str) -> Vec<Option<f64>> {
+    let mut listener = Proc::start(
+        "B (talk)",
+        talk(
+            b,
+            &["ay", "--listen-only", "--frame", frame, "--duration", "30"],
+            true,
+        ),
+    );
+    let mut talker = Proc::start(
+        "A (talk)",
+        talk(
+            a,
+            &["bee", "--open", "--frame", frame, "--duration", "30"],
+            true,
+        ),
+    );
+    talker.wait_for("talking with bee", Duration::from_secs(15));
+    listener.wait_for("talking with ay", Duration::from_secs(15));
+    std::thread::sleep(Duration::from_millis(1500));
+    let d = clicks_through(clicks, || {});
+    let _ = talker.stop();
+    let _ = listener.stop();
+    d
+}
+
 #[test]
 fn mouth_to_ear_through_a_call_is_the_wire_floor_plus_the_frame() {
     let test = "mouth_to_ear_through_a_call_is_the_wire_floor_plus_the_frame";
@@ -146,65 +248,75 @@ fn mouth_to_ear_through_a_call_is_the_wire_floor_plus_the_frame() {
     }
     let h = tempfile::tempdir().expect("tempdir");
     let clicks = h.path().join("clicks.wav");
-    click_train(&clicks, 14, 0.6);
-    // The floor: the microphone straight to the speaker.
-    let wire_home = tempfile::tempdir().expect("tempdir");
-    let mut wire = jhack(wire_home.path());
-    wire.args(["wire", "--duration", "10"]);
-    let wire = Proc::start("wire", wire);
-    std::thread::sleep(Duration::from_millis(1500));
-    let floor = clicks_through(&clicks, || {});
-    let _ = wire.stop();
-    // The call, 10 ms then 5 ms frames.
+    click_train(&clicks, 10, 0.6);
     let (a, b) = (Peer::new("A"), Peer::new("B"));
     a.trust(&b, "bee", "voice", true);
     b.trust(&a, "ay", "voice", true);
-    let mut figures = Vec::new();
-    for frame in ["10", "5"] {
-        let mut listener = Proc::start(
-            "B (talk)",
-            talk(
-                &b,
-                &["ay", "--listen-only", "--frame", frame, "--duration", "30"],
-                true,
-            ),
-        );
-        let mut talker = Proc::start(
-            "A (talk)",
-            talk(
-                &a,
-                &["bee", "--open", "--frame", frame, "--duration", "30"],
-                true,
-            ),
-        );
-        talker.wait_for("talking with bee", Duration::from_secs(15));
-        listener.wait_for("talking with ay", Duration::from_secs(15));
+    let wire_home = tempfile::tempdir().expect("tempdir");
+    let mut floor = Measured::new("jhack wire (the floor)");
+    let mut gst = Measured::new("GStreamer, low-delay Opus, 10 ms frames");
+    let mut ten = Measured::new("jhack talk, low delay, 10 ms frames");
+    let mut five = Measured::new("jhack talk, low delay, 5 ms frames");
+    let have_gst = have("gst-launch-1.0");
+    // Each process starts at a random phase between the microphone's clock and the
+    // speaker's (two drivers on the virtual stack): rounds in turns, all clicks pooled.
+    let rounds = if measuring() { 5 } else { 2 };
+    for _ in 0..rounds {
+        let mut wire = jhack(wire_home.path());
+        wire.args(["wire", "--duration", "12"]);
+        let wire = Proc::start("wire", wire);
         std::thread::sleep(Duration::from_millis(1500));
-        let d = clicks_through(&clicks, || {});
-        let _ = talker.stop();
-        let _ = listener.stop();
-        figures.push((frame, d));
+        floor.add(clicks_through(&clicks, || {}));
+        let _ = wire.stop();
+        if let Some((mut tx, mut rx)) = gstreamer_call() {
+            std::thread::sleep(Duration::from_millis(1500));
+            gst.add(clicks_through(&clicks, || {}));
+            for c in [&mut tx, &mut rx] {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+        ten.add(call_round(&a, &b, &clicks, "10"));
+        five.add(call_round(&a, &b, &clicks, "5"));
     }
-    eprintln!("mouth to ear, one clock, 256-frame periods:");
-    eprintln!("  jhack wire (the floor): {}", summary(&floor));
-    for (frame, d) in &figures {
-        eprintln!("  jhack talk, low delay, {frame} ms frames: {}", summary(d));
+    eprintln!("mouth to ear, one clock, 256-frame periods, {rounds} rounds in turns:");
+    for m in [&floor, &gst, &ten, &five] {
+        if m.delays.is_empty() {
+            eprintln!("  {}: skipped (gst-launch-1.0 missing)", m.name);
+        } else {
+            eprintln!("  {}", m.line());
+        }
     }
-    let floor_p50 = quantile(&floor, 0.5);
-    assert!(floor.iter().flatten().count() >= 12, "the wire lost clicks");
-    for (frame, d) in &figures {
+    let clicks_per_round = 10;
+    for m in [&floor, &ten, &five] {
+        let found = m.delays.iter().flatten().count();
         assert!(
-            d.iter().flatten().count() >= 12,
-            "the call at {frame} ms lost clicks: {}",
-            summary(d)
+            found + rounds >= clicks_per_round * rounds,
+            "{}: clicks lost ({})",
+            m.name,
+            m.line()
         );
-        // Targets (README): p95 within floor + 20 ms (10 ms frames), + 13 ms (5 ms);
-        // the suite guards with headroom.
-        let bound = if *frame == "10" { 40.0 } else { 26.0 };
+    }
+    let floor_p50 = floor.median();
+    for (m, target) in [(&ten, 20.0), (&five, 13.0)] {
+        // Targets (README): p95 within the floor + 20 ms (10 ms frames), + 13 ms (5 ms);
+        // asserted with JHACK_MEASURE=1, otherwise guarded with headroom.
+        let bound = if measuring() { target } else { 2.0 * target };
         assert!(
-            quantile(d, 0.95) <= floor_p50 + bound,
-            "{frame} ms frames: {} against the floor's median {floor_p50:.1} ms",
-            summary(d)
+            m.p95() <= floor_p50 + bound,
+            "{} against the floor's median {floor_p50:.1} ms (bound + {bound} ms)",
+            m.line()
         );
+    }
+    if have_gst {
+        let ratio = ten.median() / gst.median();
+        eprintln!("  jhack / GStreamer at 10 ms frames, medians: {ratio:.2}");
+        let bound = if measuring() { 1.0 } else { 1.5 };
+        assert!(
+            ratio < bound,
+            "jhack's median is {ratio:.2} x GStreamer's (bound {bound})"
+        );
+    } else {
+        eprintln!("skipped the GStreamer comparison of {test}: gst-launch-1.0 missing");
     }
 }

@@ -27,6 +27,9 @@ use crate::voice::report::Report;
 const RING_SECONDS: f64 = 0.25;
 /// How often talkers hear from us.
 const REPORT_EVERY: Duration = Duration::from_secs(1);
+/// How long before the next output callback the ring is topped up (µs): this
+/// thread's wake-up granularity and a decode, with room to spare.
+const LEAD_US: u64 = 1_500;
 
 /// One talking peer as the call shows it.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -257,12 +260,19 @@ pub(crate) fn run(
     let start = Instant::now();
     let rate = engine.format().sample_rate;
     let period = engine.info().output.period_frames.unwrap_or(256) as usize;
-    // One output period plus a mixer block and a millisecond for this thread's wake-up.
-    let target = period + BLOCK_FRAMES + rate as usize / 1000;
+    let period_us = (period as u64 * 1_000_000) / u64::from(rate.max(1));
+    // Just in time: the output callback takes a period at once, so the ring must hold
+    // a period (and a mixer block) when it comes, and no more — everything queued
+    // beyond that is delay. The callbacks are counted by the engine: this thread
+    // learns their rhythm and tops the ring up shortly before the next one.
+    let target = period + BLOCK_FRAMES;
+    let stats = engine.stats_handle();
+    let mut callbacks = stats.callbacks.load(Ordering::Relaxed);
+    let mut last_callback = Instant::now();
     let mut peers: HashMap<PeerId, Playout> = HashMap::new();
     let mut last_report = Instant::now();
     while !stop.load(Ordering::Acquire) {
-        match rx.recv_timeout(Duration::from_millis(1)) {
+        match rx.recv_timeout(Duration::from_micros(250)) {
             Ok(m) => handle(engine, node, shared, talker, &mut peers, m, start),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
@@ -270,6 +280,14 @@ pub(crate) fn run(
         while let Ok(m) = rx.try_recv() {
             handle(engine, node, shared, talker, &mut peers, m, start);
         }
+        let c = stats.callbacks.load(Ordering::Relaxed);
+        if c != callbacks {
+            callbacks = c;
+            last_callback = Instant::now();
+        }
+        let since = last_callback.elapsed().as_micros() as u64;
+        // Due when the next callback is less than LEAD away (or overdue).
+        let due = since + LEAD_US >= period_us;
         let now_us = start.elapsed().as_micros() as u64;
         for (id, p) in peers.iter_mut() {
             let gain = shared.volume(id);
@@ -277,7 +295,9 @@ pub(crate) fn run(
                 engine.set_gain(p.voice, gain);
                 p.gain = gain;
             }
-            p.top_up(now_us, target);
+            if due || p.queued_frames() < BLOCK_FRAMES {
+                p.top_up(now_us, target);
+            }
         }
         if last_report.elapsed() >= REPORT_EVERY {
             last_report = Instant::now();
