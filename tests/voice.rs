@@ -320,3 +320,139 @@ fn mouth_to_ear_through_a_call_is_the_wire_floor_plus_the_frame() {
         eprintln!("skipped the GStreamer comparison of {test}: gst-launch-1.0 missing");
     }
 }
+
+/// Runs `cmd` with its stdout and stderr collected; returns (child, stdout, stderr).
+fn spawn_collecting(
+    mut cmd: std::process::Command,
+) -> (
+    std::process::Child,
+    std::thread::JoinHandle<String>,
+    std::thread::JoinHandle<String>,
+) {
+    use std::io::Read;
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut out = child.stdout.take().expect("stdout");
+    let mut err = child.stderr.take().expect("stderr");
+    let o = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let e = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    (child, o, e)
+}
+
+/// The 1 kHz amplitude of each 10 ms window of `s`.
+fn tone_windows(s: &[f32]) -> Vec<f32> {
+    s.chunks(480)
+        .map(|c| goertzel_amplitude(c, 48_000, 1000.0))
+        .collect()
+}
+
+#[test]
+fn voice_survives_loss_jitter_and_an_outage_through_a_relay() {
+    let test = "voice_survives_loss_jitter_and_an_outage_through_a_relay";
+    let Some(_audio) = audio_stack(test) else {
+        return;
+    };
+    let h = tempfile::tempdir().expect("tempdir");
+    let tone = h.path().join("tone.wav");
+    sh(&format!(
+        "sox -n -r 48000 -c 1 -b 16 {} synth 16 sine 1000 gain -6",
+        tone.display()
+    ));
+    let (a, b) = (Peer::new("A"), Peer::new("B"));
+    let lossy = relay::Impairment {
+        loss: 0.05,
+        jitter_ms: 20.0,
+        ..relay::Impairment::clean()
+    };
+    let r = relay::Relay::start(b.addr().parse().expect("addr"), 7, lossy).expect("relay");
+    // A reaches B only through the relay; B does not dial A (no address), so the one
+    // connection crosses the relay both ways.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_jhack"))
+        .args(["--home"])
+        .arg(a.home())
+        .args([
+            "peer",
+            "add",
+            &b.id,
+            &r.addr().to_string(),
+            "--name",
+            "bee",
+            "--allow",
+            "voice",
+        ])
+        .output()
+        .expect("peer add");
+    assert!(out.status.success());
+    b.trust(&a, "ay", "voice", false);
+    let (mut lc, lout, lerr) = spawn_collecting(talk(
+        &b,
+        &["ay", "--listen-only", "--duration", "24", "--stats"],
+        true,
+    ));
+    let (mut tc, _tout, terr) =
+        spawn_collecting(talk(&a, &["bee", "--open", "--duration", "22"], true));
+    std::thread::sleep(Duration::from_secs(3));
+    let monitor = Monitor::start();
+    let t0 = std::time::Instant::now();
+    let mut mic = feed_mic(&tone);
+    // 0–8 s: 5 % loss and 20 ms of jitter both ways; 8–10 s: nothing passes; then clean.
+    std::thread::sleep(Duration::from_secs(8));
+    let outage_at = t0.elapsed().as_secs_f64();
+    r.set(relay::Impairment {
+        loss: 1.0,
+        ..relay::Impairment::clean()
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let clean_at = t0.elapsed().as_secs_f64();
+    r.set(relay::Impairment::clean());
+    let _ = mic.wait();
+    let heard = monitor.stop();
+    let _ = tc.wait();
+    let _ = lc.wait();
+    let (stats, lerr, terr) = (
+        lout.join().unwrap_or_default(),
+        lerr.join().unwrap_or_default(),
+        terr.join().unwrap_or_default(),
+    );
+    let w = tone_windows(&channel(&heard, 2, 0));
+    let on = 0.05;
+    let first = w.iter().position(|&x| x > on).unwrap_or(w.len());
+    // Window index of a time since t0 (the capture began at about t0).
+    let at = |secs: f64| ((secs * 100.0) as usize).min(w.len());
+    let lossy_span = &w[(first + 50).min(w.len())..at(outage_at - 0.3)];
+    let gaps = lossy_span.iter().filter(|&&x| x < on / 4.0).count();
+    let after = &w[at(clean_at + 1.0)..at(clean_at + 5.0)];
+    let after_gaps = after.iter().filter(|&&x| x < on / 4.0).count();
+    eprintln!("B: {lerr}\nA: {terr}\nB's figures: {stats}");
+    eprintln!(
+        "through the relay (5 % loss, 20 ms jitter): {gaps} silent 10 ms windows of {} ({:.2} %); after a 2 s outage, 1–5 s later: {after_gaps} of {}; relay {:?}",
+        lossy_span.len(),
+        100.0 * gaps as f64 / lossy_span.len().max(1) as f64,
+        after.len(),
+        r.stats()
+    );
+    assert!(lossy_span.len() > 500, "the tone was hardly heard: {first}");
+    // Guards with headroom (the targets: <= 1 % late, <= 0.5 % unrecovered).
+    assert!(
+        (gaps as f64) <= 0.03 * lossy_span.len() as f64,
+        "{gaps} silent windows under loss and jitter"
+    );
+    assert!(after_gaps <= 8, "voice did not come back after the outage");
+    let s: serde_json::Value = serde_json::from_str(stats.trim()).expect("B's --stats");
+    let p = &s["peers"][0];
+    let decoded = p["decoded"].as_f64().unwrap_or(0.0);
+    let late = p["late"].as_f64().unwrap_or(0.0);
+    assert!(decoded > 1000.0, "{s}");
+    assert!(late <= 0.03 * decoded, "{late} late of {decoded}");
+}
