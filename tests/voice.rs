@@ -456,3 +456,147 @@ fn voice_survives_loss_jitter_and_an_outage_through_a_relay() {
     assert!(decoded > 1000.0, "{s}");
     assert!(late <= 0.03 * decoded, "{late} late of {decoded}");
 }
+
+/// A raw QUIC peer: says hello on the control stream and returns the connection.
+async fn raw_peer(
+    me: &jhack::net::Identity,
+    to: jhack::net::PeerId,
+    addr: std::net::SocketAddr,
+) -> (quinn::Endpoint, quinn::Connection, quinn::SendStream) {
+    let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).expect("endpoint");
+    let config = jhack::net::client_config(me, to).expect("client config");
+    let conn = endpoint
+        .connect_with(config, addr, "jhack")
+        .expect("connect")
+        .await
+        .expect("handshake");
+    let (mut send, mut recv) = conn.open_bi().await.expect("control stream");
+    let hello = jhack::proto::Hello::new("jhack-test 0", "raw", 9);
+    let mut frame = Vec::new();
+    jhack::proto::encode_frame(&jhack::proto::encode(&hello).unwrap(), &mut frame).unwrap();
+    send.write_all(&frame).await.expect("hello");
+    let mut len = [0u8; 4];
+    recv.read_exact(&mut len).await.expect("their hello");
+    let mut theirs = vec![0u8; u32::from_be_bytes(len) as usize];
+    recv.read_exact(&mut theirs).await.expect("their hello");
+    // Keep reading their control stream so it never blocks.
+    tokio::spawn(async move {
+        let mut sink = [0u8; 4096];
+        while let Ok(Some(_)) = recv.read(&mut sink).await {}
+    });
+    (endpoint, conn, send)
+}
+
+#[test]
+fn hostile_voice_datagrams_are_dropped_and_the_call_goes_on() {
+    let test = "hostile_voice_datagrams_are_dropped_and_the_call_goes_on";
+    let Some(_audio) = audio_stack(test) else {
+        return;
+    };
+    let h = tempfile::tempdir().expect("tempdir");
+    let tone = h.path().join("tone.wav");
+    sh(&format!(
+        "sox -n -r 48000 -c 1 -b 16 {} synth 6 sine 1000 gain -6",
+        tone.display()
+    ));
+    let (a, b) = (Peer::new("A"), Peer::new("B"));
+    a.trust(&b, "bee", "voice", true);
+    b.trust(&a, "ay", "voice", true);
+    let raw_dir = tempfile::tempdir().expect("tempdir");
+    let me = jhack::net::Identity::load_or_create(&raw_dir.path().join("identity")).expect("id");
+    let my_id = me.id.to_string();
+    ok(
+        &b.jhack(&["peer", "add", &my_id, "--name", "raw", "--allow", "voice"]),
+        "peer add raw",
+    );
+    let mut listener = Proc::start(
+        "B (talk)",
+        talk(&b, &["ay", "--listen-only", "--duration", "14"], true),
+    );
+    let mut talker = Proc::start(
+        "A (talk)",
+        talk(&a, &["bee", "--open", "--duration", "13"], true),
+    );
+    talker.wait_for("talking with bee", Duration::from_secs(15));
+    listener.wait_for("talking with ay", Duration::from_secs(15));
+    let monitor = Monitor::start();
+    let mut mic = feed_mic(&tone);
+    let b_id: jhack::net::PeerId = b.id.parse().expect("B's id");
+    let addr: std::net::SocketAddr = b.addr().parse().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let sent = rt.block_on(async {
+        let (endpoint, conn, _control) = raw_peer(&me, b_id, addr).await;
+        let voice = jhack::proto::datagram_kind::VOICE;
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut sent = 0;
+        // Garbage, truncated and oversized voice datagrams.
+        for i in 0..300 {
+            let n = (next() % 1100) as usize;
+            let mut d: Vec<u8> = (0..n).map(|_| next() as u8).collect();
+            d.insert(0, voice);
+            if i % 3 == 0 && d.len() > 2 {
+                d[1] = 1; // the right version, garbage after it
+            }
+            if conn.send_datagram(d.into()).is_ok() {
+                sent += 1;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        // Well-formed packets with absurd sequence numbers and timestamps.
+        for i in 0..200u32 {
+            let mut pz = jhack::voice::packet::Packetizer::new(77 + i % 3, 0, 480, false);
+            let d = pz
+                .packet(next(), &[0xfc, 0xff, 0xfe], 1200)
+                .expect("packet");
+            let mut v = vec![voice];
+            v.extend_from_slice(&d);
+            let _ = conn.send_datagram(v.into());
+            tokio::time::sleep(Duration::from_millis(3)).await;
+        }
+        // A flood: several times the rate limit, for a second and a half (paced, so
+        // that the kernel's socket buffer does not drop it before jhack sees it).
+        let flood = std::time::Instant::now();
+        while flood.elapsed() < Duration::from_millis(1500) {
+            for _ in 0..8 {
+                let _ = conn.send_datagram(vec![voice, 1, 0, 0, 0, 0, 0].into());
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(conn.close_reason().is_none(), "B closed the connection");
+        conn.close(0u32.into(), b"done");
+        endpoint.wait_idle().await;
+        sent
+    });
+    let _ = mic.wait();
+    let heard = monitor.stop();
+    let b_log = listener.stop();
+    let _ = talker.stop();
+    let w = tone_windows(&channel(&heard, 2, 0));
+    let on = 0.05;
+    let first = w.iter().position(|&x| x > on).unwrap_or(w.len());
+    let span = &w[(first + 20).min(w.len())..(first + 500).min(w.len())];
+    let gaps = span.iter().filter(|&&x| x < on / 4.0).count();
+    eprintln!("{sent} garbage datagrams sent; B: {b_log}");
+    eprintln!(
+        "A's tone on B's speaker meanwhile: {gaps} silent 10 ms windows of {}",
+        span.len()
+    );
+    assert!(span.len() >= 400, "A's voice was not heard");
+    assert!(gaps <= 10, "A's voice broke up while raw sent garbage");
+    let lines = |needle: &str| b_log.lines().filter(|l| l.contains(needle)).count();
+    assert_eq!(lines("a voice datagram from raw was dropped"), 1, "{b_log}");
+    assert_eq!(lines("raw sends more than"), 1, "{b_log}");
+    assert_eq!(lines("voice from raw rejected"), 1, "{b_log}");
+    assert!(!b_log.contains("panicked"), "{b_log}");
+}

@@ -54,7 +54,8 @@ pub struct ListenerStats {
     pub concealed: u64,
     /// Frames repaired by a copy or FEC.
     pub repaired: u64,
-    /// Datagrams refused as malformed.
+    /// Datagrams refused as malformed, or frames as implausible (absurd sequence
+    /// numbers or timestamps).
     pub malformed: u64,
     /// The ring to the mixer, ms (what the output adds before its own latency).
     pub ring_ms: f64,
@@ -132,6 +133,7 @@ struct Playout {
     mapped: Vec<f32>,
     stream: Option<u32>,
     malformed: u64,
+    rejected: u64,
     level_db: f32,
     last_sound: Option<Instant>,
     reported: JitterStats,
@@ -167,6 +169,7 @@ impl Playout {
             mapped: Vec::with_capacity(16384),
             stream: None,
             malformed: 0,
+            rejected: 0,
             level_db: -120.0,
             last_sound: None,
             reported: JitterStats::default(),
@@ -343,7 +346,16 @@ fn handle(
                     for f in frames {
                         let (seq, ts, primary) = (f.seq, f.ts, f.primary);
                         let outcome = p.jb.push(at_us, f);
-                        if primary && !matches!(outcome, PushOutcome::Accepted) {
+                        if let PushOutcome::Rejected(why) = outcome {
+                            p.rejected += 1;
+                            if p.rejected == 1 {
+                                tracing::warn!(
+                                    "voice from {} rejected: {} (counted from now on, not logged)",
+                                    p.name,
+                                    why.as_str()
+                                );
+                            }
+                        } else if primary && !matches!(outcome, PushOutcome::Accepted) {
                             tracing::debug!(
                                 "{}: frame {seq} (ts {ts}) at {at_us} µs: {outcome:?}",
                                 p.name
@@ -414,7 +426,7 @@ fn report(node: &Node, shared: &Shared, peers: &mut HashMap<PeerId, Playout>, ra
             lost: j.lost,
             concealed: j.concealed,
             repaired: j.repaired_redundancy + j.repaired_fec,
-            malformed: p.malformed,
+            malformed: p.malformed + p.rejected,
             ring_ms: p.queued_frames() as f64 * 1000.0 / f64::from(rate.max(1)),
             rtt_ms: node.rtt(id).map(|r| r.as_secs_f64() * 1000.0),
         };
