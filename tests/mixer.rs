@@ -428,6 +428,31 @@ fn a_live_stream_past_its_bound_skips_the_oldest_audio_down_to_its_margin() {
 }
 
 #[test]
+fn a_live_stream_whose_bound_is_below_its_margin_never_underflows() {
+    // Regression: a bound below the margin (or below one block) made the skip
+    // `have - max(refill, want)` wrap on the audio thread.
+    for (refill, max_fill) in [(512, 100), (0, 8), (4096, 1)] {
+        let mut r = rig(1, 8);
+        let (mut tx, rx) = rtrb::RingBuffer::new(8192);
+        let done = Arc::new(AtomicBool::new(false));
+        let source = VoiceSource::Stream {
+            ring: rx,
+            done: done.clone(),
+            refill,
+            max_fill,
+        };
+        r.send(Command::Play(Box::new(Voice::new(VoiceId(1), source, 1.0))));
+        for i in 1..=3000 {
+            tx.push(i as f32 * 1e-4).unwrap();
+        }
+        let out = r.render(8 * BLOCK_FRAMES, BLOCK_FRAMES);
+        assert!(out.iter().all(|s| s.is_finite()), "{refill}/{max_fill}");
+        done.store(true, Ordering::Release);
+        r.render(8192, 256);
+    }
+}
+
+#[test]
 fn capture_feeds_taps_and_never_allocates_attaching_overflowing_or_detaching() {
     use jhack::audio::capture::{InputProcessor, MAX_TAPS, TapCommand, TapSink};
     use std::sync::atomic::AtomicU64;

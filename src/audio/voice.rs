@@ -77,7 +77,16 @@ pub struct Voice {
 
 impl Voice {
     /// A voice for `source` at linear `gain`, triggered now.
-    pub fn new(id: VoiceId, source: VoiceSource, gain: f32) -> Self {
+    pub fn new(id: VoiceId, mut source: VoiceSource, gain: f32) -> Self {
+        // A bound below the margin would make the skip below it underflow: the bound
+        // is at least the margin, checked here, off the audio thread.
+        if let VoiceSource::Stream {
+            refill, max_fill, ..
+        } = &mut source
+            && *max_fill > 0
+        {
+            *max_fill = (*max_fill).max(*refill);
+        }
         let refilling = matches!(&source, VoiceSource::Stream { refill, .. } if *refill > 0);
         Self {
             id,
@@ -218,7 +227,9 @@ impl Voice {
                 let mut have = ring.slots() / channels * channels;
                 if *max_fill > 0 && have > *max_fill {
                     // Drift or a burst: drop the oldest audio down to the margin.
-                    let skip = (have - (*refill).max(want)) / channels * channels;
+                    // `have > max_fill >= refill` (see `Voice::new`); `want` may still
+                    // exceed `have`, so the difference saturates rather than wraps.
+                    let skip = have.saturating_sub((*refill).max(want)) / channels * channels;
                     if let Ok(chunk) = ring.read_chunk(skip) {
                         chunk.commit_all();
                         have -= skip;
