@@ -12,7 +12,7 @@ use rubato::{Adjustable, Async, FixedAsync, PolynomialDegree, Resampler, Resizab
 /// Most input frames per call (a 20 ms frame at 48 kHz); longer input is split.
 const MAX_CHUNK: usize = 960;
 /// The widest stretch allowed either way, relative.
-const MAX_RELATIVE: f64 = 1.02;
+const MAX_RELATIVE: f64 = 1.03;
 
 /// See the module documentation.
 pub struct Stretcher {

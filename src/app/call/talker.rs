@@ -99,6 +99,8 @@ pub(crate) fn run(
     let mut ts: u64 = 0;
     let start = Instant::now();
     let mut last_loss = u64::MAX;
+    let (mut lag_min, mut lag_max) = (i64::MAX, i64::MIN);
+    let mut received: u64 = 0;
     while !stop.load(Ordering::Acquire) {
         input.clear();
         let avail = tap.ring.slots() / in_ch * in_ch;
@@ -112,6 +114,7 @@ pub(crate) fn run(
             std::thread::sleep(Duration::from_micros(500));
             continue;
         }
+        received += (input.len() / in_ch) as u64;
         conv.process(&input, &mut pcm);
         let mut used = 0;
         while pcm.len() - used >= frame * ch {
@@ -127,12 +130,20 @@ pub(crate) fn run(
             }
             let this_ts = ts;
             ts += frame as u64;
+            let lag = now_us as i64 - (this_ts * 1_000_000 / u64::from(RATE)) as i64;
+            lag_min = lag_min.min(lag);
+            lag_max = lag_max.max(lag);
             if this_ts.is_multiple_of(100 * frame as u64) {
                 tracing::debug!(
-                    "capture: frame at ts {this_ts} encoded {} µs after the start ({} frames waiting in the ring)",
-                    now_us,
-                    tap.ring.slots() / in_ch / frame
+                    "capture: frames encoded {:.1}–{:.1} ms after their first sample was due (last second); tap dropped {}; {received} frames in at {} Hz, {} out",
+                    lag_min as f64 / 1000.0,
+                    lag_max as f64 / 1000.0,
+                    tap.dropped.load(Ordering::Relaxed),
+                    tap.format.sample_rate,
+                    this_ts
                 );
+                lag_min = i64::MAX;
+                lag_max = i64::MIN;
             }
             if !open {
                 let _ = pz.packet(this_ts, &[], 0); // a gap: no copies across it
