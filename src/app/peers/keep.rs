@@ -1,0 +1,64 @@
+//! Keeping a sound fetched from a peer: once every byte is verified, it goes into the
+//! library as a remote sound (within the remote-sound budget) and its partial files
+//! are removed; a failed or mismatched transfer is reported, never kept.
+
+use super::PeerHub;
+use crate::app::instance::Instance;
+use crate::domain::{Origin, SoundId, chain};
+use crate::library::NewSound;
+
+impl PeerHub {
+    pub(super) fn on_fetched(
+        &mut self,
+        instance: &mut Instance,
+        id: SoundId,
+        result: Result<(), String>,
+        notice: &mut dyn FnMut(String),
+    ) {
+        let Some(a) = self.arriving.remove(&id) else {
+            return;
+        };
+        if let Err(e) = result {
+            notice(format!(
+                "\"{}\" from {} did not arrive: {e}",
+                a.offer.name, a.from
+            ));
+            return;
+        }
+        let new = NewSound {
+            name: a.offer.name.clone(),
+            tags: vec!["remote".into()],
+            key: None,
+            gain_db: 0.0,
+            frames: a.offer.frames,
+            sample_rate: a.offer.sample_rate,
+            channels: a.offer.channels,
+            format: a.offer.format.clone(),
+            loudness_lufs: a.offer.loudness_lufs,
+            origin: Origin::Remote,
+        };
+        match instance.keep_remote(a.fetch.path(), new) {
+            Ok(m) if m.id == id => {
+                a.fetch.discard_files();
+                notice(format!(
+                    "kept \"{}\" from {} ({} KB, every byte verified)",
+                    m.name,
+                    a.from,
+                    a.offer.size / 1000
+                ));
+            }
+            Ok(m) => notice(format!(
+                "\"{}\" from {} was stored under another id ({}): the library disagrees with the transfer",
+                m.name,
+                a.from,
+                m.id.short()
+            )),
+            Err(e) => notice(format!(
+                "\"{}\" from {} could not be kept: {}",
+                a.offer.name,
+                a.from,
+                chain(&e)
+            )),
+        }
+    }
+}

@@ -1,0 +1,311 @@
+//! The instance's peers: the network node wired to the instance. It answers peers'
+//! triggers (from the library when the sound is here; otherwise fetching it from the
+//! peer, playing as it arrives and keeping it), sends our triggers, and turns what
+//! happens into lines for the owner's log or message line.
+//!
+//! Everything here runs on the owner's thread, one event at a time; the only work
+//! done elsewhere is opening a sound that is still arriving (its reads wait for the
+//! network), on a short-lived thread that hands back a prepared voice.
+//!
+//! By job: [`start`] brings the node up for a home; [`outgoing`] sends our triggers
+//! and answers the requests waiting on them; [`incoming`] plays what peers trigger
+//! here (from the library, or fetched while it plays); [`keep`] keeps a fetched
+//! sound; this file routes events and reports first audio.
+
+mod incoming;
+mod keep;
+mod outgoing;
+mod start;
+
+pub use outgoing::offer_of;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::mpsc::Sender;
+use std::time::Instant;
+
+use super::control::Response;
+use super::instance::Instance;
+use super::player::Prepared;
+use crate::domain::{SoundId, SoundMeta, chain};
+use crate::net::{Fetch, NetEvent, Node, PeerId, PeerStatus, Reply};
+use crate::proto::{PlayOutcome, SoundOffer};
+use incoming::micros;
+
+/// What the owner's loop hands to [`PeerHub::handle`].
+pub enum HubEvent {
+    /// Something from the network.
+    Net(NetEvent),
+    /// A sound arriving from a peer is ready to start (or failed to open).
+    Ready {
+        /// The sound.
+        id: SoundId,
+        /// Its name, as the peer offered it.
+        sound: String,
+        /// The peer's name.
+        from: String,
+        /// The peer's answer handle.
+        reply: Reply,
+        /// Gain to play at, dB.
+        gain_db: f32,
+        /// When the trigger arrived.
+        received: Instant,
+        /// The prepared voice.
+        result: Result<Prepared, String>,
+    },
+}
+
+/// How the hub's threads reach the owner's loop.
+pub type Poster = Arc<dyn Fn(HubEvent) + Send + Sync>;
+
+/// A poster that puts each event into the owner's queue as `wrap(event)`.
+pub fn poster<E: Send + 'static>(events: Sender<E>, wrap: fn(HubEvent) -> E) -> Poster {
+    let events = std::sync::Mutex::new(events);
+    Arc::new(move |e| {
+        let _ = events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send(wrap(e));
+    })
+}
+
+/// A fetch in progress and what to keep when it is done.
+struct Arriving {
+    fetch: Arc<Fetch>,
+    offer: SoundOffer,
+    from: String,
+}
+
+/// One of our triggers awaiting its answer.
+struct Sent {
+    peer_id: PeerId,
+    peer: String,
+    sound: String,
+    request: Option<usize>,
+}
+
+/// How long a play on peers waits for an offline peer to connect.
+const CONNECT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A play on peers waiting for some of them to connect.
+struct Pending {
+    meta: SoundMeta,
+    ids: Vec<PeerId>,
+    gain_db: f32,
+    reply: Sender<Response>,
+    deadline: Instant,
+}
+
+/// A control request waiting for the answers of several peers.
+struct Waiting {
+    reply: Sender<Response>,
+    left: usize,
+    lines: Vec<String>,
+    refused: bool,
+}
+
+/// A peer's play that started here, until its first audio is reported.
+struct Started {
+    voice: crate::audio::VoiceId,
+    sound: String,
+    from: String,
+    cached: bool,
+}
+
+/// The node and what is in flight. See the module documentation.
+pub struct PeerHub {
+    started: Vec<Started>,
+    node: Node,
+    post: Poster,
+    arriving: HashMap<SoundId, Arriving>,
+    sent: HashMap<u64, Sent>,
+    waiting: HashMap<usize, Waiting>,
+    pending: Vec<Pending>,
+    next_request: usize,
+    notes: Vec<String>,
+    log: super::activity::ActivityLog,
+}
+
+/// How the hub is started.
+#[derive(Debug, Clone)]
+pub struct HubOptions {
+    /// Listen address (`None`: an ephemeral port, no dialling: one-off commands).
+    pub listen: Option<std::net::SocketAddr>,
+    /// Keep connections to trusted peers with addresses.
+    pub dial: bool,
+    /// When the listen address is in use, listen on any free port instead of failing.
+    pub any_port_if_busy: bool,
+}
+
+impl PeerHub {
+    /// What the start had to say (a listen address in use).
+    pub fn start_notes(&self) -> Vec<String> {
+        self.notes.clone()
+    }
+
+    /// The node (id, address, peers).
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+
+    /// Every trusted peer and its state.
+    pub fn peers(&self) -> Vec<PeerStatus> {
+        self.node.peers()
+    }
+
+    /// Blob transfers in progress towards us.
+    pub fn arriving(&self) -> usize {
+        self.arriving.len()
+    }
+
+    /// The ids of the peers that are connected now.
+    pub fn online(&self) -> Vec<PeerId> {
+        self.node
+            .peers()
+            .into_iter()
+            .filter(|p| p.online)
+            .filter_map(|p| p.id.parse().ok())
+            .collect()
+    }
+
+    /// Reports, once each, when the sounds peers played here reached the speaker:
+    /// the engine's time from the trigger's arrival to the callback that started it.
+    pub fn poll(&mut self, instance: &Instance, notice: &mut dyn FnMut(String)) {
+        use crate::audio::VoiceState;
+        if !self.pending.is_empty() {
+            self.run_pending();
+        }
+        let log = &mut self.log;
+        let mut notice = |n: String| {
+            log.write(&n);
+            notice(n);
+        };
+        self.started.retain(|s| {
+            let latency = match instance.engine().state(s.voice) {
+                Some(VoiceState::Playing {
+                    trigger_to_callback,
+                }) => Some(trigger_to_callback),
+                Some(VoiceState::Ended(o)) => o.trigger_to_callback,
+                Some(VoiceState::Queued) => return true,
+                None => None,
+            };
+            if let Some(l) = latency {
+                notice(format!(
+                    "first audio of \"{}\" from {}: {:.2} ms after its trigger arrived ({})",
+                    s.sound,
+                    s.from,
+                    l.as_secs_f64() * 1000.0,
+                    if s.cached {
+                        "cached"
+                    } else {
+                        "fetched while playing"
+                    }
+                ));
+            }
+            false
+        });
+    }
+
+    /// Acts on one event; `notice` receives lines for the log.
+    pub fn handle(
+        &mut self,
+        instance: &mut Instance,
+        event: HubEvent,
+        notice: &mut dyn FnMut(String),
+    ) {
+        let mut lines = Vec::new();
+        self.handle_quietly(instance, event, &mut |n| lines.push(n));
+        for n in lines {
+            self.log.write(&n);
+            notice(n);
+        }
+    }
+
+    fn handle_quietly(
+        &mut self,
+        instance: &mut Instance,
+        event: HubEvent,
+        notice: &mut dyn FnMut(String),
+    ) {
+        match event {
+            HubEvent::Net(e) => self.on_net(instance, e, notice),
+            HubEvent::Ready {
+                id,
+                sound,
+                from,
+                reply,
+                gain_db,
+                received,
+                result,
+            } => {
+                let outcome = match result.and_then(|p| {
+                    instance
+                        .play_prepared(id, p, gain_db, received)
+                        .map_err(|e| chain(&e))
+                }) {
+                    Ok(voice) => {
+                        // Not from `arriving`: a small sound may be complete and
+                        // kept before it is ready to start.
+                        self.started.push(Started {
+                            voice,
+                            sound,
+                            from,
+                            cached: false,
+                        });
+                        PlayOutcome::Started {
+                            cached: false,
+                            latency_us: micros(received),
+                        }
+                    }
+                    Err(e) => {
+                        notice(format!("a sound from a peer could not be played: {e}"));
+                        PlayOutcome::Failed { message: e }
+                    }
+                };
+                reply.send(outcome);
+            }
+        }
+    }
+
+    fn on_net(&mut self, instance: &mut Instance, e: NetEvent, notice: &mut dyn FnMut(String)) {
+        match e {
+            NetEvent::PeerUp { name, addr, .. } => {
+                notice(format!("{name} is online ({addr})"));
+                self.run_pending();
+            }
+            NetEvent::PeerDown { id, name, reason } => {
+                notice(format!("{name} went offline: {reason}"));
+                // Its unanswered triggers will not be answered.
+                let lost: Vec<u64> = self
+                    .sent
+                    .iter()
+                    .filter(|(_, s)| s.peer_id == id)
+                    .map(|(t, _)| *t)
+                    .collect();
+                for t in lost {
+                    let message = format!("{name} went offline: {reason}");
+                    self.on_result(t, PlayOutcome::Failed { message }, notice);
+                }
+            }
+            NetEvent::Refused { reason, .. } => notice(reason),
+            NetEvent::PlayRefused {
+                name,
+                sound,
+                reason,
+            } => notice(format!("refused \"{sound}\" from {name}: {reason}")),
+            NetEvent::Served { name, id, bytes } => notice(format!(
+                "sent {} to {name} ({} KB)",
+                id.short(),
+                bytes / 1000
+            )),
+            NetEvent::Problem(p) => notice(p),
+            NetEvent::Features { .. } | NetEvent::PeerFetched { .. } => {}
+            NetEvent::Denied { name, message, .. } => notice(format!("{name} refused: {message}")),
+            NetEvent::Play(p) => self.on_play(instance, p, notice),
+            NetEvent::TriggerResult {
+                trigger, outcome, ..
+            } => self.on_result(trigger, outcome, notice),
+            NetEvent::FetchDone { id, result } => self.on_fetched(instance, id, result, notice),
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! Bringing the node up for a home: its identity, trust store and listen address
+//! (falling back to another port when asked), with the blob lookup of the library.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::{HubEvent, HubOptions, PeerHub, Poster};
+use crate::app::instance::Instance;
+use crate::domain::chain;
+use crate::home::Home;
+use crate::net::{EventSink, Identity, Node, NodeConfig};
+
+impl PeerHub {
+    /// Starts the node for `instance`'s home.
+    pub fn start(
+        home: &Home,
+        instance: &Instance,
+        opts: HubOptions,
+        post: Poster,
+    ) -> Result<PeerHub, String> {
+        let net = &instance.config().net;
+        let sink: EventSink = {
+            let post = post.clone();
+            Arc::new(move |e| post(HubEvent::Net(e)))
+        };
+        let mut notes = Vec::new();
+        let mut node = None;
+        for (i, listen) in listen_candidates(opts.listen, opts.any_port_if_busy)
+            .into_iter()
+            .enumerate()
+        {
+            let identity = Identity::load_or_create(&home.identity_dir()).map_err(|e| chain(&e))?;
+            let cfg = NodeConfig {
+                listen,
+                name: net.display_name(),
+                trust_file: home.trust_file(),
+                partial_dir: home.data_dir().join("partial"),
+                dial: opts.dial,
+                triggers_per_second: net.triggers_per_second,
+                trigger_burst: net.trigger_burst,
+            };
+            let blobs = Arc::new(instance.library().blob_locator());
+            match Node::start(identity, cfg, blobs, sink.clone()) {
+                Ok(n) => {
+                    if i > 0
+                        && let (Some(want), Some(got)) = (opts.listen, n.local_addr())
+                        && got.port() != want.port()
+                    {
+                        notes.push(format!(
+                            "net.listen {want} is in use (another jhack?): listening on {got} instead, where peers will not look"
+                        ));
+                    }
+                    node = Some(n);
+                    break;
+                }
+                Err(e @ crate::net::NetError::Bind { .. }) => {
+                    tracing::info!("{}", chain(&e));
+                    notes.push(chain(&e));
+                }
+                Err(e) => return Err(chain(&e)),
+            }
+        }
+        let Some(node) = node else {
+            return Err(notes.join("; "));
+        };
+        notes.retain(|n| !n.starts_with("cannot listen"));
+        Ok(PeerHub {
+            started: Vec::new(),
+            node,
+            post,
+            arriving: HashMap::new(),
+            sent: HashMap::new(),
+            waiting: HashMap::new(),
+            pending: Vec::new(),
+            next_request: 0,
+            notes,
+            log: crate::app::activity::ActivityLog::open(&home.data_dir().join("peers.log")),
+        })
+    }
+}
+
+/// The addresses to try listening on: the one asked for, the same port on IPv4 when
+/// it was IPv6's any-address (a machine without IPv6), then any free port.
+fn listen_candidates(
+    want: Option<std::net::SocketAddr>,
+    any_port: bool,
+) -> Vec<Option<std::net::SocketAddr>> {
+    use std::net::{Ipv4Addr, SocketAddr};
+    let Some(want) = want else {
+        return vec![None];
+    };
+    let mut c = vec![Some(want)];
+    if want.ip().is_unspecified() && want.is_ipv6() {
+        c.push(Some(SocketAddr::from((Ipv4Addr::UNSPECIFIED, want.port()))));
+    }
+    if any_port {
+        let mut any = want;
+        any.set_port(0);
+        c.push(Some(any));
+    }
+    c
+}
