@@ -133,6 +133,21 @@ fn pair_with_features(
     )
 }
 
+/// 100 MB of seeded noise written to `path`; its id and bytes.
+fn random_blob(path: &Path, seed: u64) -> (SoundId, Vec<u8>) {
+    let mut bytes = vec![0u8; 100_000_000];
+    let mut x = seed;
+    for chunk in bytes.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let b = x.to_le_bytes();
+        chunk.copy_from_slice(&b[..chunk.len()]);
+    }
+    std::fs::write(path, &bytes).expect("write");
+    (SoundId(*blake3::hash(&bytes).as_bytes()), bytes)
+}
+
 fn offer(id: SoundId, size: u64) -> SoundOffer {
     SoundOffer {
         id,
@@ -468,17 +483,7 @@ fn plain_quic_copy(bytes: &Arc<Vec<u8>>, files: Option<(PathBuf, PathBuf)>) -> f
 fn a_hundred_megabyte_blob_is_fetched_at_least_at_seventy_percent_of_plain_quic() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("blob");
-    let mut bytes = vec![0u8; 100_000_000];
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    for chunk in bytes.chunks_mut(8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        let b = x.to_le_bytes();
-        chunk.copy_from_slice(&b[..chunk.len()]);
-    }
-    std::fs::write(&path, &bytes).expect("write");
-    let id = SoundId(*blake3::hash(&bytes).as_bytes());
+    let (id, bytes) = random_blob(&path, 0x9e37_79b9_7f4a_7c15);
     let bytes = Arc::new(bytes);
     let mut ours = Vec::new();
     let mut plain = Vec::new();
@@ -710,18 +715,7 @@ fn datagram_latency(
 fn voice_datagrams_cross_at_once_even_behind_a_hundred_megabyte_transfer() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("blob");
-    let mut bytes = vec![0u8; 100_000_000];
-    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-    for chunk in bytes.chunks_mut(8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        let b = x.to_le_bytes();
-        chunk.copy_from_slice(&b[..chunk.len()]);
-    }
-    std::fs::write(&path, &bytes).expect("write");
-    let id = SoundId(*blake3::hash(&bytes).as_bytes());
-    drop(bytes);
+    let (id, _) = random_blob(&path, 0x2545_f491_4f6c_dd1d);
     let arrivals: Arc<Mutex<Vec<(u32, Instant)>>> = Arc::new(Mutex::new(Vec::new()));
     let sink = arrivals.clone();
     let handler: jhack::net::DatagramHandler = Arc::new(move |_, d, at| {

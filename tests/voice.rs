@@ -458,11 +458,19 @@ fn voice_survives_loss_jitter_and_an_outage_through_a_relay() {
     let at = |secs: f64| ((secs * 100.0) as usize).min(w.len());
     let lossy_span = &w[(first + 50).min(w.len())..at(outage_at - 0.3)];
     let gaps = lossy_span.iter().filter(|&&x| x < on / 4.0).count();
-    let after = &w[at(clean_at + 1.0)..at(clean_at + 5.0)];
+    // Back: the first window after the outage from which the tone runs unbroken for
+    // half a second. QUIC's probe timer backs off during an outage (datagrams share
+    // its congestion control), so the path reopens up to a probe period after the
+    // relay does; the jitter buffer itself restarts within a frame or two.
+    let from = at(clean_at);
+    let back = (from..w.len().saturating_sub(50))
+        .find(|&i| w[i..i + 50].iter().all(|&x| x > on / 4.0))
+        .map(|i| (i - from) as f64 / 100.0);
+    let after = &w[at(clean_at + 3.0)..at(clean_at + 5.0)];
     let after_gaps = after.iter().filter(|&&x| x < on / 4.0).count();
     eprintln!("B: {lerr}\nA: {terr}\nB's figures: {stats}");
     eprintln!(
-        "through the relay (5 % loss, 20 ms jitter): {gaps} silent 10 ms windows of {} ({:.2} %); after a 2 s outage, 1–5 s later: {after_gaps} of {}; relay {:?}",
+        "through the relay (5 % loss, 20 ms jitter): {gaps} silent 10 ms windows of {} ({:.2} %); after a 2 s outage the voice was back in {back:.2?} s, and 3–5 s later {after_gaps} silent windows of {}; relay {:?}",
         lossy_span.len(),
         100.0 * gaps as f64 / lossy_span.len().max(1) as f64,
         after.len(),
@@ -474,7 +482,11 @@ fn voice_survives_loss_jitter_and_an_outage_through_a_relay() {
         (gaps as f64) <= 0.03 * lossy_span.len() as f64,
         "{gaps} silent windows under loss and jitter"
     );
-    assert!(after_gaps <= 8, "voice did not come back after the outage");
+    assert!(
+        back.is_some_and(|b| b <= 3.0),
+        "voice did not come back within 3 s of the outage: {back:?}"
+    );
+    assert!(after_gaps <= 4, "voice broke up again after the outage");
     let s: serde_json::Value = serde_json::from_str(stats.trim()).expect("B's --stats");
     let p = &s["peers"][0];
     let decoded = p["decoded"].as_f64().unwrap_or(0.0);

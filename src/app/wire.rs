@@ -140,19 +140,11 @@ fn convert_loop(
     mut tx: rtrb::Producer<f32>,
     stop: &AtomicBool,
 ) {
-    let in_ch = usize::from(tap.format.channels.max(1));
     let mut input = Vec::with_capacity(1 << 14);
     let mut output = Vec::with_capacity(1 << 15);
     while !stop.load(Ordering::Acquire) {
         input.clear();
-        let avail = tap.ring.slots() / in_ch * in_ch;
-        if let Ok(chunk) = tap.ring.read_chunk(avail) {
-            let (a, b) = chunk.as_slices();
-            input.extend_from_slice(a);
-            input.extend_from_slice(b);
-            chunk.commit_all();
-        }
-        if input.is_empty() {
+        if tap.drain_into(&mut input) == 0 {
             std::thread::sleep(POLL);
             continue;
         }

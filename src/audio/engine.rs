@@ -156,6 +156,23 @@ pub struct InputTap {
 }
 
 impl InputTap {
+    /// Appends every whole frame waiting in the ring to `out` (a worker's read; never
+    /// called on the audio thread). Returns how many samples it appended.
+    pub fn drain_into(&mut self, out: &mut Vec<f32>) -> usize {
+        let ch = usize::from(self.format.channels.max(1));
+        let avail = self.ring.slots() / ch * ch;
+        match self.ring.read_chunk(avail) {
+            Ok(chunk) => {
+                let (a, b) = chunk.as_slices();
+                out.extend_from_slice(a);
+                out.extend_from_slice(b);
+                chunk.commit_all();
+                avail
+            }
+            Err(_) => 0,
+        }
+    }
+
     /// Splits the tap into its ring and the guard that keeps it attached, for a ring
     /// that is to be read elsewhere (a voice): the tap stays fed while the guard lives.
     pub fn into_parts(mut self) -> (rtrb::Consumer<f32>, TapGuard) {

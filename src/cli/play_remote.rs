@@ -66,10 +66,7 @@ pub fn run(g: &GlobalArgs, args: &PlayArgs) -> Result<(), CliError> {
             }
             let locate = Arc::new(lib.blob_locator());
             let (tx, rx) = mpsc::channel::<NetEvent>();
-            let tx = std::sync::Mutex::new(tx);
-            let sink = Arc::new(move |e| {
-                let _ = tx.lock().unwrap_or_else(|p| p.into_inner()).send(e);
-            });
+            let sink = crate::net::channel_sink(tx);
             let me = Identity::load_or_create(&ctx.home.identity_dir())
                 .map_err(|e| CliError::failure(chain(&e)))?;
             let net = &ctx.config.net;

@@ -73,10 +73,7 @@ pub fn run(g: &GlobalArgs, args: &TalkArgs) -> Result<(), CliError> {
     let engine = Arc::new(start_engine_with(g, &ctx)?);
     let interrupted = interrupt_flag();
     let (tx, rx) = mpsc::channel::<NetEvent>();
-    let tx = std::sync::Mutex::new(tx);
-    let sink = Arc::new(move |e| {
-        let _ = tx.lock().unwrap_or_else(|p| p.into_inner()).send(e);
-    });
+    let sink = crate::net::channel_sink(tx);
     let me = Identity::load_or_create(&ctx.home.identity_dir())
         .map_err(|e| CliError::failure(chain(&e)))?;
     let net = &ctx.config.net;

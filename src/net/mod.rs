@@ -32,7 +32,7 @@ pub use blob::tree;
 pub use blob::{Fetch, FetchStats};
 pub use events::{InboundPlay, NetEvent, PeerStatus, Reply};
 pub use identity::{Identity, IdentityError};
-pub use node::{BlobLookup, EventSink, NetError, Node, NodeConfig};
+pub use node::{BlobLookup, EventSink, NetError, Node, NodeConfig, channel_sink};
 pub use peer_id::{PeerId, PeerIdError};
 pub use router::{DatagramHandler, Feature, MessageHandler, Permission, RouteClash};
 pub use tls::{ALPN, Gate, client_config, remote_id, server_config};

@@ -32,6 +32,14 @@ use crate::proto::{Message, PlayRequest, SoundOffer};
 /// Where the application receives network events (called from network threads).
 pub type EventSink = Arc<dyn Fn(NetEvent) + Send + Sync>;
 
+/// A sink that sends every event into `tx` (for a thread that waits on the receiver).
+pub fn channel_sink(tx: std::sync::mpsc::Sender<NetEvent>) -> EventSink {
+    let tx = Mutex::new(tx);
+    Arc::new(move |e| {
+        let _ = lock(&tx).send(e);
+    })
+}
+
 /// How the node finds the blob of a sound it may serve (`None`: not here).
 pub type BlobLookup = Arc<dyn Fn(&SoundId) -> Option<PathBuf> + Send + Sync>;
 

@@ -103,14 +103,7 @@ pub(crate) fn run(
     let mut received: u64 = 0;
     while !stop.load(Ordering::Acquire) {
         input.clear();
-        let avail = tap.ring.slots() / in_ch * in_ch;
-        if let Ok(chunk) = tap.ring.read_chunk(avail) {
-            let (a, b) = chunk.as_slices();
-            input.extend_from_slice(a);
-            input.extend_from_slice(b);
-            chunk.commit_all();
-        }
-        if input.is_empty() {
+        if tap.drain_into(&mut input) == 0 {
             std::thread::sleep(Duration::from_micros(500));
             continue;
         }
