@@ -115,9 +115,26 @@ start_stack() {
 step "audio stack" start_stack
 
 # --- 4. tests
+# A test that cannot run says so and appends a line to this file: a skip is counted,
+# never passed off as a pass, and since this script installs everything the tests
+# need, any skip here is a failure.
+skip_log="$(mktemp -t jhack-skips.XXXXXX)"
+export JHACK_SKIP_LOG="$skip_log"
 CONTINUE=1 step "unit tests" cargo test --lib --bins
 CONTINUE=1 step "doc tests" cargo test --doc
 CONTINUE=1 step "integration tests" cargo test --no-fail-fast --test '*' -- --test-threads=1
+no_skips() {
+    local n
+    n="$(wc -l <"$skip_log" | tr -d ' ')"
+    if [ "$n" -gt 0 ]; then
+        echo "$n skipped (everything they need was to be installed by this script):" >&2
+        sed 's/^/  /' "$skip_log" >&2
+        return 1
+    fi
+    echo "0 tests skipped" >&2
+}
+CONTINUE=1 step "nothing skipped" no_skips
+rm -f "$skip_log"
 if [ -n "$failed" ]; then
     exit 1
 fi

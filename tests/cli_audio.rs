@@ -239,7 +239,10 @@ fn wire_once(home: &std::path::Path, feed: &std::path::Path) -> Result<(), Strin
 fn no_audio_plays_in_real_time_without_any_sound_server() {
     let h = home();
     if !have("sox") {
-        eprintln!("skipped no_audio_plays_in_real_time_without_any_sound_server: sox missing");
+        skip(
+            "no_audio_plays_in_real_time_without_any_sound_server",
+            "sox missing",
+        );
         return;
     }
     let long = sine_wav(h.path(), "two.wav", 440, 2.0, -6.0, 44_100, 2);
@@ -285,7 +288,10 @@ fn output_survives_the_sound_server_restarting() {
         return;
     };
     let Ok(dir) = std::env::var("JHACK_AUDIO_DIR") else {
-        eprintln!("skipped output_survives_the_sound_server_restarting: JHACK_AUDIO_DIR not set");
+        skip(
+            "output_survives_the_sound_server_restarting",
+            "JHACK_AUDIO_DIR not set",
+        );
         return;
     };
     let h = home();

@@ -211,7 +211,7 @@ fn an_image_renamed_flac() {
 fn an_unsupported_codec() {
     let h = tempfile::tempdir().unwrap();
     if !have("ffmpeg") {
-        eprintln!("skipped an_unsupported_codec: ffmpeg missing");
+        skip("an_unsupported_codec", "ffmpeg missing");
         return;
     }
     // G.726 ADPCM in a WAV container: a real audio file in a codec jhack does not decode.

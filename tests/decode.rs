@@ -71,7 +71,19 @@ fn skip_without_ffmpeg(test: &str) -> bool {
     if have("ffmpeg") {
         return false;
     }
-    eprintln!("SKIPPED {test}: ffmpeg is not installed (apt-get install ffmpeg)");
+    let line = format!("skipped {test}: ffmpeg is not installed (apt-get install ffmpeg)");
+    eprintln!("{line}");
+    // Counted by the test script (see tests/common/mod.rs's `skip`).
+    if let Some(path) = std::env::var_os("JHACK_SKIP_LOG") {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            let _ = writeln!(f, "{line}");
+        }
+    }
     true
 }
 

@@ -17,7 +17,7 @@ fn rss_kib(pid: u32) -> Option<u64> {
 #[test]
 fn twenty_minute_flac_plays_in_bounded_memory() {
     if !have("sox") {
-        eprintln!("skipped twenty_minute_flac_plays_in_bounded_memory: sox missing");
+        skip("twenty_minute_flac_plays_in_bounded_memory", "sox missing");
         return;
     }
     let h = tempfile::tempdir().unwrap();

@@ -525,7 +525,10 @@ use common::peers::{Peer, free_port};
 #[test]
 fn a_ten_megabyte_flac_a_peer_lacks_starts_playing_within_fifty_ms_and_a_period() {
     if !common::have("sox") {
-        eprintln!("skipped: sox missing");
+        common::skip(
+            "a_ten_megabyte_flac_a_peer_lacks_starts_playing_within_fifty_ms_and_a_period",
+            "sox missing",
+        );
         return;
     }
     let (a, b) = (Peer::new("A"), Peer::new("B"));

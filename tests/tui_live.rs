@@ -134,7 +134,7 @@ fn have_tmux(test: &str) -> bool {
     if have("tmux") {
         return true;
     }
-    eprintln!("skipped {test}: tmux is not installed");
+    skip(test, "tmux is not installed");
     false
 }
 

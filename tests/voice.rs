@@ -261,7 +261,7 @@ fn mouth_to_ear_through_a_call_is_the_wire_floor_plus_the_frame() {
         return;
     };
     if !have("pw-link") {
-        eprintln!("skipped {test}: pw-link missing");
+        skip(test, "pw-link missing");
         return;
     }
     let h = tempfile::tempdir().expect("tempdir");
@@ -343,7 +343,7 @@ fn mouth_to_ear_through_a_call_is_the_wire_floor_plus_the_frame() {
             "jhack's median is {ratio:.2} x GStreamer's (bound {bound})"
         );
     } else {
-        eprintln!("skipped the GStreamer comparison of {test}: gst-launch-1.0 missing");
+        skip(test, "the GStreamer comparison: gst-launch-1.0 missing");
     }
 }
 

@@ -65,14 +65,33 @@ pub fn have(tool: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+/// Says that `test` (or a part of it) did not run, and why, and appends the line to
+/// the file named by `JHACK_SKIP_LOG` (the test script counts them: a skip is never a
+/// pass, and where everything the README installs is present, it is a failure).
+pub fn skip(test: &str, why: &str) {
+    let line = format!("skipped {test}: {why}");
+    eprintln!("{line}");
+    if let Some(path) = std::env::var_os("JHACK_SKIP_LOG") {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            let _ = writeln!(f, "{line}");
+        }
+    }
+}
+
 static AUDIO: Mutex<()> = Mutex::new(());
 
 /// The virtual audio stack, held exclusively (tests share one speaker). `None` (with
 /// a message) when the stack is not running.
 pub fn audio_stack(test: &str) -> Option<MutexGuard<'static, ()>> {
     if std::env::var("JHACK_TEST_AUDIO").as_deref() != Ok("1") || !have("parec") {
-        eprintln!(
-            "skipped {test}: virtual audio stack not running (start it with scripts/audio-stack/start.sh)"
+        skip(
+            test,
+            "virtual audio stack not running (start it with scripts/audio-stack/start.sh)",
         );
         return None;
     }
