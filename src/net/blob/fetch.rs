@@ -462,10 +462,43 @@ async fn attempt(
     // sets the speed. The first read is one group (a sound starts playing from it),
     // then the batch doubles.
     const BATCH: u64 = 16;
-    let mut buf = vec![0u8; (GROUP_LEN * BATCH) as usize];
+    // Two buffers: while one batch is verified and written on the blocking pool, the
+    // next is read from the network into the other. A batch is started only once the
+    // one before it is settled, so the file only ever grows by verified groups, in
+    // order.
+    let cap = (GROUP_LEN * BATCH) as usize;
+    let mut buf = vec![0u8; cap];
+    let mut spare: Option<Vec<u8>> = Some(vec![0u8; cap]);
+    let mut inflight: Option<(tokio::task::JoinHandle<Result<Checked, String>>, u64)> = None;
     let groups = v.groups();
     let mut g = from;
     let mut batch = 1;
+    // Settles the batch in flight: its verified part is published; a bad group ends
+    // the attempt (the stream is stopped and the group asked for again).
+    macro_rules! settle {
+        () => {
+            if let Some((handle, offset)) = inflight.take() {
+                let checked = handle
+                    .await
+                    .map_err(|e| format!("a transfer worker failed: {e}"))??;
+                if checked.good > 0 {
+                    let end = offset + checked.good as u64;
+                    let good = checked.good as u64;
+                    fetch.update(|s| {
+                        s.verified = end;
+                        s.stats.received += good;
+                    });
+                }
+                if let Some(index) = checked.bad {
+                    let _ = recv.stop(quinn::VarInt::from_u32(0));
+                    return Ok(Attempt::Corrupt(index));
+                }
+                let mut back = checked.buf;
+                back.resize(cap, 0);
+                spare = Some(back);
+            }
+        };
+    }
     while g < groups {
         let first = g;
         let last = (g + batch).min(groups);
@@ -475,28 +508,21 @@ async fn attempt(
         if let Err(e) = recv.read_exact(&mut buf[..len]).await {
             return broken(e.to_string());
         }
-        let checked = {
-            let (v, file, path) = (v.clone(), file.clone(), fetch.path.clone());
-            let mut data = std::mem::take(&mut buf);
-            data.truncate(len);
-            blocking(move || check_and_write(&v, &file, &path, data, first, last)).await?
-        };
-        buf = checked.buf;
-        buf.resize((GROUP_LEN * BATCH) as usize, 0);
-        if checked.good > 0 {
-            let end = offset + checked.good as u64;
-            let good = checked.good as u64;
-            fetch.update(|s| {
-                s.verified = end;
-                s.stats.received += good;
-            });
-        }
-        if let Some(index) = checked.bad {
-            let _ = recv.stop(quinn::VarInt::from_u32(0));
-            return Ok(Attempt::Corrupt(index));
-        }
+        settle!();
+        let (v, file, path) = (v.clone(), file.clone(), fetch.path.clone());
+        let mut data = std::mem::replace(&mut buf, spare.take().unwrap_or_else(|| vec![0u8; cap]));
+        data.truncate(len);
+        inflight = Some((
+            tokio::task::spawn_blocking(move || {
+                check_and_write(&v, &file, &path, data, first, last)
+            }),
+            offset,
+        ));
         g = last;
     }
+    settle!();
+    // The last settle hands back a buffer no batch will use.
+    drop(spare);
     Ok(Attempt::Done)
 }
 
