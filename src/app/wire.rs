@@ -13,7 +13,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::audio::{Engine, InputTap, PlayOptions, TapGuard, VoiceId, VoiceOutcome, VoiceSource};
+use crate::audio::{
+    BLOCK_FRAMES, Engine, InputTap, PlayOptions, TapGuard, VoiceId, VoiceOutcome, VoiceSource,
+};
 use crate::media::Converter;
 
 use super::player::PlayError;
@@ -48,14 +50,13 @@ fn margins(engine: &Engine) -> Margins {
         .input
         .and_then(|i| i.period_frames)
         .map_or(period, |p| p as usize);
-    // Jitter margin: one period of each device. Input arrives a period at a time, so
-    // the voice starts once two input periods are queued and then reads, each output
-    // period, the block that arrived a period earlier: a whole period of slack for a
-    // late capture. (A mixer block more made it wait for a third period: 5.3 ms of
-    // delay for nothing.) The two devices may run on different clocks and phases; the
-    // queue may grow two periods past the margin (drift, scheduling) before the excess
-    // is skipped.
-    let margin = in_period + period;
+    // Jitter margin: one period of each device plus a mixer block, so an input
+    // callback always lands before the output needs it, whichever of the two the
+    // server runs first in a cycle (on a stack whose input and output are two drivers,
+    // the voice then waits for a third input period: trimming that block starved the
+    // monitor under load). The queue may grow two periods past that (clock drift,
+    // scheduling) before the excess is skipped.
+    let margin = in_period + period + BLOCK_FRAMES;
     Margins {
         refill: margin * ch,
         max_fill: (margin + 2 * in_period.max(period)) * ch,

@@ -27,12 +27,6 @@ struct PlaybackStreamState {
     source: Pin<Box<dyn PlaybackSource>>,
 
     requested_bytes: usize,
-    /// Bytes of the server's request deliberately left unwritten. A server that
-    /// raises the target length above what was asked (pipewire-pulse raises it to a
-    /// quantum plus two minimum requests) would otherwise keep a whole extra period
-    /// queued: the client keeps up to one minimum request of that raise unfilled, so
-    /// the queue stays at the length the stream asked for.
-    reserve: usize,
     done: bool,
     eof_notify: Option<oneshot::Sender<()>>,
 }
@@ -138,7 +132,6 @@ impl ReactorHandle {
                     source: Box::pin(source),
 
                     requested_bytes,
-                    reserve: 0,
                     done: false,
                     eof_notify,
                 },
@@ -447,32 +440,6 @@ impl Reactor {
                     log::error!("unknown stream: {channel}");
                 }
             }
-            protocol::Command::PlaybackBufferAttrChanged(changed) => {
-                let asked = |s: &PlaybackStreamState| s.stream_info.buffer_attr.target_length;
-                if let Some(stream) = state
-                    .playback_streams
-                    .values_mut()
-                    // The field carries the stream's channel (what the protocol's
-                    // other stream commands call it), not its server index.
-                    .find(|s| s.stream_info.channel == changed.stream_index)
-                {
-                    let raise = changed
-                        .buffer_attr
-                        .target_length
-                        .saturating_sub(asked(stream)) as usize;
-                    let frame = stream.stream_info.sample_spec.format.bytes_per_sample()
-                        * usize::from(stream.stream_info.sample_spec.channels);
-                    let minreq = stream.stream_info.buffer_attr.minimum_request_length as usize;
-                    // One frame short of the raise, so the queue never sits exactly at
-                    // a server's restart threshold.
-                    stream.reserve = raise.min(minreq).saturating_sub(frame.max(1));
-                    log::debug!(
-                        "stream {} buffer raised by {raise} bytes: {} kept unwritten",
-                        stream.stream_info.channel,
-                        stream.reserve
-                    );
-                }
-            }
             _ => log::debug!("ignoring unexpected command: {cmd:?}"),
         }
     }
@@ -512,8 +479,8 @@ impl Reactor {
                 continue;
             }
 
-            while stream.requested_bytes > stream.reserve {
-                let requested = stream.requested_bytes - stream.reserve;
+            while stream.requested_bytes > 0 {
+                let requested = stream.requested_bytes;
 
                 self.write_buf
                     .resize(protocol::DESCRIPTOR_SIZE + requested, 0);
