@@ -1310,7 +1310,9 @@ mod tests {
             ms(max)
         );
         assert!(median < Duration::from_millis(2), "median {median:?}");
-        assert!((10..=100).contains(&tail), "{tail} datagrams over 4 ms");
+        // The shape itself is checked without a clock (the test below); here a tail
+        // must exist, and a busy machine's late wake-ups may add to it.
+        assert!((10..=300).contains(&tail), "{tail} datagrams over 4 ms");
         assert!(max < Duration::from_millis(70), "max {max:?}");
     }
 
