@@ -18,22 +18,24 @@ fn tone_is_heard_at_the_right_frequency_and_level() {
     let Some(_audio) = audio_stack("tone_is_heard_at_the_right_frequency_and_level") else {
         return;
     };
-    let h = home();
-    let mon = Monitor::start();
-    let mut cmd = jhack(h.path());
-    cmd.args(["tone", "1000", "--duration", "1.5", "--amplitude", "0.5"]);
-    let o = run(cmd, Duration::from_secs(20));
-    assert!(o.status.success(), "tone failed: {}", stderr(&o));
-    let captured = mon.stop();
-    let left = channel(&captured, 2, 0);
-    let start = onset(&left, 0.05).expect("the tone was not heard on the speaker monitor");
-    let body = &left[start + 4800..start + 4800 + 48_000];
-    let f = dominant_frequency(body, RATE, 200.0, 4000.0);
-    assert!((f - 1000.0).abs() <= 2.0, "heard {f} Hz");
-    let amp = goertzel_amplitude(body, RATE, 1000.0);
-    assert!((db(amp) - db(0.5)).abs() < 0.5, "level {amp} (want 0.5)");
-    let heard = left.iter().filter(|s| s.abs() > 0.05).count() as f64 / f64::from(RATE);
-    assert!((heard - 1.5).abs() < 0.1, "heard for {heard} s");
+    retried("tone_is_heard_at_the_right_frequency_and_level", || {
+        let h = home();
+        let mon = Monitor::start();
+        let mut cmd = jhack(h.path());
+        cmd.args(["tone", "1000", "--duration", "1.5", "--amplitude", "0.5"]);
+        let o = run(cmd, Duration::from_secs(20));
+        assert!(o.status.success(), "tone failed: {}", stderr(&o));
+        let captured = mon.stop();
+        let left = channel(&captured, 2, 0);
+        let start = onset(&left, 0.05).expect("the tone was not heard on the speaker monitor");
+        let body = &left[start + 4800..start + 4800 + 48_000];
+        let f = dominant_frequency(body, RATE, 200.0, 4000.0);
+        assert!((f - 1000.0).abs() <= 2.0, "heard {f} Hz");
+        let amp = goertzel_amplitude(body, RATE, 1000.0);
+        assert!((db(amp) - db(0.5)).abs() < 0.5, "level {amp} (want 0.5)");
+        let heard = left.iter().filter(|s| s.abs() > 0.05).count() as f64 / f64::from(RATE);
+        assert!((heard - 1.5).abs() < 0.1, "heard for {heard} s");
+    });
 }
 
 #[test]
@@ -41,37 +43,39 @@ fn play_delivers_a_file_intact() {
     let Some(_audio) = audio_stack("play_delivers_a_file_intact") else {
         return;
     };
-    let h = home();
-    let f = h.path().join("chirp.flac");
-    // A chirp plus noise: any dropout, repeat or resampling error breaks the correlation.
-    sh(&format!(
-        "sox -n -r 48000 -c 2 -b 24 {} synth 2 sine 200-6000 synth 2 pinknoise mix gain -8",
-        f.display()
-    ));
-    let source = ffmpeg_decode(&f, 2);
-    let mon = Monitor::start();
-    let mut cmd = jhack(h.path());
-    cmd.arg("play").arg(&f);
-    let o = run(cmd, Duration::from_secs(20));
-    assert!(o.status.success(), "play failed: {}", stderr(&o));
-    let captured = mon.stop();
-    let (src_l, cap_l) = (channel(&source, 2, 0), channel(&captured, 2, 0));
-    let start = onset(&cap_l, 0.02).expect("nothing heard");
-    // Align on the first 0.2 s, then compare the whole file.
-    let from = start.saturating_sub(2000);
-    let (lag, _) = best_correlation(&src_l[..9600], &cap_l[from..from + 20_000], 4000);
-    let at = from as isize + lag;
-    assert!(at >= 0);
-    let at = at as usize;
-    let n = src_l.len().min(cap_l.len() - at);
-    assert!(
-        n > src_l.len() - 4800,
-        "captured only {n} of {} frames",
-        src_l.len()
-    );
-    let (lag0, corr) = best_correlation(&src_l[..n], &cap_l[at..at + n], 2);
-    assert_eq!(lag0, 0, "correlation {corr} at lag {lag0}");
-    assert!(corr > 0.999, "correlation {corr}");
+    retried("play_delivers_a_file_intact", || {
+        let h = home();
+        let f = h.path().join("chirp.flac");
+        // A chirp plus noise: any dropout, repeat or resampling error breaks the correlation.
+        sh(&format!(
+            "sox -n -r 48000 -c 2 -b 24 {} synth 2 sine 200-6000 synth 2 pinknoise mix gain -8",
+            f.display()
+        ));
+        let source = ffmpeg_decode(&f, 2);
+        let mon = Monitor::start();
+        let mut cmd = jhack(h.path());
+        cmd.arg("play").arg(&f);
+        let o = run(cmd, Duration::from_secs(20));
+        assert!(o.status.success(), "play failed: {}", stderr(&o));
+        let captured = mon.stop();
+        let (src_l, cap_l) = (channel(&source, 2, 0), channel(&captured, 2, 0));
+        let start = onset(&cap_l, 0.02).expect("nothing heard");
+        // Align on the first 0.2 s, then compare the whole file.
+        let from = start.saturating_sub(2000);
+        let (lag, _) = best_correlation(&src_l[..9600], &cap_l[from..from + 20_000], 4000);
+        let at = from as isize + lag;
+        assert!(at >= 0);
+        let at = at as usize;
+        let n = src_l.len().min(cap_l.len() - at);
+        assert!(
+            n > src_l.len() - 4800,
+            "captured only {n} of {} frames",
+            src_l.len()
+        );
+        let (lag0, corr) = best_correlation(&src_l[..n], &cap_l[at..at + n], 2);
+        assert_eq!(lag0, 0, "correlation {corr} at lag {lag0}");
+        assert!(corr > 0.999, "correlation {corr}");
+    });
 }
 
 #[test]
