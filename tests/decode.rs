@@ -8,6 +8,8 @@
 //! Run with `--nocapture` to see the figures. Without ffmpeg the comparisons print a
 //! skip message and pass.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -71,19 +73,7 @@ fn skip_without_ffmpeg(test: &str) -> bool {
     if have("ffmpeg") {
         return false;
     }
-    let line = format!("skipped {test}: ffmpeg is not installed (apt-get install ffmpeg)");
-    eprintln!("{line}");
-    // Counted by the test script (see tests/common/mod.rs's `skip`).
-    if let Some(path) = std::env::var_os("JHACK_SKIP_LOG") {
-        use std::io::Write;
-        if let Ok(mut f) = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-        {
-            let _ = writeln!(f, "{line}");
-        }
-    }
+    common::skip(test, "ffmpeg is not installed (apt-get install ffmpeg)");
     true
 }
 

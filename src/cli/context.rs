@@ -47,6 +47,25 @@ impl Context {
 
     /// Opens the library (taking the home lock). A new library gets the starter pack
     /// (again, after a first run that was cut short: sounds already there are kept).
+    /// How a node of this home runs: its trust store, partial transfers and rate
+    /// limits from the home and its configuration.
+    pub fn node_config(
+        &self,
+        listen: Option<std::net::SocketAddr>,
+        dial: bool,
+    ) -> crate::net::NodeConfig {
+        let net = &self.config.net;
+        crate::net::NodeConfig {
+            listen,
+            name: net.display_name(),
+            trust_file: self.home.trust_file(),
+            partial_dir: self.home.data_dir().join("partial"),
+            dial,
+            triggers_per_second: net.triggers_per_second,
+            trigger_burst: net.trigger_burst,
+        }
+    }
+
     pub fn open_library(&self) -> Result<Library, CliError> {
         self.home
             .create()

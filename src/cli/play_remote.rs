@@ -18,7 +18,7 @@ use crate::app::control::{Request, Response};
 use crate::app::peers::offer_of;
 use crate::audio::VoiceState;
 use crate::domain::{Decibels, SoundMeta};
-use crate::net::{Identity, NetEvent, Node, NodeConfig, TrustedPeer};
+use crate::net::{Identity, NetEvent, Node, TrustedPeer};
 use crate::proto::PlayOutcome;
 
 /// How long peers have to connect.
@@ -69,16 +69,7 @@ pub fn run(g: &GlobalArgs, args: &PlayArgs) -> Result<(), CliError> {
             let sink = crate::net::channel_sink(tx);
             let me = Identity::load_or_create(&ctx.home.identity_dir())
                 .map_err(|e| CliError::failure(chain(&e)))?;
-            let net = &ctx.config.net;
-            let cfg = NodeConfig {
-                listen: None,
-                name: net.display_name(),
-                trust_file: ctx.home.trust_file(),
-                partial_dir: ctx.home.data_dir().join("partial"),
-                dial: false,
-                triggers_per_second: net.triggers_per_second,
-                trigger_burst: net.trigger_burst,
-            };
+            let cfg = ctx.node_config(None, false);
             let node =
                 Node::start(me, cfg, locate, sink).map_err(|e| CliError::failure(chain(&e)))?;
             let peers = connect_all(&node, &args.peers)?;

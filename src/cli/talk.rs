@@ -13,7 +13,7 @@ use super::context::Context;
 use super::error::{CliError, chain};
 use super::session::{interrupt_flag, start_engine_with};
 use crate::app::call::{Call, CallSettings, VoiceInbox};
-use crate::net::{Identity, NetEvent, Node, NodeConfig, PeerId};
+use crate::net::{Identity, NetEvent, Node, PeerId};
 use crate::voice::codec::{CodecConfig, Profile};
 use crate::voice::gate::TalkMode;
 
@@ -76,16 +76,7 @@ pub fn run(g: &GlobalArgs, args: &TalkArgs) -> Result<(), CliError> {
     let sink = crate::net::channel_sink(tx);
     let me = Identity::load_or_create(&ctx.home.identity_dir())
         .map_err(|e| CliError::failure(chain(&e)))?;
-    let net = &ctx.config.net;
-    let cfg = NodeConfig {
-        listen: Some(listen),
-        name: net.display_name(),
-        trust_file: ctx.home.trust_file(),
-        partial_dir: ctx.home.data_dir().join("partial"),
-        dial: true,
-        triggers_per_second: net.triggers_per_second,
-        trigger_burst: net.trigger_burst,
-    };
+    let cfg = ctx.node_config(Some(listen), true);
     let inbox = VoiceInbox::new();
     let node = Arc::new(
         Node::start_with(
@@ -139,7 +130,7 @@ pub fn run(g: &GlobalArgs, args: &TalkArgs) -> Result<(), CliError> {
         }
     );
     if args.ptt {
-        spawn_latch(call_toggle(&call));
+        spawn_latch(call.toggler());
     }
     let end = args
         .duration
@@ -180,12 +171,6 @@ pub fn run(g: &GlobalArgs, args: &TalkArgs) -> Result<(), CliError> {
         )));
     }
     Ok(())
-}
-
-/// A handle to toggle the call's latch from another thread.
-fn call_toggle(call: &Call) -> impl Fn() + Send + 'static {
-    let t = call.toggler();
-    move || t()
 }
 
 /// Enter on stdin toggles the microphone.

@@ -141,9 +141,7 @@ impl Link {
 
     /// Logs an unknown kind the first time it is seen on this link.
     fn unknown_once(&self, space: u8, kind: u64, what: &str) {
-        let mut logged = lock(&self.unknown_logged);
-        // Bounded: a peer cycling through kinds cannot grow this set.
-        if logged.len() < 64 && logged.insert((space, kind)) {
+        if self.first_time((space, kind)) {
             tracing::info!(
                 "{} sent a {what} of kind {kind} that this jhack does not know: skipped",
                 self.name
@@ -151,8 +149,8 @@ impl Link {
         }
     }
 
-    /// Whether `key` is seen for the first time on this link (bounded like
-    /// [`Link::unknown_once`]).
+    /// Whether `key` is seen for the first time on this link. Bounded: a peer cycling
+    /// through kinds cannot grow the set past 64 (it is then silent).
     fn first_time(&self, key: (u8, u64)) -> bool {
         let mut logged = lock(&self.unknown_logged);
         logged.len() < 64 && logged.insert(key)
