@@ -288,18 +288,19 @@ fn no_audio_plays_in_real_time_without_any_sound_server() {
 
 #[test]
 fn output_survives_the_sound_server_restarting() {
-    let Some(_audio) = audio_stack("output_survives_the_sound_server_restarting") else {
+    let test = "output_survives_the_sound_server_restarting";
+    // The shared stack is held only so that no other test's sound runs meanwhile (two
+    // sound servers on two cores); the one killed here is this test's own.
+    let Some(_audio) = audio_stack(test) else {
         return;
     };
-    let Ok(dir) = std::env::var("JHACK_AUDIO_DIR") else {
-        skip(
-            "output_survives_the_sound_server_restarting",
-            "JHACK_AUDIO_DIR not set",
-        );
-        return;
+    let stack = match common::stack::PrivateStack::start("restart") {
+        Ok(s) => s,
+        Err(e) => panic!("{test}: a private audio stack would not start: {e}"),
     };
     let h = home();
     let mut cmd = jhack(h.path());
+    stack.apply(&mut cmd);
     cmd.args(["tone", "700", "--duration", "7", "--amplitude", "0.4"])
         .env("JHACK_LOG", "info");
     let child = cmd
@@ -310,7 +311,8 @@ fn output_survives_the_sound_server_restarting() {
     std::thread::sleep(Duration::from_millis(1500));
     // Kill the sound server under the running stream.
     for d in ["pipewire-pulse", "wireplumber", "pipewire"] {
-        if let Ok(pid) = std::fs::read_to_string(format!("{dir}/pids/{d}.pid")) {
+        let pidfile = stack.dir().join("pids").join(format!("{d}.pid"));
+        if let Ok(pid) = std::fs::read_to_string(pidfile) {
             let _ = std::process::Command::new("kill")
                 .arg("-9")
                 .arg(pid.trim())
@@ -318,14 +320,12 @@ fn output_survives_the_sound_server_restarting() {
         }
     }
     std::thread::sleep(Duration::from_millis(700));
-    let root = env!("CARGO_MANIFEST_DIR");
-    sh(&format!(
-        "{root}/scripts/audio-stack/start.sh >/dev/null 2>&1"
-    ));
+    stack.restart();
     // jhack retries the device every 2 s; the tone must come back on the new server.
-    let mon = Monitor::start();
+    let mon = Monitor::start_on(&stack);
     let out = child.wait_with_output().unwrap();
     let captured = mon.stop();
+    drop(stack);
     let err = stderr(&out);
     assert!(
         out.status.success(),
@@ -340,17 +340,6 @@ fn output_survives_the_sound_server_restarting() {
     let start = onset(&left, 0.05).expect("the tone did not come back after the restart");
     let body = &left[start..(start + 9600).min(left.len())];
     let f = dominant_frequency(body, RATE, 200.0, 4000.0);
-    // Leave a fresh stack behind, exactly as the other tests expect it (the session
-    // manager restores saved state after a crash).
-    sh(&format!(
-        "{root}/scripts/audio-stack/stop.sh >/dev/null 2>&1; {root}/scripts/audio-stack/start.sh >/dev/null 2>&1"
-    ));
-    // A fresh stack's session manager is still settling (defaults, links) for a
-    // moment: play a little silence through it and wait, so the next test's first
-    // sound is not the one that meets it.
-    sh(
-        "sox -n -r 48000 -c 2 -t wav - trim 0 0.5 | paplay --device=test_speaker >/dev/null 2>&1; sleep 2",
-    );
     assert!((f - 700.0).abs() <= 3.0, "heard {f} Hz after the restart");
 }
 

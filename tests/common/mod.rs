@@ -5,6 +5,7 @@
 
 pub mod peers;
 pub mod probe;
+pub mod stack;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -128,7 +129,18 @@ pub struct Monitor {
 
 impl Monitor {
     pub fn start() -> Monitor {
-        let mut child = Command::new("parec")
+        Monitor::record(Command::new("parec"))
+    }
+
+    /// Captures what a private stack's virtual speaker plays.
+    pub fn start_on(stack: &stack::PrivateStack) -> Monitor {
+        let mut cmd = Command::new("parec");
+        stack.apply(&mut cmd);
+        Monitor::record(cmd)
+    }
+
+    fn record(mut cmd: Command) -> Monitor {
+        let mut child = cmd
             .args([
                 "--device=test_speaker.monitor",
                 "--channels=2",
