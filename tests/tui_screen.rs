@@ -153,6 +153,36 @@ fn peers_view() -> jhack::tui::view::PeersView {
             "studio is online (192.0.2.7:7355)".into(),
             "studio played \"airhorn\" here".into(),
         ],
+        // In a call: studio talks, the laptop is muted, and someone is heard
+        // through a relay; our microphone is latched open.
+        voice: Some(jhack::tui::view::VoiceView {
+            talking: true,
+            hold: false,
+            can_talk: true,
+            heard: vec![
+                jhack::tui::view::VoiceLine {
+                    id: "7KQ2-M4XF-R2PE-S9B2-H1P7-QXVJ-DCQ5-84P7".into(),
+                    name: "studio".into(),
+                    talking: true,
+                    level_db: -23,
+                    buffer_ms: 21,
+                    loss_permille: 4,
+                    concealed_permille: 1,
+                    mouth_to_ear_ms: Some(48),
+                },
+                jhack::tui::view::VoiceLine {
+                    id: "M2QX-7KQ2-R2PE-S9B2-H1P7-QXVJ-DCQ5-84P7".into(),
+                    name: "dana via studio".into(),
+                    talking: false,
+                    level_db: -70,
+                    buffer_ms: 30,
+                    loss_permille: 12,
+                    concealed_permille: 3,
+                    mouth_to_ear_ms: Some(61),
+                },
+            ],
+            volumes: vec![("HQ92-C3GK-JX4N-6RA7-56QK-DMWY-HHZN-HGWT".into(), None)],
+        }),
     }
 }
 

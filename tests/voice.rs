@@ -69,9 +69,14 @@ fn a_tone_on_one_microphone_is_heard_on_the_other_speaker() {
     eprintln!("A: {}\nB: {}", talker.stderr(), listener.stderr());
     assert!(a_out.is_some_and(|s| s.success()), "A's talk failed");
     assert!(b_out.is_some_and(|s| s.success()), "B's talk failed");
-    // The tone, 10 ms at a time: present for most of its 3 s, without gaps once it
-    // began, at about the level it was fed (-6 dBFS, a peak of 0.5), and clean.
-    let w = tone_windows(&left);
+    assert_tone(&left, "B's speaker");
+}
+
+/// The 1 kHz tone fed for 3 s, 10 ms at a time: present for most of it, without
+/// gaps once it began, at about the level it was fed (-6 dBFS, a peak of 0.5), and
+/// clean.
+fn assert_tone(left: &[f32], place: &str) {
+    let w = tone_windows(left);
     let on = 0.05;
     let first = w.iter().position(|&x| x > on).unwrap_or(w.len());
     let last = w.iter().rposition(|&x| x > on).unwrap_or(0);
@@ -84,14 +89,21 @@ fn a_tone_on_one_microphone_is_heard_on_the_other_speaker() {
     let mut levels: Vec<f32> = span.to_vec();
     levels.sort_by(f32::total_cmp);
     let level = levels.get(levels.len() / 2).copied().unwrap_or(0.0);
-    let other = left
+    // Distortion, judged like the gaps: in all but the worst 2 % of windows (a
+    // busy machine's rare click is counted as a gap, not as a distorted call).
+    let mut others: Vec<f32> = left
         .chunks(480)
         .skip(first)
         .take(span.len())
         .map(|c| goertzel_amplitude(c, 48_000, 1700.0))
-        .fold(0.0f32, f32::max);
+        .collect();
+    others.sort_by(f32::total_cmp);
+    let other = others
+        .get((others.len() * 98 / 100).min(others.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or(0.0);
     eprintln!(
-        "1 kHz on B's speaker: {} ms of tone, median level {level:.3} (10 ms windows), {gaps} windows under {on}; 1.7 kHz at most {other:.4}",
+        "1 kHz on {place}: {} ms of tone, median level {level:.3} (10 ms windows), {gaps} windows under {on}; 1.7 kHz {other:.4} (98th percentile)",
         span.len() * 10
     );
     assert!(
@@ -102,6 +114,69 @@ fn a_tone_on_one_microphone_is_heard_on_the_other_speaker() {
     assert!(gaps <= span.len() / 50, "{gaps} gaps in the tone");
     assert!(level > 0.1, "the tone came out at {level}");
     assert!(other < level / 10.0, "the tone came out distorted");
+}
+
+#[test]
+fn a_server_without_a_sound_card_relays_a_group() {
+    let test = "a_server_without_a_sound_card_relays_a_group";
+    let Some(_audio) = audio_stack(test) else {
+        return;
+    };
+    let h = tempfile::tempdir().expect("tempdir");
+    let tone = h.path().join("tone.wav");
+    sh(&format!(
+        "sox -n -r 48000 -c 1 -b 16 {} synth 3 sine 1000 gain -6",
+        tone.display()
+    ));
+    // A and B know only the server, which lets both talk; neither can reach the
+    // other directly (neither listens where the other would look).
+    let (a, b, s) = (Peer::new("A"), Peer::new("B"), Peer::new("S"));
+    s.trust(&a, "ay", "voice", false);
+    s.trust(&b, "bee", "voice", false);
+    a.trust(&s, "srv", "voice", true);
+    b.trust(&s, "srv", "voice", true);
+    let mut server = s.serve(false, &[("JHACK_LOG", "info")]);
+    let mut listener = Proc::start(
+        "B (talk)",
+        talk(
+            &b,
+            &["srv", "--listen-only", "--duration", "10", "--stats"],
+            true,
+        ),
+    );
+    listener.wait_for("talking with srv", Duration::from_secs(15));
+    server.wait_for("voice relay: bee joined", Duration::from_secs(10));
+    let mut talker = Proc::start(
+        "A (talk)",
+        talk(&a, &["srv", "--open", "--duration", "7", "--stats"], true),
+    );
+    talker.wait_for("talking with srv", Duration::from_secs(15));
+    server.wait_for("voice relay: ay joined", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(500));
+    let monitor = Monitor::start();
+    let mut mic = feed_mic(&tone);
+    std::thread::sleep(Duration::from_secs(4));
+    let _ = mic.kill();
+    let _ = mic.wait();
+    let heard = monitor.stop();
+    let a_out = talker.wait_exit(Duration::from_secs(20));
+    let b_out = listener.wait_exit(Duration::from_secs(20));
+    let s_err = server.stop();
+    eprintln!(
+        "A: {}\nB: {}\nS: {s_err}",
+        talker.stderr(),
+        listener.stderr()
+    );
+    assert!(a_out.is_some_and(|s| s.success()), "A's talk failed");
+    assert!(b_out.is_some_and(|s| s.success()), "B's talk failed");
+    // B names the talker by the relay it came through.
+    assert!(
+        listener.stderr().contains(" via srv is talking"),
+        "B did not hear A through the relay: {}",
+        listener.stderr()
+    );
+    assert!(s_err.contains("voice relay: ay left"), "{s_err}");
+    assert_tone(&channel(&heard, 2, 0), "B's speaker, through the relay");
 }
 
 #[test]

@@ -10,6 +10,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::audio::{DeviceInfo, DeviceSpec, Engine, EngineConfig, EngineError, VoiceId};
@@ -86,7 +87,7 @@ struct Recording {
 pub struct Instance {
     config: Config,
     engine_config: EngineConfig,
-    engine: Engine,
+    engine: Arc<Engine>,
     lib: Library,
     bank: SoundBank,
     sounds: Vec<SoundMeta>,
@@ -107,7 +108,7 @@ impl Instance {
         lib: Library,
         recordings_dir: PathBuf,
     ) -> Result<Instance, InstanceError> {
-        let engine = Engine::start(engine_config.clone())?;
+        let engine = Arc::new(Engine::start(engine_config.clone())?);
         let bank = SoundBank::new(engine.format(), config.cache.decoded_bytes())
             .map_err(InstanceError::Thread)?;
         let mut me = Instance {
@@ -166,6 +167,12 @@ impl Instance {
     /// The engine (for taps and meters).
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// The engine, shared (a call's threads hold it). After a device switch this is
+    /// another engine: whoever holds the old one must take the new one.
+    pub fn engine_shared(&self) -> Arc<Engine> {
+        self.engine.clone()
     }
 
     /// The bank (for its counters).
@@ -518,7 +525,7 @@ impl Instance {
             let _ = p.finish();
         }
         self.voices.clear();
-        let engine = Engine::start(cfg.clone())?;
+        let engine = Arc::new(Engine::start(cfg.clone())?);
         let old_format = self.engine.format();
         self.engine = engine;
         self.engine_config = cfg;

@@ -654,14 +654,16 @@ impl StreamPlan {
     }
 
     /// Builds and starts an output stream around `mixer`. When the stream is closed
-    /// (or the build fails) the mixer comes back through `back`.
+    /// (or the build fails) the mixer comes back through `back`; on an error it is
+    /// returned, or `None` when the backend has not handed it back yet (it then
+    /// arrives on `back_rx` later, if ever).
     pub fn start_output(
         self,
         mixer: Box<Mixer>,
         back: &mpsc::Sender<Box<Mixer>>,
         back_rx: &mpsc::Receiver<Box<Mixer>>,
         stats: &Arc<EngineStats>,
-    ) -> Result<RunningStream, (DeviceError, Box<Mixer>)> {
+    ) -> Result<RunningStream, (DeviceError, Option<Box<Mixer>>)> {
         self.start(mixer, back, back_rx, stats, build_output)
     }
 
@@ -673,7 +675,7 @@ impl StreamPlan {
         back: &mpsc::Sender<Box<InputProcessor>>,
         back_rx: &mpsc::Receiver<Box<InputProcessor>>,
         stats: &Arc<EngineStats>,
-    ) -> Result<RunningStream, (DeviceError, Box<InputProcessor>)> {
+    ) -> Result<RunningStream, (DeviceError, Option<Box<InputProcessor>>)> {
         self.start(processor, back, back_rx, stats, build_input)
     }
 
@@ -685,7 +687,7 @@ impl StreamPlan {
         back_rx: &mpsc::Receiver<Box<P>>,
         stats: &Arc<EngineStats>,
         build: BuildStream<P>,
-    ) -> Result<RunningStream, (DeviceError, Box<P>)> {
+    ) -> Result<RunningStream, (DeviceError, Option<Box<P>>)> {
         let mut processor = processor;
         let mut last_err = String::new();
         for buffer_size in buffer_sizes(&self.config, self.requested) {
@@ -734,7 +736,17 @@ impl StreamPlan {
                     // back; wait for it (a build that timed out may hand it back late).
                     match back_rx.recv_timeout(OPEN_TIMEOUT * 2) {
                         Ok(p) => processor = p,
-                        Err(_) => processor_lost(),
+                        Err(_) => {
+                            // cpal owns a failed build's callback and drops it with the
+                            // stream; one that has not yet is reported, not trusted.
+                            let err = DeviceError::Open {
+                                device: device_name(&self.device),
+                                reason: format!(
+                                    "{last_err}; the backend has not released the stream"
+                                ),
+                            };
+                            return Err((err, None));
+                        }
                     }
                 }
             }
@@ -743,15 +755,6 @@ impl StreamPlan {
             device: device_name(&self.device),
             reason: last_err,
         };
-        Err((err, processor))
+        Err((err, Some(processor)))
     }
-}
-
-/// cpal drops a failed stream's callback before returning the error, which hands the
-/// processor back; if that ever failed to happen, nothing sensible can continue.
-#[cold]
-fn processor_lost() -> ! {
-    // An invariant of cpal's API (the callback is owned by the failed build and
-    // dropped with it); reaching this is a bug, reported loudly.
-    panic!("audio backend kept the processor after a failed stream build")
 }

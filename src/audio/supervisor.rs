@@ -197,10 +197,15 @@ impl Supervisor {
                 self.output = Some(Output::Device(stream));
                 self.next_retry = None;
             }
-            Err((e, mixer)) => {
+            Err((e, Some(mixer))) => {
                 tracing::warn!("audio output {e}; playing on the silent null backend");
                 self.start_null_output(mixer);
                 self.next_retry = Some(Instant::now() + RETRY);
+            }
+            Err((e, None)) => {
+                // Silent until the backend hands the mixer back (`recover_output`).
+                tracing::error!("audio output {e}; silent until it lets go");
+                self.output = None;
             }
         }
         self.last_callbacks = (self.stats.callbacks.load(Ordering::Relaxed), Instant::now());
@@ -283,12 +288,17 @@ impl Supervisor {
                 }
                 None
             }
-            None => None,
+            None => {
+                self.recover_output();
+                None
+            }
         };
         if let Some(reason) = reason {
             tracing::warn!("audio output lost ({reason}); reopening");
             let Some(mixer) = self.take_mixer() else {
-                tracing::error!("audio output could not be recovered");
+                tracing::error!(
+                    "audio output: the backend kept the mixer; silent until it lets go"
+                );
                 return;
             };
             match StreamPlan::output(&self.spec, self.period, Some(self.format)) {
@@ -301,6 +311,16 @@ impl Supervisor {
                     self.next_retry = Some(Instant::now() + RETRY);
                 }
             }
+        }
+    }
+
+    /// Without an output (the backend kept the mixer, or a close timed out): the
+    /// mixer, when it comes back, plays on the null backend and the device is retried.
+    fn recover_output(&mut self) {
+        if let Ok(mixer) = self.mixer_rx.try_recv() {
+            tracing::info!("audio output: the backend let go of the mixer; retrying the device");
+            self.start_null_output(mixer);
+            self.next_retry = Some(Instant::now());
         }
     }
 
@@ -340,13 +360,18 @@ impl Supervisor {
     ) {
         let started = match plan {
             Ok(plan) => plan.start_input(processor, &self.input_tx, &self.input_rx, &self.stats),
-            Err(e) => Err((e, processor)),
+            Err(e) => Err((e, Some(processor))),
         };
         match started {
             Ok(stream) => self.set_input(Input::Device(stream)),
-            Err((e, p)) => {
+            Err((e, Some(p))) => {
                 tracing::warn!("audio input {e}; capturing silence from the null backend");
                 self.start_null_input(p, format);
+            }
+            Err((e, None)) => {
+                // Silent until the backend hands the processor back (`check_input`).
+                tracing::error!("audio input {e}; silent until it lets go");
+                self.input = None;
             }
         }
     }
@@ -387,6 +412,15 @@ impl Supervisor {
     }
 
     fn check_input(&mut self) {
+        if self.input.is_none()
+            && let Some(format) = self.input_format
+            && let Ok(p) = self.input_rx.try_recv()
+        {
+            tracing::info!("audio input: the backend let go of the capture; reopening");
+            let plan = StreamPlan::input(&self.input_spec, self.period, Some(format));
+            self.start_input(plan, p, format);
+            return;
+        }
         let Some(Input::Device(s)) = &self.input else {
             return;
         };

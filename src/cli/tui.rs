@@ -36,6 +36,11 @@ pub fn run(g: &GlobalArgs, stats_file: Option<std::path::PathBuf>) -> Result<(),
                 listen: Some(ctx.config.net.listen_addr().map_err(CliError::input)?),
                 dial: ctx.config.net.connect,
                 any_port_if_busy: true,
+                voice: crate::app::peers::VoiceRole::Call(crate::app::call::CallSettings::new(
+                    crate::voice::codec::Profile::LowDelay,
+                    480,
+                    crate::voice::gate::TalkMode::PushToTalk,
+                )),
             },
         )),
     };

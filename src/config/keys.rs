@@ -65,11 +65,14 @@ pub struct KeyBindings {
     pub gain_down: String,
     /// Filter the sound list by name or tag.
     pub filter: String,
+    /// Talk to the peers: held where the terminal reports key releases, otherwise
+    /// pressed once to open the microphone and again to close it.
+    pub talk: String,
 }
 
 impl KeyBindings {
     /// Every action with its key, in the order of the defaults file.
-    pub fn bindings(&self) -> [(&'static str, &str); 8] {
+    pub fn bindings(&self) -> [(&'static str, &str); 9] {
         [
             ("stop_all", &self.stop_all),
             ("quit", &self.quit),
@@ -79,10 +82,11 @@ impl KeyBindings {
             ("gain_up", &self.gain_up),
             ("gain_down", &self.gain_down),
             ("filter", &self.filter),
+            ("talk", &self.talk),
         ]
     }
 
-    fn bindings_mut(&mut self) -> [(&'static str, &mut String); 8] {
+    fn bindings_mut(&mut self) -> [(&'static str, &mut String); 9] {
         [
             ("stop_all", &mut self.stop_all),
             ("quit", &mut self.quit),
@@ -92,6 +96,7 @@ impl KeyBindings {
             ("gain_up", &mut self.gain_up),
             ("gain_down", &mut self.gain_down),
             ("filter", &mut self.filter),
+            ("talk", &mut self.talk),
         ]
     }
 

@@ -379,45 +379,26 @@ impl Node {
         Ok(f)
     }
 
-    /// Sends one datagram of `kind` to `peer` at once (no queue of ours; QUIC keeps a
-    /// few and drops the oldest when the path is congested, so nothing stale is sent
-    /// late). Cheap and non-blocking: callable from any thread.
+    /// A handle for sending datagrams and feature messages from any thread.
+    pub fn outbox(&self) -> super::Outbox {
+        super::Outbox {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// See [`Outbox::send_datagram`](super::Outbox::send_datagram).
     pub fn send_datagram(&self, peer: &PeerId, kind: u8, payload: &[u8]) -> Result<(), NetError> {
-        let fail = |reason: String| NetError::Datagram {
-            name: self.name_of(peer),
-            reason,
-        };
-        let Some(link) = self.shared.link(peer) else {
-            return Err(fail("not connected".into()));
-        };
-        let mut d = bytes::BytesMut::with_capacity(payload.len() + 1);
-        d.extend_from_slice(&[kind]);
-        d.extend_from_slice(payload);
-        link.conn
-            .send_datagram(d.freeze())
-            .map_err(|e| fail(e.to_string()))
+        self.outbox().send_datagram(peer, kind, payload)
     }
 
-    /// The largest datagram payload `peer`'s path takes now (kind byte excluded).
+    /// See [`Outbox::max_datagram`](super::Outbox::max_datagram).
     pub fn max_datagram(&self, peer: &PeerId) -> Option<usize> {
-        let link = self.shared.link(peer)?;
-        let path = link.conn.max_datagram_size()?;
-        Some(
-            path.min(super::transport::DATAGRAM_QUEUE_BYTES / 2)
-                .saturating_sub(1),
-        )
+        self.outbox().max_datagram(peer)
     }
 
-    /// Sends a feature message of `kind` to `peer`.
+    /// See [`Outbox::send_feature`](super::Outbox::send_feature).
     pub fn send_feature(&self, peer: &PeerId, kind: u16, body: Vec<u8>) -> Result<(), NetError> {
-        let Some(link) = self.shared.link(peer) else {
-            return Err(NetError::Offline {
-                name: self.name_of(peer),
-                reason: "not connected".into(),
-            });
-        };
-        link.send(crate::proto::Message::Feature { kind, body });
-        Ok(())
+        self.outbox().send_feature(peer, kind, body)
     }
 
     /// Whether `peer` is connected and speaks `feature`.

@@ -76,6 +76,7 @@ impl Permission {
 }
 
 /// A feature as it plugs into the node.
+#[derive(Clone)]
 pub struct Feature {
     /// Its name and version, told to peers (e.g. `"voice/1"`).
     pub name: &'static str,

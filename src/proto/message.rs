@@ -251,6 +251,9 @@ impl StreamKind {
 pub mod datagram_kind {
     /// A voice packet.
     pub const VOICE: u8 = 1;
+    /// A voice packet forwarded by a relay: the talker's 20-byte peer id, then the
+    /// packet as the talker sent it.
+    pub const VOICE_RELAYED: u8 = 2;
 }
 
 /// A request to play a sound.

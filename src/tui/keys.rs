@@ -70,6 +70,8 @@ pub enum Command {
     Cancel,
     /// Where keys play: here, peers, both.
     Target,
+    /// Talk to the peers (held, or latched where key releases are not told).
+    Talk,
 }
 
 /// The fixed keys (not in the config file), with their commands.
@@ -123,6 +125,7 @@ impl Keymap {
                 "record" => Command::Record,
                 "gain_up" => Command::GainUp,
                 "gain_down" => Command::GainDown,
+                "talk" => Command::Talk,
                 _ => Command::Filter,
             };
             entries.push((key.to_string(), cmd));

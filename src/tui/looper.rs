@@ -71,6 +71,8 @@ enum Event {
 struct Net {
     hub: Option<PeerHub>,
     view: view::PeersView,
+    /// Whether the talk key is held (the terminal tells releases) or latched.
+    hold: bool,
 }
 
 impl Net {
@@ -81,13 +83,57 @@ impl Net {
         };
         let peers = hub.peers();
         let arriving = hub.arriving();
-        if peers == self.view.peers && arriving == self.view.arriving {
+        let voice = voice_view(hub, &peers, self.hold);
+        if peers == self.view.peers && arriving == self.view.arriving && voice == self.view.voice {
             return false;
         }
         self.view.peers = peers;
         self.view.arriving = arriving;
+        self.view.voice = voice;
         true
     }
+}
+
+/// The call's picture for the peers panel (`None`: no call).
+fn voice_view(
+    hub: &PeerHub,
+    peers: &[crate::net::PeerStatus],
+    hold: bool,
+) -> Option<view::VoiceView> {
+    let call = hub.call()?;
+    let stats = call.stats();
+    let mut heard: Vec<view::VoiceLine> = stats
+        .peers
+        .iter()
+        .map(|l| view::VoiceLine {
+            id: l.id.clone(),
+            name: l.name.clone(),
+            talking: l.talking,
+            level_db: l.level_db.round() as i32,
+            buffer_ms: l.depth_ms.round() as i32,
+            loss_permille: (l.loss_percent * 10.0).round() as i32,
+            concealed_permille: (l.concealed_percent * 10.0).round() as i32,
+            mouth_to_ear_ms: l.mouth_to_ear_ms.map(|m| m.round() as i32),
+        })
+        .collect();
+    heard.sort_by(|a, b| a.name.cmp(&b.name));
+    let volumes = peers
+        .iter()
+        .filter_map(|p| {
+            let id: crate::net::PeerId = p.id.parse().ok()?;
+            match hub.voice_volume(&id) {
+                Some(0.0) => None,
+                v => Some((p.id.clone(), v.map(|db| db.round() as i32))),
+            }
+        })
+        .collect();
+    Some(view::VoiceView {
+        talking: call.pressed(),
+        hold,
+        can_talk: call.settings().talk,
+        heard,
+        volumes,
+    })
 }
 
 /// What the last drawn status line showed, to redraw only when it changes.
@@ -144,6 +190,7 @@ pub fn run(mut instance: Instance, opts: &RunOptions) -> Result<(), String> {
     let mut net = Net {
         hub: None,
         view: view::PeersView::default(),
+        hold: false,
     };
     if let Some((home, hub_opts)) = &opts.net {
         let post = crate::app::peers::poster(tx.clone(), Event::Hub);
@@ -165,6 +212,7 @@ pub fn run(mut instance: Instance, opts: &RunOptions) -> Result<(), String> {
         }
     }
     let mut session = terminal::enter(&opts.log_file).map_err(|e| format!("terminal: {e}"))?;
+    net.hold = session.key_release;
     let stop_input = Arc::new(AtomicBool::new(false));
     let input = spawn_input(tx.clone(), stop_input.clone());
     let result = main_loop(
@@ -276,6 +324,21 @@ fn main_loop(
             Err(RecvTimeoutError::Disconnected) => break,
         };
         let mut outcome = Outcome::default();
+        // The talk key, held: down opens the microphone, up closes it (where the
+        // terminal tells releases; elsewhere it is a latch, handled with the others).
+        let event = match event {
+            Some(Event::Key(k, _)) if session.key_release && is_talk_key(&k, ui, keymap) => {
+                if let Some(call) = net.hub.as_ref().and_then(|h| h.call())
+                    && k.kind != KeyEventKind::Repeat
+                {
+                    call.press(k.kind == KeyEventKind::Press);
+                }
+                net.refresh();
+                outcome.redraw = true;
+                None
+            }
+            e => e,
+        };
         match event {
             Some(Event::Key(k, pressed))
                 if k.kind != KeyEventKind::Release && k.kind != KeyEventKind::Repeat =>
@@ -325,6 +388,12 @@ fn main_loop(
             (outputs, inputs) = split_devices(instance.devices());
             spectrum.engine_changed();
             outcome.source_changed = true;
+            // The call's voices and microphone were on the old engine.
+            if let Some(hub) = net.hub.as_mut()
+                && let Err(e) = hub.start_voice(instance)
+            {
+                ui.warn(format!("voice: {e}"));
+            }
         }
         if outcome.source_changed {
             waterfall.clear();
@@ -408,6 +477,13 @@ fn show(ui: &mut UiState, net: &mut Net, notes: Vec<String>) {
             ui.notice(n);
         }
     }
+}
+
+/// Whether `k` is the talk key, in the mode where keys are commands.
+fn is_talk_key(k: &ct::KeyEvent, ui: &UiState, keymap: &Keymap) -> bool {
+    ui.mode == super::state::Mode::Normal
+        && super::keys::key_name(k).and_then(|n| keymap.command(&n))
+            == Some(super::keys::Command::Talk)
 }
 
 /// Where the panels go on a terminal of `size`.

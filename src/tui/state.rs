@@ -17,6 +17,8 @@ pub enum Focus {
     Outputs,
     /// The input device list.
     Inputs,
+    /// The peers (mute, volume).
+    Peers,
 }
 
 impl Focus {
@@ -25,16 +27,18 @@ impl Focus {
         match self {
             Focus::Sounds => Focus::Outputs,
             Focus::Outputs => Focus::Inputs,
-            Focus::Inputs => Focus::Sounds,
+            Focus::Inputs => Focus::Peers,
+            Focus::Peers => Focus::Sounds,
         }
     }
 
     /// The previous panel (Shift-Tab).
     pub fn prev(self) -> Focus {
         match self {
-            Focus::Sounds => Focus::Inputs,
+            Focus::Sounds => Focus::Peers,
             Focus::Outputs => Focus::Sounds,
             Focus::Inputs => Focus::Outputs,
+            Focus::Peers => Focus::Inputs,
         }
     }
 }
@@ -131,6 +135,8 @@ pub struct UiState {
     pub sort: Sort,
     /// Selected row of the output and input device lists.
     pub device_selected: [usize; 2],
+    /// The selected peer (in the peers panel's order).
+    pub peer_selected: usize,
     /// The message line.
     pub message: Option<Message>,
     /// Whether the spectrogram is shown.
@@ -200,6 +206,7 @@ impl UiState {
             filter: String::new(),
             sort: Sort::Name,
             device_selected: [0, 0],
+            peer_selected: 0,
             message: None,
             target: Target::Here,
             spectrum_visible: true,

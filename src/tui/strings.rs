@@ -6,7 +6,7 @@ use super::keys::Command;
 pub const HELP_LINES: &[(&[Command], &str)] = &[
     (
         &[Command::PlaySelected],
-        "play the selected sound / use the device",
+        "play / use the device / mute the peer",
     ),
     (
         &[Command::StopAll, Command::Cancel],
@@ -24,16 +24,17 @@ pub const HELP_LINES: &[(&[Command], &str)] = &[
     ),
     (
         &[Command::NextPanel, Command::PrevPanel],
-        "panel: sounds, outputs, inputs",
+        "panel: sounds, outputs, inputs, peers",
     ),
     (&[Command::Filter], "filter sounds by name or tag"),
     (&[Command::Sort], "sort: name, key, length, recent"),
     (&[Command::Target], "keys play: here, on peers, both"),
+    (&[Command::Talk], "talk to the peers (hold, or press twice)"),
     (&[Command::Bind], "bind the selected sound to the next key"),
     (&[Command::Unbind], "unbind the selected sound's key"),
     (
         &[Command::GainDown, Command::GainUp],
-        "selected sound's gain -/+ 1 dB",
+        "gain -/+ 1 dB (peers panel: voice ±3 dB)",
     ),
     (
         &[Command::Record],

@@ -10,6 +10,8 @@ use crate::app::instance::{GAIN_STEP_DB, Instance};
 use crate::audio::{DeviceInfo, DeviceSpec};
 use crate::domain::SoundId;
 
+/// A peer's voice volume step, dB.
+const VOICE_STEP_DB: f32 = 3.0;
 /// Spectrogram gain step, dB.
 const SPECTRUM_GAIN_STEP: f32 = 6.0;
 /// Frequency range step: a third of an octave.
@@ -226,6 +228,7 @@ fn command(ui: &mut UiState, cx: &mut Context<'_>, cmd: Command) -> Outcome {
             Focus::Outputs | Focus::Inputs => {
                 out.devices_changed = switch_device(ui, cx);
             }
+            Focus::Peers => peer_volume(ui, cx, None),
         },
         Command::Bind => match selected_id(ui, cx) {
             Some(id) => ui.mode = Mode::Bind(id),
@@ -243,6 +246,26 @@ fn command(ui: &mut UiState, cx: &mut Context<'_>, cmd: Command) -> Outcome {
                 }
             }
         }
+        Command::GainUp | Command::GainDown if ui.focus == Focus::Peers => {
+            let d = if cmd == Command::GainUp {
+                VOICE_STEP_DB
+            } else {
+                -VOICE_STEP_DB
+            };
+            peer_volume(ui, cx, Some(d));
+        }
+        Command::Talk => match cx.hub.as_deref().and_then(|h| h.call()) {
+            // Where key releases are told the loop handles the talk key itself.
+            Some(call) => {
+                call.toggle();
+                ui.notice(if call.pressed() {
+                    "talking to the peers (the talk key again stops)"
+                } else {
+                    "microphone closed"
+                });
+            }
+            None => ui.warn("no call: this screen is not on the network or has no voice"),
+        },
         Command::GainUp | Command::GainDown => {
             if let Some(id) = selected_id(ui, cx) {
                 let d = if cmd == Command::GainUp {
@@ -286,6 +309,10 @@ fn move_selection(ui: &mut UiState, cx: &Context<'_>, cmd: Command, len: usize, 
         Focus::Sounds => (&mut ui.selected, len),
         Focus::Outputs => (&mut ui.device_selected[0], cx.outputs.len()),
         Focus::Inputs => (&mut ui.device_selected[1], cx.inputs.len()),
+        Focus::Peers => (
+            &mut ui.peer_selected,
+            cx.hub.as_deref().map_or(0, |h| h.peers().len()),
+        ),
     };
     let last = n.saturating_sub(1);
     *sel = match cmd {
@@ -296,6 +323,32 @@ fn move_selection(ui: &mut UiState, cx: &Context<'_>, cmd: Command, len: usize, 
         Command::Top => 0,
         _ => last,
     };
+}
+
+/// Mutes or unmutes the selected peer's voice (`None`), or moves its volume by
+/// `Some(db)` (within −30…+12 dB; moving it unmutes).
+fn peer_volume(ui: &mut UiState, cx: &mut Context<'_>, step: Option<f32>) {
+    let Some(hub) = cx.hub.as_deref_mut() else {
+        return ui.warn("this screen is not on the network");
+    };
+    let peers = hub.peers();
+    let Some(p) = peers.get(ui.peer_selected) else {
+        return ui.warn("no peer selected");
+    };
+    let Ok(id) = p.id.parse() else {
+        return;
+    };
+    let now = hub.voice_volume(&id);
+    let next = match (step, now) {
+        (None, Some(_)) => None,
+        (None, None) => Some(0.0),
+        (Some(d), v) => Some((v.unwrap_or(0.0) + d).clamp(-30.0, 12.0)),
+    };
+    hub.set_voice_volume(id, next);
+    match next {
+        None => ui.notice(format!("{} muted", p.name)),
+        Some(db) => ui.notice(format!("{}'s voice at {db:+.0} dB", p.name)),
+    }
 }
 
 fn step_range((lo, hi): (f32, f32), cmd: Command) -> (f32, f32) {

@@ -45,14 +45,14 @@ impl Report {
     }
 }
 
-/// A talker starts (`talking`) or stops talking to the receiver: lets its screen
-/// show who talks and create the peer's voice before the first packet.
+/// A peer joins (`joined`) or leaves a call with the receiver: a relay keeps its
+/// group by these, and a screen shows who is in the call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CallNote {
     /// The talk session.
     pub stream: u32,
-    /// Whether it starts.
-    pub talking: bool,
+    /// Whether it joins (false: it leaves).
+    pub joined: bool,
 }
 
 impl CallNote {
@@ -95,7 +95,7 @@ mod tests {
         assert_eq!(Report::decode(&long), None);
         let n = CallNote {
             stream: 1,
-            talking: true,
+            joined: true,
         };
         assert_eq!(CallNote::decode(&n.encode()), Some(n));
         assert_eq!(CallNote::decode(&[]), None);

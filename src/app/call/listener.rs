@@ -27,6 +27,8 @@ use crate::voice::report::Report;
 const RING_SECONDS: f64 = 0.25;
 /// How often talkers hear from us.
 const REPORT_EVERY: Duration = Duration::from_secs(1);
+/// How often the call's owner sees new figures (a screen's talking indicator).
+const PUBLISH_EVERY: Duration = Duration::from_millis(100);
 /// How long before the next output callback the ring is topped up (µs): this
 /// thread's wake-up granularity and a decode, with room to spare.
 const LEAD_US: u64 = 1_500;
@@ -34,7 +36,9 @@ const LEAD_US: u64 = 1_500;
 /// One talking peer as the call shows it.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct ListenerStats {
-    /// The peer's name.
+    /// The peer's id.
+    pub id: String,
+    /// The peer's name (and the relay it is heard through).
     pub name: String,
     /// Whether it talks now (a frame decoded within the last quarter second).
     pub talking: bool,
@@ -61,6 +65,13 @@ pub struct ListenerStats {
     pub ring_ms: f64,
     /// The round trip to it, ms.
     pub rtt_ms: Option<f64>,
+    /// Datagrams lost, % of those due.
+    pub loss_percent: f64,
+    /// Frames concealed, % of those played.
+    pub concealed_percent: f64,
+    /// The estimated mouth-to-ear delay, ms: the talker's framing, half the round
+    /// trip, the jitter buffer, the ring and our output (not the talker's capture).
+    pub mouth_to_ear_ms: Option<f64>,
 }
 
 /// What the listener shares with the call's owner.
@@ -259,7 +270,7 @@ pub(crate) fn run(
     stop: &AtomicBool,
     shared: &Shared,
     talker: &talker::Shared,
-) {
+) -> Receiver<Inbound> {
     let start = Instant::now();
     let rate = engine.format().sample_rate;
     let period = engine.info().output.period_frames.unwrap_or(256) as usize;
@@ -274,6 +285,7 @@ pub(crate) fn run(
     let mut last_callback = Instant::now();
     let mut peers: HashMap<PeerId, Playout> = HashMap::new();
     let mut last_report = Instant::now();
+    let mut last_publish = Instant::now();
     while !stop.load(Ordering::Acquire) {
         match rx.recv_timeout(Duration::from_micros(250)) {
             Ok(m) => handle(engine, node, shared, talker, &mut peers, m, start),
@@ -302,14 +314,21 @@ pub(crate) fn run(
                 p.top_up(now_us, target);
             }
         }
-        if last_report.elapsed() >= REPORT_EVERY {
-            last_report = Instant::now();
-            report(node, shared, &mut peers, rate);
+        if last_publish.elapsed() >= PUBLISH_EVERY {
+            last_publish = Instant::now();
+            let send = last_report.elapsed() >= REPORT_EVERY;
+            if send {
+                last_report = last_publish;
+            }
+            // What the output adds after the ring: its buffering and the device's.
+            let output_ms = engine.stats().output_latency_ms;
+            publish(node, shared, &mut peers, rate, send, output_ms);
         }
     }
     for p in peers.values() {
         engine.stop(p.voice);
     }
+    rx
 }
 
 fn handle(
@@ -322,11 +341,22 @@ fn handle(
     start: Instant,
 ) {
     match m {
-        Inbound::Datagram(peer, bytes, at) => {
+        Inbound::Datagram {
+            talker: peer,
+            via,
+            packet: bytes,
+            at,
+        } => {
             let p = match peers.entry(peer) {
                 std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                 std::collections::hash_map::Entry::Vacant(v) => {
-                    match Playout::new(engine, node.name_of(&peer), &shared.cfg) {
+                    let name = match via {
+                        Some(relay) => {
+                            format!("{} via {}", node.name_of(&peer), node.name_of(&relay))
+                        }
+                        None => node.name_of(&peer),
+                    };
+                    match Playout::new(engine, name, &shared.cfg) {
                         Ok(p) => {
                             tracing::info!("{} is talking", p.name);
                             v.insert(p)
@@ -381,39 +411,33 @@ fn handle(
             talker.reported_loss(r.loss_permille);
         }
         Inbound::Note(peer, n) => tracing::info!(
-            "{} {} talking",
+            "{} {} the call",
             node.name_of(&peer),
-            if n.talking { "starts" } else { "stops" }
+            if n.joined { "joined" } else { "left" }
         ),
     }
 }
 
-/// Publishes each peer's figures and tells each talker what we hear.
-fn report(node: &Node, shared: &Shared, peers: &mut HashMap<PeerId, Playout>, rate: u32) {
+/// Publishes each peer's figures and (`send`) tells each talker what we heard since
+/// the last report.
+fn publish(
+    node: &Node,
+    shared: &Shared,
+    peers: &mut HashMap<PeerId, Playout>,
+    rate: u32,
+    send: bool,
+    output_ms: f64,
+) {
     let mut all = shared.stats.lock().unwrap_or_else(|e| e.into_inner());
     for (id, p) in peers.iter_mut() {
         let j = p.jb.stats();
-        let d = |a: u64, b: u64| a.saturating_sub(b);
-        let frames = d(j.received, p.reported.received) + d(j.lost, p.reported.lost);
-        let per_mille = |n: u64| {
-            (n * 1000)
-                .checked_div(frames)
-                .map_or(0, |v| v.min(1000) as u16)
-        };
-        if let Some(stream) = p.stream {
-            let r = Report {
-                stream,
-                loss_permille: per_mille(d(j.lost, p.reported.lost)),
-                late_permille: per_mille(d(j.late, p.reported.late)),
-                concealed_permille: per_mille(d(j.concealed, p.reported.concealed)),
-                depth_us: j.depth_us.clamp(0.0, f64::from(u32::MAX)) as u32,
-                target_us: j.target_us.clamp(0.0, f64::from(u32::MAX)) as u32,
-            };
-            let _ = node.send_feature(id, feature_kind::VOICE_REPORT, r.encode());
+        if send {
+            report(node, id, p, &j);
         }
-        tracing::debug!("{}: {j:?}, ring {} frames", p.name, p.queued_frames());
-        p.reported = j;
+        let rtt_ms = node.rtt(id).map(|r| r.as_secs_f64() * 1000.0);
+        let ring_ms = p.queued_frames() as f64 * 1000.0 / f64::from(rate.max(1));
         let l = ListenerStats {
+            id: id.to_string(),
             name: p.name.clone(),
             talking: p
                 .last_sound
@@ -427,9 +451,53 @@ fn report(node: &Node, shared: &Shared, peers: &mut HashMap<PeerId, Playout>, ra
             concealed: j.concealed,
             repaired: j.repaired_redundancy + j.repaired_fec,
             malformed: p.malformed + p.rejected,
-            ring_ms: p.queued_frames() as f64 * 1000.0 / f64::from(rate.max(1)),
-            rtt_ms: node.rtt(id).map(|r| r.as_secs_f64() * 1000.0),
+            ring_ms,
+            rtt_ms,
+            loss_percent: percent(j.lost, j.received + j.lost),
+            concealed_percent: percent(j.concealed, j.decoded + j.concealed),
+            // Framing at the talker, half the round trip, our buffer, the ring and
+            // the output: what is known here of the way from their mouth to our ear
+            // (their capture buffering is not).
+            mouth_to_ear_ms: rtt_ms.map(|rtt| {
+                f64::from(shared.cfg.frame_samples) * 1000.0 / f64::from(RATE)
+                    + rtt / 2.0
+                    + j.depth_us / 1000.0
+                    + ring_ms
+                    + output_ms
+            }),
         };
         all.insert(*id, (l, j));
     }
+}
+
+fn percent(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 * 100.0 / whole as f64
+    }
+}
+
+/// Tells a talker what we heard of it since the last report.
+fn report(node: &Node, id: &PeerId, p: &mut Playout, j: &JitterStats) {
+    let d = |a: u64, b: u64| a.saturating_sub(b);
+    let frames = d(j.received, p.reported.received) + d(j.lost, p.reported.lost);
+    let per_mille = |n: u64| {
+        (n * 1000)
+            .checked_div(frames)
+            .map_or(0, |v| v.min(1000) as u16)
+    };
+    if let Some(stream) = p.stream {
+        let r = Report {
+            stream,
+            loss_permille: per_mille(d(j.lost, p.reported.lost)),
+            late_permille: per_mille(d(j.late, p.reported.late)),
+            concealed_permille: per_mille(d(j.concealed, p.reported.concealed)),
+            depth_us: j.depth_us.clamp(0.0, f64::from(u32::MAX)) as u32,
+            target_us: j.target_us.clamp(0.0, f64::from(u32::MAX)) as u32,
+        };
+        let _ = node.send_feature(id, feature_kind::VOICE_REPORT, r.encode());
+    }
+    tracing::debug!("{}: {j:?}, ring {} frames", p.name, p.queued_frames());
+    p.reported = *j;
 }

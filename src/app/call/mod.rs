@@ -10,6 +10,7 @@
 //! the ring each peer's voice is fed through.
 
 mod listener;
+mod relay;
 mod talker;
 
 use std::collections::HashMap;
@@ -28,6 +29,7 @@ use crate::voice::jitter::{JitterConfig, JitterStats};
 use crate::voice::report::{CallNote, Report};
 
 pub use listener::ListenerStats;
+pub use relay::{RelayStats, VoiceRelay};
 
 /// The voice feature's name on the wire.
 pub const FEATURE: &str = "voice/1";
@@ -36,8 +38,17 @@ const INBOX: usize = 2048;
 
 /// What the network hands the listener.
 pub(crate) enum Inbound {
-    /// A voice datagram (kind byte removed) and when it was read.
-    Datagram(PeerId, bytes::Bytes, Instant),
+    /// A voice packet and when it was read.
+    Datagram {
+        /// Who talks.
+        talker: PeerId,
+        /// The relay it came through, if not from the talker itself.
+        via: Option<PeerId>,
+        /// The packet (kind byte, and a relay's talker id, removed).
+        packet: bytes::Bytes,
+        /// When it was read.
+        at: Instant,
+    },
     /// A listener's report about our talking.
     Report(PeerId, Report),
     /// A talker started or stopped.
@@ -63,9 +74,30 @@ impl VoiceInbox {
     /// The feature to plug into the node: peers need `voice` here to be heard.
     pub fn feature(self: &Arc<Self>) -> Feature {
         let tx = self.tx.clone();
-        let datagram: DatagramHandler = Arc::new(move |peer, bytes, at| {
+        let datagram: DatagramHandler = Arc::new(move |peer, packet, at| {
+            let d = Inbound::Datagram {
+                talker: *peer,
+                via: None,
+                packet,
+                at,
+            };
             // Never block the network thread: a full inbox drops the datagram.
-            if let Err(TrySendError::Full(_)) = tx.try_send(Inbound::Datagram(*peer, bytes, at)) {
+            if let Err(TrySendError::Full(_)) = tx.try_send(d) {
+                tracing::debug!("voice inbox full: a datagram dropped");
+            }
+        });
+        let tx = self.tx.clone();
+        let relayed: DatagramHandler = Arc::new(move |relay, bytes, at| {
+            let Some((talker, _)) = relay::unwrap_relayed(&bytes) else {
+                return tracing::debug!("a relayed voice datagram too short to name its talker");
+            };
+            let d = Inbound::Datagram {
+                talker,
+                via: Some(*relay),
+                packet: bytes.slice(20..),
+                at,
+            };
+            if let Err(TrySendError::Full(_)) = tx.try_send(d) {
                 tracing::debug!("voice inbox full: a datagram dropped");
             }
         });
@@ -84,7 +116,10 @@ impl VoiceInbox {
         Feature {
             name: FEATURE,
             permission: Permission::Voice,
-            datagrams: vec![(datagram_kind::VOICE, datagram)],
+            datagrams: vec![
+                (datagram_kind::VOICE, datagram),
+                (datagram_kind::VOICE_RELAYED, relayed),
+            ],
             messages: vec![
                 (feature_kind::VOICE_REPORT, report),
                 (feature_kind::VOICE_CALL, note),
@@ -94,6 +129,13 @@ impl VoiceInbox {
 
     fn take(&self) -> Option<Receiver<Inbound>> {
         self.rx.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    /// A call that ended hands the inbox's receiver back for the next one; what
+    /// arrived meanwhile is old and dropped.
+    fn put_back(&self, rx: Receiver<Inbound>) {
+        while rx.try_recv().is_ok() {}
+        *self.rx.lock().unwrap_or_else(|e| e.into_inner()) = Some(rx);
     }
 }
 
@@ -155,9 +197,14 @@ pub struct CallStats {
 /// A running call. See the module documentation.
 pub struct Call {
     stop: Arc<AtomicBool>,
-    threads: Vec<JoinHandle<()>>,
+    talker_thread: Option<JoinHandle<()>>,
+    listener_thread: Option<JoinHandle<Receiver<Inbound>>>,
     talker: Arc<talker::Shared>,
     listener: Arc<listener::Shared>,
+    inbox: Arc<VoiceInbox>,
+    node: Arc<Node>,
+    stream: u32,
+    settings: CallSettings,
 }
 
 impl Call {
@@ -166,7 +213,7 @@ impl Call {
     pub fn start(
         engine: Arc<Engine>,
         node: Arc<Node>,
-        inbox: &VoiceInbox,
+        inbox: &Arc<VoiceInbox>,
         peers: Vec<PeerId>,
         settings: CallSettings,
     ) -> Result<Call, String> {
@@ -177,45 +224,75 @@ impl Call {
         let stream = session_id();
         let listener = Arc::new(listener::Shared::new(settings.jitter.clone()));
         let talker = Arc::new(talker::Shared::new(settings.mode));
-        let mut threads = Vec::new();
+        let mut call = Call {
+            stop: stop.clone(),
+            talker_thread: None,
+            listener_thread: None,
+            talker: talker.clone(),
+            listener: listener.clone(),
+            inbox: inbox.clone(),
+            node: node.clone(),
+            stream,
+            settings: settings.clone(),
+        };
+        let tap = if settings.talk {
+            match engine.open_input(0.5) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    inbox.put_back(rx);
+                    return Err(format!("the microphone: {}", crate::domain::chain(&e)));
+                }
+            }
+        } else {
+            None
+        };
         {
             let (engine, node, stop, listener) =
                 (engine.clone(), node.clone(), stop.clone(), listener.clone());
             let talker = talker.clone();
-            threads.push(
-                std::thread::Builder::new()
-                    .name("jhack-voice-rx".into())
-                    .spawn(move || listener::run(&engine, &node, rx, &stop, &listener, &talker))
-                    .map_err(|e| format!("cannot start the voice thread: {e}"))?,
-            );
+            let spawned = std::thread::Builder::new()
+                .name("jhack-voice-rx".into())
+                .spawn(move || listener::run(&engine, &node, rx, &stop, &listener, &talker));
+            call.listener_thread =
+                Some(spawned.map_err(|e| format!("cannot start the voice thread: {e}"))?);
         }
-        if settings.talk {
-            for p in &peers {
-                let note = CallNote {
-                    stream,
-                    talking: true,
-                };
-                let _ = node.send_feature(p, feature_kind::VOICE_CALL, note.encode());
-            }
-            let tap = engine
-                .open_input(0.5)
-                .map_err(|e| format!("the microphone: {}", crate::domain::chain(&e)))?;
+        call.set_peers(peers);
+        if let Some(tap) = tap {
             let (stop, talker) = (stop.clone(), talker.clone());
-            threads.push(
-                std::thread::Builder::new()
-                    .name("jhack-voice-tx".into())
-                    .spawn(move || {
-                        talker::run(tap, &node, &peers, &settings, stream, &stop, &talker)
-                    })
-                    .map_err(|e| format!("cannot start the voice thread: {e}"))?,
-            );
+            let spawned = std::thread::Builder::new()
+                .name("jhack-voice-tx".into())
+                .spawn(move || talker::run(tap, &node, &settings, stream, &stop, &talker));
+            call.talker_thread =
+                Some(spawned.map_err(|e| format!("cannot start the voice thread: {e}"))?);
         }
-        Ok(Call {
-            stop,
-            threads,
-            talker,
-            listener,
-        })
+        Ok(call)
+    }
+
+    /// The peers our voice goes to from now on: each new one is told we joined,
+    /// each dropped one that we left.
+    pub fn set_peers(&self, peers: Vec<PeerId>) {
+        let old = self.talker.set_peers(peers.clone());
+        for p in peers.iter().filter(|p| !old.contains(p)) {
+            self.note(p, true);
+        }
+        for p in old.iter().filter(|p| !peers.contains(p)) {
+            self.note(p, false);
+        }
+    }
+
+    fn note(&self, peer: &PeerId, joined: bool) {
+        let note = CallNote {
+            stream: self.stream,
+            joined,
+        };
+        let _ = self
+            .node
+            .send_feature(peer, feature_kind::VOICE_CALL, note.encode());
+    }
+
+    /// The settings it runs with.
+    pub fn settings(&self) -> &CallSettings {
+        &self.settings
     }
 
     /// The talk key went down or up (push to talk).
@@ -226,6 +303,16 @@ impl Call {
     /// Toggles the talk latch.
     pub fn toggle(&self) {
         self.talker.toggle();
+    }
+
+    /// Whether the talk key is down (or latched).
+    pub fn pressed(&self) -> bool {
+        self.talker.pressed()
+    }
+
+    /// Whether our voice is sent now (the gate is open).
+    pub fn transmitting(&self) -> bool {
+        self.talker.transmitting()
     }
 
     /// A function that toggles the talk latch from any thread.
@@ -251,15 +338,21 @@ impl Call {
         self.listener.jitter()
     }
 
-    /// Ends the call (its voices fade out).
+    /// Ends the call (its voices fade out); the inbox is free for the next one.
     pub fn stop(mut self) {
         self.finish();
     }
 
     fn finish(&mut self) {
+        self.set_peers(Vec::new());
         self.stop.store(true, Ordering::Release);
-        for t in self.threads.drain(..) {
+        if let Some(t) = self.talker_thread.take() {
             let _ = t.join();
+        }
+        if let Some(t) = self.listener_thread.take()
+            && let Ok(rx) = t.join()
+        {
+            self.inbox.put_back(rx);
         }
     }
 }

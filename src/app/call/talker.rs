@@ -19,6 +19,8 @@ use crate::voice::packet::Packetizer;
 /// What the talker shares with the call's owner.
 pub(crate) struct Shared {
     gate: Mutex<Gate>,
+    peers: Mutex<Vec<PeerId>>,
+    open: AtomicBool,
     captured: AtomicU64,
     sent: AtomicU64,
     errors: AtomicU64,
@@ -29,6 +31,8 @@ impl Shared {
     pub(crate) fn new(mode: TalkMode) -> Shared {
         Shared {
             gate: Mutex::new(Gate::new(mode)),
+            peers: Mutex::new(Vec::new()),
+            open: AtomicBool::new(false),
             captured: AtomicU64::new(0),
             sent: AtomicU64::new(0),
             errors: AtomicU64::new(0),
@@ -38,6 +42,28 @@ impl Shared {
 
     fn gate(&self) -> std::sync::MutexGuard<'_, Gate> {
         self.gate.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Replaces the peers our voice goes to; returns the old ones.
+    pub(crate) fn set_peers(&self, peers: Vec<PeerId>) -> Vec<PeerId> {
+        std::mem::replace(
+            &mut *self.peers.lock().unwrap_or_else(|e| e.into_inner()),
+            peers,
+        )
+    }
+
+    fn peers_into(&self, out: &mut Vec<PeerId>) {
+        out.clear();
+        out.extend_from_slice(&self.peers.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    /// Whether the last frame was sent (the gate was open).
+    pub(crate) fn transmitting(&self) -> bool {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn pressed(&self) -> bool {
+        self.gate().pressed()
     }
 
     pub(crate) fn press(&self, down: bool) {
@@ -70,7 +96,6 @@ impl Shared {
 pub(crate) fn run(
     mut tap: InputTap,
     node: &Node,
-    peers: &[PeerId],
     settings: &CallSettings,
     stream: u32,
     stop: &AtomicBool,
@@ -101,6 +126,7 @@ pub(crate) fn run(
     let mut last_loss = u64::MAX;
     let (mut lag_min, mut lag_max) = (i64::MAX, i64::MIN);
     let mut received: u64 = 0;
+    let mut peers: Vec<PeerId> = Vec::new();
     while !stop.load(Ordering::Acquire) {
         input.clear();
         if tap.drain_into(&mut input) == 0 {
@@ -116,6 +142,7 @@ pub(crate) fn run(
             shared.captured.fetch_add(1, Ordering::Relaxed);
             let now_us = start.elapsed().as_micros() as u64;
             let open = shared.gate().transmit(level_db(f), now_us);
+            shared.open.store(open, Ordering::Relaxed);
             let loss = shared.loss_permille.load(Ordering::Relaxed);
             if loss != last_loss {
                 let _ = enc.set_expected_loss(loss as f64 / 10.0);
@@ -149,6 +176,7 @@ pub(crate) fn run(
                     continue;
                 }
             };
+            shared.peers_into(&mut peers);
             let max = peers
                 .iter()
                 .filter_map(|p| node.max_datagram(p))
@@ -157,7 +185,7 @@ pub(crate) fn run(
             let Some(d) = pz.packet(this_ts, &packet[..len], max) else {
                 continue;
             };
-            for p in peers {
+            for p in &peers {
                 match node.send_datagram(p, datagram_kind::VOICE, &d) {
                     Ok(()) => shared.sent.fetch_add(1, Ordering::Relaxed),
                     Err(_) => shared.errors.fetch_add(1, Ordering::Relaxed),

@@ -16,8 +16,10 @@ mod incoming;
 mod keep;
 mod outgoing;
 mod start;
+mod voice;
 
 pub use outgoing::offer_of;
+pub use voice::VoiceRole;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -115,7 +117,8 @@ struct Started {
 /// The node and what is in flight. See the module documentation.
 pub struct PeerHub {
     started: Vec<Started>,
-    node: Node,
+    node: Arc<Node>,
+    voice: voice::Voice,
     post: Poster,
     arriving: HashMap<SoundId, Arriving>,
     sent: HashMap<u64, Sent>,
@@ -135,6 +138,8 @@ pub struct HubOptions {
     pub dial: bool,
     /// When the listen address is in use, listen on any free port instead of failing.
     pub any_port_if_busy: bool,
+    /// What to do with voice.
+    pub voice: VoiceRole,
 }
 
 impl PeerHub {
@@ -175,6 +180,7 @@ impl PeerHub {
         if !self.pending.is_empty() {
             self.run_pending();
         }
+        self.poll_voice();
         let log = &mut self.log;
         let mut notice = |n: String| {
             log.write(&n);
@@ -275,6 +281,7 @@ impl PeerHub {
             }
             NetEvent::PeerDown { id, name, reason } => {
                 notice(format!("{name} went offline: {reason}"));
+                self.voice_peer_down(&id);
                 // Its unanswered triggers will not be answered.
                 let lost: Vec<u64> = self
                     .sent

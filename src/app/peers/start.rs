@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::{HubEvent, HubOptions, PeerHub, Poster};
+use super::{HubEvent, HubOptions, PeerHub, Poster, voice};
 use crate::app::instance::Instance;
 use crate::domain::chain;
 use crate::home::Home;
@@ -25,6 +25,7 @@ impl PeerHub {
         };
         let mut notes = Vec::new();
         let mut node = None;
+        let (voice, feature) = voice::Voice::new(&opts.voice);
         for (i, listen) in listen_candidates(opts.listen, opts.any_port_if_busy)
             .into_iter()
             .enumerate()
@@ -40,7 +41,8 @@ impl PeerHub {
                 trigger_burst: net.trigger_burst,
             };
             let blobs = Arc::new(instance.library().blob_locator());
-            match Node::start(identity, cfg, blobs, sink.clone()) {
+            let features = feature.iter().cloned().collect();
+            match Node::start_with(identity, cfg, blobs, sink.clone(), features) {
                 Ok(n) => {
                     if i > 0
                         && let (Some(want), Some(got)) = (opts.listen, n.local_addr())
@@ -64,9 +66,10 @@ impl PeerHub {
             return Err(notes.join("; "));
         };
         notes.retain(|n| !n.starts_with("cannot listen"));
-        Ok(PeerHub {
+        let mut hub = PeerHub {
             started: Vec::new(),
-            node,
+            node: Arc::new(node),
+            voice,
             post,
             arriving: HashMap::new(),
             sent: HashMap::new(),
@@ -75,7 +78,11 @@ impl PeerHub {
             next_request: 0,
             notes,
             log: crate::app::activity::ActivityLog::open(&home.data_dir().join("peers.log")),
-        })
+        };
+        if let Err(e) = hub.start_voice(instance) {
+            hub.notes.push(format!("no voice: {e}"));
+        }
+        Ok(hub)
     }
 }
 

@@ -7,7 +7,7 @@ mod peers;
 mod sounds;
 mod spectrogram;
 
-pub use peers::{LOG_LINES as PEER_LOG_LINES, PeersView};
+pub use peers::{LOG_LINES as PEER_LOG_LINES, PeersView, VoiceLine, VoiceView};
 pub use spectrogram::picture_size;
 mod status;
 

@@ -1,6 +1,8 @@
 //! The peers panel: each trusted peer (name, short id, online with its round trip,
-//! what it may do here, transfers running), where hotkeys play, and — without peers —
-//! how to add one. Draws a snapshot; asks nothing of the network.
+//! what it may do here, transfers running, and in a call whether it talks, its
+//! level and the call's figures), where hotkeys play, whether our microphone is
+//! open, and — without peers — how to add one. Draws a snapshot; asks nothing of the
+//! network.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -26,6 +28,45 @@ pub struct PeersView {
     pub arriving: usize,
     /// What happened with peers, oldest first (the last few are shown).
     pub log: Vec<String>,
+    /// The call, when this screen has one.
+    pub voice: Option<VoiceView>,
+}
+
+/// The call as the panel shows it, in the units it shows (so an unchanged picture
+/// compares equal and is not redrawn).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VoiceView {
+    /// Our microphone is open (the talk key is down or latched).
+    pub talking: bool,
+    /// The talk key is held (the terminal tells releases), not latched.
+    pub hold: bool,
+    /// Whether the call can send our voice (false: no microphone, listening only).
+    pub can_talk: bool,
+    /// Each peer heard (by id; a relayed talker too).
+    pub heard: Vec<VoiceLine>,
+    /// Peers muted or turned down here (id, dB; `None`: muted).
+    pub volumes: Vec<(String, Option<i32>)>,
+}
+
+/// One peer's voice, rounded for the screen.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VoiceLine {
+    /// Its id.
+    pub id: String,
+    /// Its name ("alice via server" through a relay).
+    pub name: String,
+    /// It talks now.
+    pub talking: bool,
+    /// Its level, dBFS.
+    pub level_db: i32,
+    /// Jitter buffer depth, ms.
+    pub buffer_ms: i32,
+    /// Loss, tenths of a percent.
+    pub loss_permille: i32,
+    /// Concealed, tenths of a percent.
+    pub concealed_permille: i32,
+    /// Estimated mouth-to-ear, ms.
+    pub mouth_to_ear_ms: Option<i32>,
 }
 
 /// Lines of peer activity kept for the panel.
@@ -37,6 +78,9 @@ pub(super) fn draw(f: &mut Frame<'_>, area: Rect, s: &Screen<'_>) {
     let mut title = vec![Span::styled(format!(" {} ", strings::PEERS), t.title())];
     if v.enabled {
         title.push(Span::styled(format!("· {} ", s.ui.target.label()), t.dim()));
+    }
+    if let Some(voice) = &v.voice {
+        title.push(mic_span(voice, s));
     }
     let mut lines: Vec<Line<'_>> = Vec::new();
     if v.peers.is_empty() {
@@ -51,8 +95,42 @@ pub(super) fn draw(f: &mut Frame<'_>, area: Rect, s: &Screen<'_>) {
                 .map(|l| Line::from(Span::styled(*l, t.dim()))),
         );
     } else {
-        for p in &v.peers {
-            lines.push(peer_line(p, s));
+        let focused = s.ui.focus == crate::tui::state::Focus::Peers;
+        for (i, p) in v.peers.iter().enumerate() {
+            let mut line = peer_line(p, s);
+            if focused && i == s.ui.peer_selected {
+                line = line.style(t.selected());
+            }
+            lines.push(line);
+            if let Some(voice) = &v.voice {
+                let volume = voice
+                    .volumes
+                    .iter()
+                    .find(|(id, _)| *id == p.id)
+                    .map(|v| v.1);
+                if let Some(h) = voice.heard.iter().find(|h| h.id == p.id) {
+                    lines.push(voice_line(h, volume, s));
+                } else if let Some(vol) = volume {
+                    lines.push(Line::from(Span::styled(
+                        format!("   {}", volume_text(vol)),
+                        t.dim(),
+                    )));
+                }
+            }
+        }
+        // Talkers heard through a relay are not among our trusted peers.
+        if let Some(voice) = &v.voice {
+            for h in voice
+                .heard
+                .iter()
+                .filter(|h| !v.peers.iter().any(|p| p.id == h.id))
+            {
+                lines.push(Line::from(vec![
+                    Span::styled("◆ ", t.playing()),
+                    Span::raw(h.name.as_str()),
+                ]));
+                lines.push(voice_line(h, None, s));
+            }
         }
         if v.arriving > 0 {
             lines.push(Line::from(Span::styled(
@@ -95,5 +173,59 @@ fn peer_line<'a>(p: &'a PeerStatus, s: &Screen<'_>) -> Line<'a> {
     if p.transfers > 0 {
         spans.push(Span::styled(format!("  ⇅{}", p.transfers), t.notice()));
     }
+    Line::from(spans)
+}
+
+fn mic_span<'a>(v: &VoiceView, s: &Screen<'_>) -> Span<'a> {
+    let t = s.theme;
+    let key = s
+        .keymap
+        .key_of(crate::tui::keys::Command::Talk)
+        .unwrap_or("the talk key");
+    if !v.can_talk {
+        return Span::styled("· listening only ", t.dim());
+    }
+    match (v.talking, v.hold) {
+        (true, _) => Span::styled("· ● TALKING ", t.warn()),
+        (false, true) => Span::styled(format!("· hold {key}: talk "), t.dim()),
+        (false, false) => Span::styled(format!("· {key}: talk "), t.dim()),
+    }
+}
+
+fn volume_text(v: Option<i32>) -> String {
+    match v {
+        None => "muted".to_string(),
+        Some(db) => format!("{db:+} dB"),
+    }
+}
+
+/// "   ▶  -23 dB ≈48 ms · buf 21 · loss 0.4% · conc 0.1%": who talks, how loud, the
+/// estimated mouth-to-ear delay, and the call's figures (jitter buffer in ms).
+fn voice_line<'a>(h: &VoiceLine, volume: Option<Option<i32>>, s: &Screen<'_>) -> Line<'a> {
+    let t = s.theme;
+    let mut spans = Vec::new();
+    match volume {
+        Some(None) => spans.push(Span::styled("   ✕ muted".to_string(), t.warn())),
+        _ if h.talking => spans.push(Span::styled(
+            format!("   ▶ {:>3} dB", h.level_db),
+            t.meter(h.level_db as f32),
+        )),
+        _ => spans.push(Span::styled("   · quiet ".to_string(), t.dim())),
+    }
+    if let Some(Some(db)) = volume {
+        spans.push(Span::styled(format!(" ({db:+} dB)"), t.dim()));
+    }
+    let tenths = |x: i32| format!("{}.{}", x / 10, x % 10);
+    let mut figures = String::new();
+    if let Some(m) = h.mouth_to_ear_ms {
+        figures.push_str(&format!(" ≈{m} ms"));
+    }
+    figures.push_str(&format!(
+        " · buf {} · loss {}% · conc {}%",
+        h.buffer_ms,
+        tenths(h.loss_permille),
+        tenths(h.concealed_permille)
+    ));
+    spans.push(Span::styled(figures, t.dim()));
     Line::from(spans)
 }
