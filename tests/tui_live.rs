@@ -11,7 +11,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::*;
-use jhack::dsp::analysis::onset;
+use jhack::dsp::analysis::{goertzel_amplitude, onset};
 
 /// One tmux server of our own (never the user's), with one window running jhack.
 struct Tui {
@@ -758,4 +758,94 @@ fn the_screen_shows_its_peers_plays_keys_on_them_and_names_a_stranger_it_refused
     tui.keys(&["q"]);
     let s = tui.wait_for("DONE", Duration::from_secs(10));
     assert!(s.contains("EXITED 0"), "{s}");
+}
+
+#[test]
+fn the_screen_hears_a_peer_talks_to_it_with_the_talk_key_and_mutes_it() {
+    let test = "the_screen_hears_a_peer_talks_to_it_with_the_talk_key_and_mutes_it";
+    let Some(_audio) = audio_stack(test) else {
+        return;
+    };
+    if !have_tmux(test) {
+        return;
+    }
+    use common::peers::{Peer, Proc};
+    let (a, b) = (Peer::new("A"), Peer::new("B"));
+    std::fs::write(
+        a.home().join("config.toml"),
+        format!(
+            "[net]\nlisten = \"{}\"\n[screen]\nspectrogram = false\n",
+            a.addr()
+        ),
+    )
+    .expect("config");
+    a.trust(&b, "bee", "voice", true);
+    b.trust(&a, "ay", "voice", true);
+    let tone = a.home().join("tone.wav");
+    sh(&format!(
+        "sox -n -r 48000 -c 1 -b 16 {} synth 8 sine 1000 gain -6",
+        tone.display()
+    ));
+    let tui = Tui::start(a.home(), 120, 40, &[], None);
+    tui.wait_for("`: talk", Duration::from_secs(15));
+    let mut cmd = jhack(b.home());
+    cmd.args(["talk", "ay", "--open", "--duration", "12", "--listen"])
+        .arg(b.addr())
+        .env("JHACK_LOG", "info");
+    let mut talker = Proc::start("B (talk)", cmd);
+    talker.wait_for("talking with ay", Duration::from_secs(15));
+    let mut mic = feed_mic(&tone);
+    // bee talks: the screen shows it with its level and the call's figures, and the
+    // speaker plays it.
+    let mon = Monitor::start();
+    let s = tui.wait_for(" dB ≈", Duration::from_secs(10));
+    assert!(
+        s.contains("▶") && s.contains("buf") && s.contains("loss"),
+        "{s}"
+    );
+    std::thread::sleep(Duration::from_millis(1000));
+    let heard = channel(&mon.stop(), 2, 0);
+    // 10 ms windows: the tone (fed at -6 dBFS) fills at least a quarter of them.
+    let mut w: Vec<f32> = heard
+        .chunks(480)
+        .map(|c| goertzel_amplitude(c, RATE, 1000.0))
+        .collect();
+    w.sort_by(f32::total_cmp);
+    let level = w[w.len() * 3 / 4];
+    eprintln!(
+        "bee's 1 kHz on the screen's speaker: {:.1} dBFS (75th percentile of 10 ms windows)",
+        db(level)
+    );
+    assert!(db(level) > -12.0, "bee was not heard: {} dBFS", db(level));
+    // The talk key (a latch: tmux tells no releases): our microphone goes to bee.
+    tui.keys(&["`"]);
+    tui.wait_for("● TALKING", Duration::from_secs(3));
+    talker.wait_for("ay is talking", Duration::from_secs(5));
+    tui.keys(&["`"]);
+    tui.wait_for("`: talk", Duration::from_secs(3));
+    // The peers panel: Tab three times, Enter mutes bee, Enter again unmutes.
+    tui.keys(&["Tab", "Tab", "Tab", "Enter"]);
+    let s = tui.wait_for("bee muted", Duration::from_secs(3));
+    assert!(s.contains("✕ muted"), "{s}");
+    let mon = Monitor::start();
+    std::thread::sleep(Duration::from_millis(800));
+    let muted = channel(&mon.stop(), 2, 0);
+    let level = muted
+        .chunks(480)
+        .map(|c| goertzel_amplitude(c, RATE, 1000.0))
+        .fold(0.0f32, f32::max);
+    eprintln!("muted: at most {:.1} dBFS", db(level));
+    assert!(
+        db(level) < -60.0,
+        "a muted peer is heard at {} dBFS",
+        db(level)
+    );
+    tui.keys(&["Enter"]);
+    tui.wait_for("bee's voice at +0 dB", Duration::from_secs(3));
+    let _ = mic.kill();
+    let _ = mic.wait();
+    tui.keys(&["q"]);
+    let s = tui.wait_for("DONE", Duration::from_secs(10));
+    assert!(s.contains("EXITED 0"), "{s}");
+    drop(talker);
 }

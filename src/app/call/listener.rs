@@ -27,6 +27,13 @@ use crate::voice::report::Report;
 const RING_SECONDS: f64 = 0.25;
 /// How often talkers hear from us.
 const REPORT_EVERY: Duration = Duration::from_secs(1);
+/// How long the listener waits for a datagram while voice arrives.
+const ACTIVE_WAIT: Duration = Duration::from_micros(250);
+/// Without a datagram for this long the call is quiet (the rings have run out
+/// long since: DTX sends at least one packet every 400 ms while a talker is on)…
+const QUIET_AFTER: Duration = Duration::from_secs(2);
+/// …and the listener waits this long (a datagram wakes it at once).
+const QUIET_WAIT: Duration = Duration::from_millis(50);
 /// How often the call's owner sees new figures (a screen's talking indicator).
 const PUBLISH_EVERY: Duration = Duration::from_millis(100);
 /// How long before the next output callback the ring is topped up (µs): this
@@ -286,13 +293,26 @@ pub(crate) fn run(
     let mut peers: HashMap<PeerId, Playout> = HashMap::new();
     let mut last_report = Instant::now();
     let mut last_publish = Instant::now();
+    let mut last_datagram: Option<Instant> = None;
     while !stop.load(Ordering::Acquire) {
-        match rx.recv_timeout(Duration::from_micros(250)) {
-            Ok(m) => handle(engine, node, shared, talker, &mut peers, m, start),
+        // Awake every 250 µs while voice arrives (the ring is topped up just in
+        // time); with nobody talking for a while, asleep until a datagram comes.
+        let quiet = last_datagram.is_none_or(|t| t.elapsed() > QUIET_AFTER);
+        let wait = if quiet { QUIET_WAIT } else { ACTIVE_WAIT };
+        match rx.recv_timeout(wait) {
+            Ok(m) => {
+                if matches!(m, Inbound::Datagram { .. }) {
+                    last_datagram = Some(Instant::now());
+                }
+                handle(engine, node, shared, talker, &mut peers, m, start)
+            }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
         while let Ok(m) = rx.try_recv() {
+            if matches!(m, Inbound::Datagram { .. }) {
+                last_datagram = Some(Instant::now());
+            }
             handle(engine, node, shared, talker, &mut peers, m, start);
         }
         let c = stats.callbacks.load(Ordering::Relaxed);

@@ -16,6 +16,12 @@ use crate::voice::codec::{MAX_PACKET, RATE, VoiceEncoder};
 use crate::voice::gate::{Gate, TalkMode, level_db};
 use crate::voice::packet::Packetizer;
 
+/// How long the thread sleeps when the tap is empty and the microphone may be open:
+/// well under a capture period, so a frame is sent as soon as it is complete.
+const OPEN_NAP: Duration = Duration::from_micros(500);
+/// And while the talk key is up: nothing is sent, the tap is only kept drained.
+const CLOSED_NAP: Duration = Duration::from_millis(20);
+
 /// What the talker shares with the call's owner.
 pub(crate) struct Shared {
     gate: Mutex<Gate>,
@@ -60,6 +66,12 @@ impl Shared {
     /// Whether the last frame was sent (the gate was open).
     pub(crate) fn transmitting(&self) -> bool {
         self.open.load(Ordering::Relaxed)
+    }
+
+    /// Push to talk with the key up: nothing can go out now.
+    fn closed(&self) -> bool {
+        let g = self.gate();
+        g.mode() == TalkMode::PushToTalk && !g.pressed()
     }
 
     pub(crate) fn pressed(&self) -> bool {
@@ -127,10 +139,30 @@ pub(crate) fn run(
     let (mut lag_min, mut lag_max) = (i64::MAX, i64::MIN);
     let mut received: u64 = 0;
     let mut peers: Vec<PeerId> = Vec::new();
+    let in_rate = u64::from(tap.format.sample_rate.max(1));
+    // Input frames drained with the talk key up, not yet counted into `ts`.
+    let mut idle_in: u64 = 0;
     while !stop.load(Ordering::Acquire) {
         input.clear();
+        if shared.closed() {
+            // The talk key is up: nothing can go out. The tap is kept drained (no
+            // stale audio when the key goes down) and the clock keeps time in whole
+            // frames, at a walk: nothing is converted or encoded.
+            if pcm.is_empty() && idle_in == 0 {
+                let _ = pz.packet(ts, &[], 0); // a gap: no copies across it
+            }
+            pcm.clear();
+            idle_in += (tap.drain_into(&mut input) / in_ch) as u64;
+            let frames = idle_in * u64::from(RATE) / in_rate / frame as u64;
+            ts += frames * frame as u64;
+            idle_in -= frames * frame as u64 * in_rate / u64::from(RATE);
+            std::thread::sleep(CLOSED_NAP);
+            continue;
+        }
+        idle_in = 0;
         if tap.drain_into(&mut input) == 0 {
-            std::thread::sleep(Duration::from_micros(500));
+            // Just after each capture callback: a frame goes out once complete.
+            std::thread::sleep(OPEN_NAP);
             continue;
         }
         received += (input.len() / in_ch) as u64;
