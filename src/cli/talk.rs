@@ -138,6 +138,11 @@ pub fn run(g: &GlobalArgs, args: &TalkArgs) -> Result<(), CliError> {
     let mut refused = Vec::new();
     while !interrupted.load(Ordering::Relaxed) && end.is_none_or(|e| Instant::now() < e) {
         match rx.recv_timeout(Duration::from_millis(50)) {
+            // Listening only, a refusal is of our note that we joined: we still
+            // hear whoever may talk to us.
+            Ok(NetEvent::Denied { name, message, .. }) if !settings.talk => {
+                eprintln!("jhack: {name} takes no voice from us ({message}); listening on");
+            }
             Ok(NetEvent::Denied { name, message, .. }) => {
                 eprintln!("jhack: error: {name} refused our voice: {message}");
                 if !refused.contains(&name) {
