@@ -7,14 +7,13 @@
 //! Every process a test starts is held by a guard that kills it on drop, so a failing
 //! test leaves nothing running; every wait has a timeout.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::peers::*;
 use common::*;
-use jhack::dsp::analysis::onset;
 
 /// How long an expected log line may take.
 const LINE: Duration = Duration::from_secs(15);
@@ -31,21 +30,6 @@ fn number_before(line: &str, unit: &str) -> f64 {
         .last()
         .and_then(|w| w.trim_start_matches('(').parse().ok())
         .unwrap_or_else(|| panic!("no number before {unit:?} in {line:?}"))
-}
-
-/// When the first sample at or above `threshold` reached the monitor, µs since the
-/// epoch (the read that delivered it, less the frames after it in that read).
-fn onset_unix_us(captured: &[f32], arrivals: &[(u128, usize)], threshold: f32) -> Option<f64> {
-    let left = channel(captured, 2, 0);
-    let right = channel(captured, 2, 1);
-    let frame = match (onset(&left, threshold), onset(&right, threshold)) {
-        (Some(l), Some(r)) => l.min(r),
-        (l, r) => l.or(r)?,
-    };
-    let byte = (frame + 1) * 8;
-    let &(read_us, read_end) = arrivals.iter().find(|(_, end)| *end >= byte)?;
-    let back_us = ((read_end - byte) / 8) as f64 * 1e6 / 48_000.0;
-    Some(read_us as f64 - back_us)
 }
 
 fn same_bytes(a: &Path, b: &Path) {

@@ -4,7 +4,7 @@
 //! process; the interface's own figures (bytes sent to the terminal, start-up time,
 //! trigger latency) and its CPU use are measured and checked against their targets.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -143,17 +143,6 @@ fn import(home: &Path, file: &Path, extra: &[&str]) {
     cmd.arg("import").arg(file).args(extra);
     let o = run(cmd, Duration::from_secs(30));
     assert!(o.status.success(), "import: {}", stderr(&o));
-}
-
-/// Wall-clock time (µs since the epoch) at which the capture first exceeds
-/// `threshold`, from the recorder's read times.
-fn onset_unix_us(captured: &[f32], arrivals: &[(u128, usize)], threshold: f32) -> Option<f64> {
-    let left = channel(captured, 2, 0);
-    let frame = onset(&left, threshold)?;
-    let byte = (frame + 1) * 8;
-    let &(read_us, read_end) = arrivals.iter().find(|(_, end)| *end >= byte)?;
-    let back_us = ((read_end - byte) / 8) as f64 * 1e6 / 48_000.0;
-    Some(read_us as f64 - back_us)
 }
 
 fn click(dir: &Path) -> PathBuf {

@@ -518,7 +518,7 @@ fn a_hundred_megabyte_blob_is_fetched_at_least_at_seventy_percent_of_plain_quic(
     );
 }
 
-mod common;
+use crate::common;
 
 use common::peers::{Peer, free_port};
 

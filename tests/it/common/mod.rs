@@ -5,6 +5,8 @@
 
 pub mod peers;
 pub mod probe;
+#[allow(dead_code)] // the relay offers more than the tests use
+pub mod relay;
 pub mod stack;
 
 use std::io::Read;
@@ -313,4 +315,41 @@ pub fn rms(s: &[f32]) -> f32 {
 
 pub fn db(x: f32) -> f32 {
     20.0 * x.max(1e-9).log10()
+}
+
+/// When the first sample at or above `threshold` (either channel of a stereo
+/// capture) reached the monitor, µs since the epoch: the read that delivered it, less
+/// the frames after it in that read.
+pub fn onset_unix_us(captured: &[f32], arrivals: &[(u128, usize)], threshold: f32) -> Option<f64> {
+    use jhack::dsp::analysis::onset;
+    let left = channel(captured, 2, 0);
+    let right = channel(captured, 2, 1);
+    let frame = match (onset(&left, threshold), onset(&right, threshold)) {
+        (Some(l), Some(r)) => l.min(r),
+        (l, r) => l.or(r)?,
+    };
+    let byte = (frame + 1) * 8;
+    let &(read_us, read_end) = arrivals.iter().find(|(_, end)| *end >= byte)?;
+    let back_us = ((read_end - byte) / 8) as f64 * 1e6 / 48_000.0;
+    Some(read_us as f64 - back_us)
+}
+
+/// A canonical 44-byte PCM WAV header; any values, even nonsense ones (for the tests
+/// of bad input), are written as given.
+pub fn wav_header(channels: u16, rate: u32, bits: u16, data_len: u32) -> Vec<u8> {
+    let block = channels.wrapping_mul(bits / 8);
+    let mut h = Vec::new();
+    h.extend_from_slice(b"RIFF");
+    h.extend_from_slice(&data_len.saturating_add(36).to_le_bytes());
+    h.extend_from_slice(b"WAVEfmt ");
+    h.extend_from_slice(&16u32.to_le_bytes());
+    h.extend_from_slice(&1u16.to_le_bytes());
+    h.extend_from_slice(&channels.to_le_bytes());
+    h.extend_from_slice(&rate.to_le_bytes());
+    h.extend_from_slice(&rate.wrapping_mul(u32::from(block)).to_le_bytes());
+    h.extend_from_slice(&block.to_le_bytes());
+    h.extend_from_slice(&bits.to_le_bytes());
+    h.extend_from_slice(b"data");
+    h.extend_from_slice(&data_len.to_le_bytes());
+    h
 }

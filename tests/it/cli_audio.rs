@@ -2,7 +2,7 @@
 //! do is checked on the virtual speaker's monitor and from the virtual microphone;
 //! `--no-audio` is checked for pacing with no sound server at all.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

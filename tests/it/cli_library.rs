@@ -3,7 +3,7 @@
 //! damage, the home lock, and an import killed with SIGKILL again and again without
 //! ever leaving the library inconsistent. Runs on the null backend; no sound server.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};

@@ -2,10 +2,8 @@
 //! separate homes. A tone fed to the (virtual) microphone of one comes out of the
 //! other's speaker; a peer without `voice` refuses clearly.
 
-mod common;
-#[path = "common/relay.rs"]
-#[allow(dead_code)] // the relay offers more than these tests use
-mod relay;
+use crate::common;
+use crate::common::relay;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! tone at very different levels play at the same level, and switching normalisation
 //! off in the config file plays them as they are.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

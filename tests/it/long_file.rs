@@ -2,7 +2,7 @@
 //! the playing process stays under 150 MB (the decoded file alone would be ~460 MB).
 //! The null backend's clock runs fast so the test takes seconds, not 20 minutes.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -2,7 +2,7 @@
 //! SIGKILL mid-write (the header is kept current as the file grows). Runs on the null
 //! backend's silent microphone, so it needs no sound server.
 
-mod common;
+use crate::common;
 
 use std::process::Stdio;
 use std::time::Duration;
