@@ -93,7 +93,7 @@ fi
 
 # --- 2. lints (fail fast)
 step "fmt" cargo fmt --all -- --check
-step "clippy" cargo clippy --all-targets -- -D warnings
+step "clippy" cargo clippy --all-targets --features test-hooks -- -D warnings
 
 # --- 3. the virtual audio stack: a private one per run, so that runs in parallel
 # (or a stack a developer started by hand) never interfere.
@@ -120,9 +120,9 @@ step "audio stack" start_stack
 # need, any skip here is a failure.
 skip_log="$(mktemp -t jhack-skips.XXXXXX)"
 export JHACK_SKIP_LOG="$skip_log"
-CONTINUE=1 step "unit tests" cargo test --lib --bins
-CONTINUE=1 step "doc tests" cargo test --doc
-CONTINUE=1 step "integration tests" cargo test --no-fail-fast --test '*' -- --test-threads=1
+CONTINUE=1 step "unit tests" cargo test --features test-hooks --lib --bins
+CONTINUE=1 step "doc tests" cargo test --features test-hooks --doc
+CONTINUE=1 step "integration tests" cargo test --features test-hooks --no-fail-fast --test '*' -- --test-threads=1
 no_skips() {
     local n
     n="$(wc -l <"$skip_log" | tr -d ' ')"

@@ -19,5 +19,6 @@ pub mod library;
 pub mod media;
 pub mod net;
 pub mod proto;
+pub mod sync;
 pub mod tui;
 pub mod voice;

@@ -13,13 +13,14 @@
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::mpsc;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::cache::{CacheStats, DecodedCache};
 use crate::domain::{AudioFormat, SoundId};
 use crate::media::decode_file;
+use crate::sync::lock;
 
 /// Longest sound held decoded in memory; longer ones stream from their file.
 pub const MAX_BANKED_SECONDS: f64 = 60.0;
@@ -51,12 +52,6 @@ struct State {
 struct Shared {
     state: Mutex<State>,
     idle: Condvar,
-}
-
-fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
-    // A panic elsewhere cannot leave the cache half-updated in a way that matters
-    // here: every update is a single call into it.
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Decoded sounds under a memory budget, filled by a loader thread.

@@ -13,12 +13,13 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::audio::{InputTap, TapGuard};
 use crate::dsp::SpectrumAnalyser;
+use crate::sync::lock;
 
 /// The default FFT size: 23 Hz bins and 43 ms windows at 48 kHz.
 pub const DEFAULT_FFT_SIZE: usize = 2048;
@@ -39,12 +40,6 @@ const IDLE: Duration = Duration::from_millis(250);
 const CHUNK_FRAMES: usize = 4096;
 /// The most channels a source may have; more are read as this many.
 const MAX_CHANNELS: usize = 64;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A poisoned lock only means a thread panicked mid-update; the data (a ring, plain
-    // frames) stays usable.
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// What the worker analyses: a ring of interleaved samples, its channel count and
 /// sample rate, and for an input tap the guard that keeps it attached.

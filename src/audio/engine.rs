@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, mpsc};
+use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -19,6 +19,7 @@ use super::stats::{EngineStats, StatsSnapshot};
 use super::supervisor::{EngineInfo, Supervisor, SupervisorMsg, SupervisorSetup};
 use super::voice::{EndReason, Voice, VoiceId, VoiceSource};
 use crate::domain::{Amplitude, AudioFormat};
+use crate::sync::lock;
 
 /// Default voice capacity.
 pub const DEFAULT_VOICES: usize = 128;
@@ -227,12 +228,6 @@ struct Shared {
     changed: Condvar,
     running: AtomicBool,
     open_taps: AtomicUsize,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A poisoned lock only means another control thread panicked mid-update; the
-    // data (rings, maps of plain values) stays usable.
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Shared {

@@ -102,10 +102,7 @@ pub(crate) struct Shared {
     pub(crate) router: Router,
 }
 
-/// Locks a mutex, recovering the data of a panicked holder.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
+pub(crate) use crate::sync::lock;
 
 impl Shared {
     /// The trust store, refreshed from disk when it changed (looked at no more than

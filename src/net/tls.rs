@@ -214,7 +214,7 @@ impl ServerCertVerifier for ExpectedServer {
                 "it presented the key of {id}, not of the trusted {}",
                 self.expected
             );
-            *self.refusal.lock().unwrap_or_else(|e| e.into_inner()) = Some(why.clone());
+            *crate::sync::lock(&self.refusal) = Some(why.clone());
             return Err(refused(why));
         }
         Ok(ServerCertVerified::assertion())

@@ -98,19 +98,11 @@ impl Shared {
     }
 
     pub(crate) fn set_volume(&self, peer: PeerId, db: Option<f32>) {
-        self.volumes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(peer, db);
+        crate::sync::lock(&self.volumes).insert(peer, db);
     }
 
     fn volume(&self, peer: &PeerId) -> Amplitude {
-        match self
-            .volumes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(peer)
-        {
+        match crate::sync::lock(&self.volumes).get(peer) {
             Some(None) => Amplitude(0.0),
             Some(Some(db)) => Decibels(*db).to_amplitude(),
             None => Amplitude::ONE,
@@ -118,18 +110,14 @@ impl Shared {
     }
 
     pub(crate) fn stats(&self) -> Vec<ListenerStats> {
-        self.stats
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.stats)
             .values()
             .map(|(l, _)| l.clone())
             .collect()
     }
 
     pub(crate) fn jitter(&self) -> HashMap<PeerId, JitterStats> {
-        self.stats
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.stats)
             .iter()
             .map(|(k, (_, j))| (*k, *j))
             .collect()
@@ -448,7 +436,7 @@ fn publish(
     send: bool,
     output_ms: f64,
 ) {
-    let mut all = shared.stats.lock().unwrap_or_else(|e| e.into_inner());
+    let mut all = crate::sync::lock(&shared.stats);
     for (id, p) in peers.iter_mut() {
         let j = p.jb.stats();
         if send {

@@ -56,7 +56,7 @@ impl VoiceRelay {
     }
 
     fn members(&self) -> std::sync::MutexGuard<'_, HashMap<PeerId, String>> {
-        self.members.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.members)
     }
 
     fn join(&self, peer: &PeerId) -> bool {

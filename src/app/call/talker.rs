@@ -47,20 +47,17 @@ impl Shared {
     }
 
     fn gate(&self) -> std::sync::MutexGuard<'_, Gate> {
-        self.gate.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.gate)
     }
 
     /// Replaces the peers our voice goes to; returns the old ones.
     pub(crate) fn set_peers(&self, peers: Vec<PeerId>) -> Vec<PeerId> {
-        std::mem::replace(
-            &mut *self.peers.lock().unwrap_or_else(|e| e.into_inner()),
-            peers,
-        )
+        std::mem::replace(&mut *crate::sync::lock(&self.peers), peers)
     }
 
     fn peers_into(&self, out: &mut Vec<PeerId>) {
         out.clear();
-        out.extend_from_slice(&self.peers.lock().unwrap_or_else(|e| e.into_inner()));
+        out.extend_from_slice(&crate::sync::lock(&self.peers));
     }
 
     /// Whether the last frame was sent (the gate was open).
