@@ -242,7 +242,9 @@ pub(crate) async fn dial(shared: Arc<Shared>, id: PeerId, addr: &str) -> Result<
 
 /// Whether the peer closed the connection in the handshake: it refused our key.
 fn peer_refused_us(e: &quinn::ConnectionError) -> bool {
-    matches!(e, quinn::ConnectionError::ConnectionClosed(c) if c.error_code.to_string().contains("crypto"))
+    // TLS alerts travel as QUIC's CRYPTO_ERROR codes, 0x100 + the alert (RFC 9001 4.8).
+    matches!(e, quinn::ConnectionError::ConnectionClosed(c)
+        if (0x100..0x200).contains(&u64::from(c.error_code)))
 }
 
 /// Words for a failed dial; `refusal` is why our side refused the peer's

@@ -10,7 +10,7 @@
 //! lookup it is given, writes fetched ones only under its partial directory, and
 //! leaves playing and keeping them to the application.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -148,26 +148,10 @@ impl Node {
             store: trust_store,
             checked: Some(Instant::now()),
         }));
-        let refusals = Arc::new(Mutex::new(VecDeque::new()));
         let me = Arc::new(me);
-        let gate: tls::Gate = {
-            let trust = trust.clone();
-            let refusals = refusals.clone();
-            Arc::new(move |id: &PeerId| {
-                let mut t = lock(&trust);
-                t.refresh();
-                if t.store().by_id(id).is_some() {
-                    return Ok(());
-                }
-                let why = format!("unknown peer {id}");
-                let mut r = lock(&refusals);
-                if r.len() >= 64 {
-                    r.pop_front();
-                }
-                r.push_back((*id, why.clone()));
-                Err(why)
-            })
-        };
+        // The endpoint's own configuration; each incoming connection gets one of its
+        // own with a slot for its refusal (see `accept_loop`).
+        let gate = server_gate(trust.clone(), Arc::new(Mutex::new(None)));
         let server = tls::server_config(&me, gate)?;
         let freed = blob::remove_stale(&cfg.partial_dir, blob::STALE_AFTER);
         if freed > 0 {
@@ -197,7 +181,6 @@ impl Node {
             trees: Mutex::new(HashMap::new()),
             next_trigger: AtomicU64::new(1),
             dials: Mutex::new(HashMap::new()),
-            refusals,
             router,
         });
         if cfg.listen.is_some() {
@@ -497,17 +480,54 @@ async fn accept_loop(shared: Arc<Shared>) {
         let shared = shared.clone();
         tokio::spawn(async move {
             let addr = incoming.remote_address();
-            match incoming.await {
-                Ok(conn) => link::accepted(shared, conn).await,
-                Err(e) => report_refusal(&shared, addr, &e.to_string()),
+            // This connection's own gate and slot: a refusal is reported with the
+            // address it came from, never another handshake's.
+            let slot: RefusedSlot = Arc::new(Mutex::new(None));
+            let gate = server_gate(shared.trust.clone(), slot.clone());
+            let connecting = match tls::server_config(&shared.me, gate) {
+                Ok(cfg) => incoming.accept_with(Arc::new(cfg)),
+                Err(e) => {
+                    tracing::warn!("a handshake from {addr}: {e}; using the shared gate");
+                    incoming.accept()
+                }
+            };
+            let refused = || lock(&slot).take();
+            match connecting {
+                Ok(c) => match c.await {
+                    Ok(conn) => link::accepted(shared, conn).await,
+                    Err(e) => report_refusal(&shared, addr, &e.to_string(), refused()),
+                },
+                Err(e) => report_refusal(&shared, addr, &e.to_string(), refused()),
             }
         });
     }
 }
 
+/// Where one incoming handshake's gate leaves the id it refused, and why.
+type RefusedSlot = Arc<Mutex<Option<(PeerId, String)>>>;
+
+/// The handshake gate: a client certificate is accepted when its id is trusted now
+/// (the trust file is re-read when it changed); a refusal is left in `slot`.
+fn server_gate(trust: Arc<Mutex<TrustView>>, slot: RefusedSlot) -> tls::Gate {
+    Arc::new(move |id: &PeerId| {
+        let mut t = lock(&trust);
+        t.refresh();
+        if t.store().by_id(id).is_some() {
+            return Ok(());
+        }
+        let why = format!("unknown peer {id}");
+        *lock(&slot) = Some((*id, why.clone()));
+        Err(why)
+    })
+}
+
 /// Reports a failed incoming handshake, with the id the gate refused when it was that.
-fn report_refusal(shared: &Shared, addr: SocketAddr, error: &str) {
-    let refused = lock(&shared.refusals).pop_front();
+fn report_refusal(
+    shared: &Shared,
+    addr: SocketAddr,
+    error: &str,
+    refused: Option<(PeerId, String)>,
+) {
     let Some((id, why)) = refused else {
         tracing::info!("a handshake from {addr} failed: {error}");
         return;

@@ -4,7 +4,7 @@
 //!
 //! Plain state and small accessors; no task is spawned and no socket is touched here.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -96,8 +96,6 @@ pub(crate) struct Shared {
     pub(crate) trees: Mutex<HashMap<SoundId, Arc<TreeCell>>>,
     pub(crate) next_trigger: AtomicU64,
     pub(crate) dials: Mutex<HashMap<PeerId, DialState>>,
-    /// Ids the handshake gate refused, for the accept loop to report with the address.
-    pub(crate) refusals: Arc<Mutex<VecDeque<(PeerId, String)>>>,
     /// Where what peers send goes: streams, datagrams and messages by kind.
     pub(crate) router: Router,
 }

@@ -863,3 +863,34 @@ fn through_a_running_jhack_a_play_on_a_peer_connects_first_and_imports_a_file() 
     let log = sb.stop();
     assert!(log.contains("by a command"), "{log}");
 }
+
+#[test]
+fn strangers_refused_at_the_same_time_are_each_named_with_their_own_address() {
+    // Two strangers keep dialling A (a serve each, A's address trusted there): every
+    // refusal A reports pairs an id with the address that id came from, however the
+    // handshakes interleave.
+    let a = Peer::new("A");
+    let (c, d) = (Peer::new("C"), Peer::new("D"));
+    c.trust(&a, "a", "play", true);
+    d.trust(&a, "a", "play", true);
+    let mut sa = a.serve(false, &[]);
+    let sc = c.serve(false, &[]);
+    let sd = d.serve(false, &[]);
+    for p in [&c, &d] {
+        sa.wait_for(
+            &format!("refused unknown peer {} from {};", p.id, p.addr()),
+            Duration::from_secs(15),
+        );
+    }
+    drop((sc, sd));
+    let log = sa.stop();
+    let mut seen = 0;
+    for line in log.lines().filter(|l| l.contains("refused unknown peer")) {
+        seen += 1;
+        let right = [&c, &d]
+            .iter()
+            .any(|p| line.contains(&format!("{} from {};", p.id, p.addr())));
+        assert!(right, "a refusal names the wrong address: {line}");
+    }
+    eprintln!("{seen} refusals, each with its own address");
+}
