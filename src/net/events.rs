@@ -64,7 +64,7 @@ pub enum NetEvent {
         /// The sound.
         id: crate::domain::SoundId,
         /// `Err`: why it failed.
-        result: Result<(), String>,
+        result: Result<(), super::FetchError>,
     },
     /// A peer fetched one of our sounds.
     Served {

@@ -30,7 +30,7 @@ mod transport;
 pub mod trust;
 
 pub use blob::tree;
-pub use blob::{Fetch, FetchStats};
+pub use blob::{Fetch, FetchError, FetchStats};
 pub use events::{InboundPlay, NetEvent, PeerStatus, Reply};
 pub use identity::{Identity, IdentityError};
 pub use node::{BlobLookup, EventSink, NetError, Node, NodeConfig, channel_sink};

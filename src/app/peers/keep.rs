@@ -12,7 +12,7 @@ impl PeerHub {
         &mut self,
         instance: &mut Instance,
         id: SoundId,
-        result: Result<(), String>,
+        result: Result<(), crate::net::FetchError>,
         notice: &mut dyn FnMut(String),
     ) {
         let Some(a) = self.arriving.remove(&id) else {

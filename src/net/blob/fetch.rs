@@ -37,10 +37,31 @@ pub struct FetchStats {
     pub repaired: u32,
 }
 
+/// Why a fetch failed. Its words are what a person reads; the kind says whose fault
+/// it was.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FetchError {
+    /// A file here could not be read or written (a full disk, permissions).
+    #[error("{0}")]
+    Disk(String),
+    /// The peer refused, answered out of protocol, or kept sending bad data.
+    #[error("{0}")]
+    Peer(String),
+    /// The connection or the stream broke.
+    #[error("{0}")]
+    Connection(String),
+    /// Nothing arrived for this many seconds.
+    #[error("no data for {0} s")]
+    Stalled(u64),
+    /// A worker of the blocking pool failed.
+    #[error("a transfer worker failed: {0}")]
+    Worker(String),
+}
+
 #[derive(Debug, Default)]
 struct State {
     verified: u64,
-    finished: Option<Result<(), String>>,
+    finished: Option<Result<(), FetchError>>,
     stats: FetchStats,
 }
 
@@ -94,7 +115,7 @@ impl Fetch {
     }
 
     /// How it ended, if it did.
-    pub fn result(&self) -> Option<Result<(), String>> {
+    pub fn result(&self) -> Option<Result<(), FetchError>> {
         lock(&self.state).finished.clone()
     }
 
@@ -105,7 +126,7 @@ impl Fetch {
 
     /// Waits until at least `end` bytes (or the whole blob) are verified; returns the
     /// verified length. `Err` when the fetch failed or nothing came for `timeout`.
-    pub fn wait_for(&self, end: u64, timeout: Duration) -> Result<u64, String> {
+    pub fn wait_for(&self, end: u64, timeout: Duration) -> Result<u64, FetchError> {
         let end = end.min(self.size);
         let mut st = lock(&self.state);
         let mut last = st.verified;
@@ -123,7 +144,7 @@ impl Fetch {
             }
             let left = timeout.saturating_sub(since.elapsed());
             if left.is_zero() {
-                return Err(format!("no data for {} s", timeout.as_secs()));
+                return Err(FetchError::Stalled(timeout.as_secs()));
             }
             st = self
                 .changed
@@ -134,7 +155,7 @@ impl Fetch {
     }
 
     /// Waits for the end of the fetch.
-    pub fn wait_done(&self, timeout: Duration) -> Option<Result<(), String>> {
+    pub fn wait_done(&self, timeout: Duration) -> Option<Result<(), FetchError>> {
         let st = lock(&self.state);
         let (st, _) = self
             .changed
@@ -225,9 +246,13 @@ pub(crate) async fn run(shared: Arc<Shared>, link: Arc<Link>, fetch: Arc<Fetch>)
     link.send(crate::proto::Message::Fetched {
         id: fetch.id,
         error: result.as_ref().err().map(|e| {
-            let mut e = e.clone();
-            e.truncate(crate::proto::MAX_TEXT / 2);
-            e
+            // Within the message's text limit, cut at a character boundary.
+            let e = e.to_string();
+            let mut end = e.len().min(crate::proto::MAX_TEXT / 2);
+            while !e.is_char_boundary(end) {
+                end -= 1;
+            }
+            e[..end].to_string()
         }),
     });
     shared.emit(NetEvent::FetchDone {
@@ -243,23 +268,25 @@ enum Attempt {
     /// Group `n` failed verification: ask again from there.
     Corrupt(u64),
     /// The stream broke; try again.
-    Broken(String),
+    Broken(FetchError),
 }
 
 /// Runs `f` on the blocking pool: file writes, fsyncs and hashing never run on the
 /// network workers, so a voice datagram never waits behind a transfer.
 async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, String> + Send + 'static,
-) -> Result<T, String> {
+    f: impl FnOnce() -> Result<T, FetchError> + Send + 'static,
+) -> Result<T, FetchError> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| format!("a transfer worker failed: {e}"))?
+        .map_err(|e| FetchError::Worker(e.to_string()))?
 }
 
 /// The partial file opened, and what of it is verified (off the reactor).
-fn open_partial(fetch: &Fetch) -> Result<(std::fs::File, Option<Arc<Verifier>>), String> {
+fn open_partial(fetch: &Fetch) -> Result<(std::fs::File, Option<Arc<Verifier>>), FetchError> {
+    let disk =
+        |path: &Path, e: std::io::Error| FetchError::Disk(format!("{}: {e}", path.display()));
     if let Some(dir) = fetch.path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(|e| disk(dir, e))?;
     }
     let file = std::fs::OpenOptions::new()
         .read(true)
@@ -267,19 +294,19 @@ fn open_partial(fetch: &Fetch) -> Result<(std::fs::File, Option<Arc<Verifier>>),
         .create(true)
         .truncate(false)
         .open(&fetch.path)
-        .map_err(|e| format!("{}: {e}", fetch.path.display()))?;
+        .map_err(|e| disk(&fetch.path, e))?;
     let verifier = load_tree(fetch);
     let verified = match &verifier {
         Some(v) => {
             let (_, bytes) = v
                 .verified_prefix(std::io::BufReader::new(&file))
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| disk(&fetch.path, e))?;
             bytes
         }
         // Nothing on disk can be checked without the group hashes: start over.
         None => 0,
     };
-    file.set_len(verified).map_err(|e| e.to_string())?;
+    file.set_len(verified).map_err(|e| disk(&fetch.path, e))?;
     fetch.update(|s| {
         s.verified = verified;
         s.stats.resumed_from = verified;
@@ -287,7 +314,7 @@ fn open_partial(fetch: &Fetch) -> Result<(std::fs::File, Option<Arc<Verifier>>),
     Ok((file, verifier.map(Arc::new)))
 }
 
-async fn fetch_all(link: &Arc<Link>, fetch: &Arc<Fetch>) -> Result<(), String> {
+async fn fetch_all(link: &Arc<Link>, fetch: &Arc<Fetch>) -> Result<(), FetchError> {
     let (file, mut verifier) = {
         let f = fetch.clone();
         blocking(move || open_partial(&f)).await?
@@ -319,10 +346,10 @@ async fn fetch_all(link: &Arc<Link>, fetch: &Arc<Fetch>) -> Result<(), String> {
                     link.name
                 );
                 if repairs > MAX_REPAIRS {
-                    return Err(format!(
+                    return Err(FetchError::Peer(format!(
                         "{} keeps sending data that does not match the sound's id",
                         link.name
-                    ));
+                    )));
                 }
             }
             Attempt::Broken(e) => {
@@ -334,7 +361,12 @@ async fn fetch_all(link: &Arc<Link>, fetch: &Arc<Fetch>) -> Result<(), String> {
             }
         }
     }
-    blocking(move || file.sync_all().map_err(|e| e.to_string())).await
+    let path = fetch.path.clone();
+    blocking(move || {
+        file.sync_all()
+            .map_err(|e| FetchError::Disk(format!("{}: {e}", path.display())))
+    })
+    .await
 }
 
 /// The group hashes saved by an earlier attempt, when they still check out.
@@ -371,14 +403,14 @@ fn check_and_write(
     buf: Vec<u8>,
     first: u64,
     last: u64,
-) -> Result<Checked, String> {
+) -> Result<Checked, FetchError> {
     let mut good = 0usize;
     let mut bad = None;
     for i in first..last {
         let at = ((i - first) * GROUP_LEN) as usize;
         let glen = v.group_len(i) as usize;
         let Some(data) = buf.get(at..at + glen) else {
-            return Err("a batch shorter than its groups".into());
+            return Err(FetchError::Worker("a batch shorter than its groups".into()));
         };
         match v.verify(i, data) {
             Ok(()) => good = at + glen,
@@ -386,13 +418,13 @@ fn check_and_write(
                 bad = Some(index);
                 break;
             }
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(FetchError::Peer(e.to_string())),
         }
     }
     if good > 0 {
         use std::os::unix::fs::FileExt;
         file.write_all_at(&buf[..good], first * GROUP_LEN)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+            .map_err(|e| FetchError::Disk(format!("{}: {e}", path.display())))?;
     }
     Ok(Checked { buf, good, bad })
 }
@@ -403,8 +435,8 @@ async fn attempt(
     file: &Arc<std::fs::File>,
     verifier: &mut Option<Arc<Verifier>>,
     from: u64,
-) -> Result<Attempt, String> {
-    let broken = |e: String| Ok(Attempt::Broken(e));
+) -> Result<Attempt, FetchError> {
+    let broken = |e: String| Ok(Attempt::Broken(FetchError::Connection(e)));
     let (mut send, mut recv) = match link.conn.open_bi().await {
         Ok(s) => s,
         Err(e) => return broken(e.to_string()),
@@ -413,7 +445,7 @@ async fn attempt(
         id: fetch.id,
         from_group: from,
     })
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| FetchError::Worker(e.to_string()))?;
     if let Err(e) = send.write_all(&StreamKind::BLOB.to_bytes()).await {
         return broken(e.to_string());
     }
@@ -425,15 +457,17 @@ async fn attempt(
         Ok(f) => f,
         Err(e) => return broken(e),
     };
-    let size = match proto::decode_fetch_reply(&frame).map_err(|e| e.to_string())? {
+    let size = match proto::decode_fetch_reply(&frame)
+        .map_err(|e| FetchError::Peer(format!("{}: {e}", link.name)))?
+    {
         FetchReply::Ready { size, .. } => size,
-        FetchReply::Refused { message, .. } => return Err(message),
+        FetchReply::Refused { message, .. } => return Err(FetchError::Peer(message)),
     };
     if size != fetch.size {
-        return Err(format!(
+        return Err(FetchError::Peer(format!(
             "{} has {size} bytes of it, {} were announced",
             link.name, fetch.size
-        ));
+        )));
     }
     let mut cv_bytes = vec![0u8; (tree::cv_count(size) * 32) as usize];
     if let Err(e) = recv.read_exact(&mut cv_bytes).await {
@@ -443,14 +477,16 @@ async fn attempt(
         .chunks_exact(32)
         .filter_map(|c| c.try_into().ok())
         .collect();
-    let v = Verifier::new(fetch.id.0, size, cvs).map_err(|e| format!("{}: {e}", link.name))?;
+    let v = Verifier::new(fetch.id.0, size, cvs)
+        .map_err(|e| FetchError::Peer(format!("{}: {e}", link.name)))?;
     let v = match verifier {
         Some(v) => v.clone(),
         None => {
             let v = Arc::new(v);
             let (f, saved) = (fetch.clone(), v.clone());
             blocking(move || {
-                save_tree(&f, &saved).map_err(|e| format!("{}: {e}", f.tree_path.display()))
+                save_tree(&f, &saved)
+                    .map_err(|e| FetchError::Disk(format!("{}: {e}", f.tree_path.display())))
             })
             .await?;
             *verifier = Some(v.clone());
@@ -469,7 +505,7 @@ async fn attempt(
     let cap = (GROUP_LEN * BATCH) as usize;
     let mut buf = vec![0u8; cap];
     let mut spare: Option<Vec<u8>> = Some(vec![0u8; cap]);
-    let mut inflight: Option<(tokio::task::JoinHandle<Result<Checked, String>>, u64)> = None;
+    let mut inflight: Option<(tokio::task::JoinHandle<Result<Checked, FetchError>>, u64)> = None;
     let groups = v.groups();
     let mut g = from;
     let mut batch = 1;
@@ -480,7 +516,7 @@ async fn attempt(
             if let Some((handle, offset)) = inflight.take() {
                 let checked = handle
                     .await
-                    .map_err(|e| format!("a transfer worker failed: {e}"))??;
+                    .map_err(|e| FetchError::Worker(e.to_string()))??;
                 if checked.good > 0 {
                     let end = offset + checked.good as u64;
                     let good = checked.good as u64;
