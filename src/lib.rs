@@ -14,6 +14,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod dsp;
+pub mod guard;
 pub mod home;
 pub mod library;
 pub mod media;

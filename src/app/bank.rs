@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use crate::cache::{CacheStats, DecodedCache};
 use crate::domain::{AudioFormat, SoundId};
+use crate::guard::lock;
 use crate::media::decode_file;
-use crate::sync::lock;
 
 /// Longest sound held decoded in memory; longer ones stream from their file.
 pub const MAX_BANKED_SECONDS: f64 = 60.0;

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use crate::audio::{InputTap, TapGuard};
 use crate::dsp::SpectrumAnalyser;
-use crate::sync::lock;
+use crate::guard::lock;
 
 /// The default FFT size: 23 Hz bins and 43 ms windows at 48 kHz.
 pub const DEFAULT_FFT_SIZE: usize = 2048;

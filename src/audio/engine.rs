@@ -19,7 +19,7 @@ use super::stats::{EngineStats, StatsSnapshot};
 use super::supervisor::{EngineInfo, Supervisor, SupervisorMsg, SupervisorSetup};
 use super::voice::{EndReason, Voice, VoiceId, VoiceSource};
 use crate::domain::{Amplitude, AudioFormat};
-use crate::sync::lock;
+use crate::guard::lock;
 
 /// Default voice capacity.
 pub const DEFAULT_VOICES: usize = 128;

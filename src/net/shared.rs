@@ -100,7 +100,7 @@ pub(crate) struct Shared {
     pub(crate) router: Router,
 }
 
-pub(crate) use crate::sync::lock;
+pub(crate) use crate::guard::lock;
 
 impl Shared {
     /// The trust store, refreshed from disk when it changed (looked at no more than

@@ -214,7 +214,7 @@ impl ServerCertVerifier for ExpectedServer {
                 "it presented the key of {id}, not of the trusted {}",
                 self.expected
             );
-            *crate::sync::lock(&self.refusal) = Some(why.clone());
+            *crate::guard::lock(&self.refusal) = Some(why.clone());
             return Err(refused(why));
         }
         Ok(ServerCertVerified::assertion())

@@ -98,11 +98,11 @@ impl Shared {
     }
 
     pub(crate) fn set_volume(&self, peer: PeerId, db: Option<f32>) {
-        crate::sync::lock(&self.volumes).insert(peer, db);
+        crate::guard::lock(&self.volumes).insert(peer, db);
     }
 
     fn volume(&self, peer: &PeerId) -> Amplitude {
-        match crate::sync::lock(&self.volumes).get(peer) {
+        match crate::guard::lock(&self.volumes).get(peer) {
             Some(None) => Amplitude(0.0),
             Some(Some(db)) => Decibels(*db).to_amplitude(),
             None => Amplitude::ONE,
@@ -110,14 +110,14 @@ impl Shared {
     }
 
     pub(crate) fn stats(&self) -> Vec<ListenerStats> {
-        crate::sync::lock(&self.stats)
+        crate::guard::lock(&self.stats)
             .values()
             .map(|(l, _)| l.clone())
             .collect()
     }
 
     pub(crate) fn jitter(&self) -> HashMap<PeerId, JitterStats> {
-        crate::sync::lock(&self.stats)
+        crate::guard::lock(&self.stats)
             .iter()
             .map(|(k, (_, j))| (*k, *j))
             .collect()
@@ -436,7 +436,7 @@ fn publish(
     send: bool,
     output_ms: f64,
 ) {
-    let mut all = crate::sync::lock(&shared.stats);
+    let mut all = crate::guard::lock(&shared.stats);
     for (id, p) in peers.iter_mut() {
         let j = p.jb.stats();
         if send {

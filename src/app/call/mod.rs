@@ -128,14 +128,14 @@ impl VoiceInbox {
     }
 
     fn take(&self) -> Option<Receiver<Inbound>> {
-        crate::sync::lock(&self.rx).take()
+        crate::guard::lock(&self.rx).take()
     }
 
     /// A call that ended hands the inbox's receiver back for the next one; what
     /// arrived meanwhile is old and dropped.
     fn put_back(&self, rx: Receiver<Inbound>) {
         while rx.try_recv().is_ok() {}
-        *crate::sync::lock(&self.rx) = Some(rx);
+        *crate::guard::lock(&self.rx) = Some(rx);
     }
 }
 

@@ -56,7 +56,7 @@ impl VoiceRelay {
     }
 
     fn members(&self) -> std::sync::MutexGuard<'_, HashMap<PeerId, String>> {
-        crate::sync::lock(&self.members)
+        crate::guard::lock(&self.members)
     }
 
     fn join(&self, peer: &PeerId) -> bool {

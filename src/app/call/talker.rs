@@ -47,17 +47,17 @@ impl Shared {
     }
 
     fn gate(&self) -> std::sync::MutexGuard<'_, Gate> {
-        crate::sync::lock(&self.gate)
+        crate::guard::lock(&self.gate)
     }
 
     /// Replaces the peers our voice goes to; returns the old ones.
     pub(crate) fn set_peers(&self, peers: Vec<PeerId>) -> Vec<PeerId> {
-        std::mem::replace(&mut *crate::sync::lock(&self.peers), peers)
+        std::mem::replace(&mut *crate::guard::lock(&self.peers), peers)
     }
 
     fn peers_into(&self, out: &mut Vec<PeerId>) {
         out.clear();
-        out.extend_from_slice(&crate::sync::lock(&self.peers));
+        out.extend_from_slice(&crate::guard::lock(&self.peers));
     }
 
     /// Whether the last frame was sent (the gate was open).

@@ -64,7 +64,7 @@ pub type Poster = Arc<dyn Fn(HubEvent) + Send + Sync>;
 pub fn poster<E: Send + 'static>(events: Sender<E>, wrap: fn(HubEvent) -> E) -> Poster {
     let events = std::sync::Mutex::new(events);
     Arc::new(move |e| {
-        let _ = crate::sync::lock(&events).send(wrap(e));
+        let _ = crate::guard::lock(&events).send(wrap(e));
     })
 }
 
