@@ -10,17 +10,17 @@ pub fn run(g: &GlobalArgs) -> Result<(), CliError> {
     let lib = ctx.open_library()?;
     let report = lib.check().map_err(library_error)?;
     for p in &report.problems {
-        println!("problem: {p}");
+        outln!("problem: {p}");
     }
     let mb = report.bytes as f64 / 1e6;
     if report.unlisted_blobs > 0 {
-        println!(
+        outln!(
             "note: {} stored files belong to no sound (an import was interrupted); importing the file again adopts it",
             report.unlisted_blobs
         );
     }
     if report.is_clean() {
-        println!(
+        outln!(
             "checked {} sounds ({mb:.1} MB): all intact",
             report.sounds_ok
         );

@@ -7,11 +7,11 @@ pub fn run(json: bool) -> Result<(), CliError> {
     let devices = list_devices();
     if json {
         let s = serde_json::to_string_pretty(&devices).map_err(CliError::failure)?;
-        println!("{s}");
+        outln!("{s}");
         return Ok(());
     }
     if devices.is_empty() {
-        println!("no audio devices found (jhack will use the silent null backend)");
+        outln!("no audio devices found (jhack will use the silent null backend)");
         return Ok(());
     }
     let hw = devices
@@ -20,9 +20,14 @@ pub fn run(json: bool) -> Result<(), CliError> {
         .max()
         .unwrap_or(4)
         .max(4);
-    println!(
+    outln!(
         "{:>3}  {:<hw$} {:<40} {:>3} {:>3} {:>7}  default",
-        "#", "host", "name", "in", "out", "rate"
+        "#",
+        "host",
+        "name",
+        "in",
+        "out",
+        "rate"
     );
     for d in &devices {
         let mut name = d.name.clone();
@@ -36,7 +41,7 @@ pub fn run(json: bool) -> Result<(), CliError> {
             _ => "",
         };
         let rate = d.default_rate.map_or("-".to_string(), |r| r.to_string());
-        println!(
+        outln!(
             "{:>3}  {:<hw$} {:<40} {:>3} {:>3} {:>7}  {default}",
             d.index,
             d.host,

@@ -37,7 +37,7 @@ pub fn edit(g: &GlobalArgs, args: &EditArgs) -> Result<(), CliError> {
     let m = lib
         .edit(&sound.id, &change)
         .map_err(|e| prefixed(&sound.name, library_error(e)))?;
-    println!(
+    outln!(
         "{} ({}): key {}, gain {:+.1} dB, tags {}",
         m.name,
         m.id.short(),
@@ -58,7 +58,7 @@ pub fn rm(g: &GlobalArgs, target: &str) -> Result<(), CliError> {
     let sound = find(&lib, target)?;
     lib.remove(&sound.id)
         .map_err(|e| prefixed(&sound.name, library_error(e)))?;
-    println!("removed {} ({})", sound.name, sound.id.short());
+    outln!("removed {} ({})", sound.name, sound.id.short());
     Ok(())
 }
 

@@ -63,7 +63,7 @@ pub fn run(g: &GlobalArgs, args: &ImportArgs) -> Result<(), CliError> {
             Ok(Imported::New(m)) => {
                 imported += 1;
                 if bar.is_none() {
-                    println!(
+                    outln!(
                         "imported {} ({}) from {}",
                         m.name,
                         m.id.short(),
@@ -74,7 +74,7 @@ pub fn run(g: &GlobalArgs, args: &ImportArgs) -> Result<(), CliError> {
             Ok(Imported::AlreadyPresent(m)) => {
                 present += 1;
                 if bar.is_none() {
-                    println!("already present: {} is {}", path.display(), m.name);
+                    outln!("already present: {} is {}", path.display(), m.name);
                 }
             }
             Err(e) => {
@@ -90,7 +90,7 @@ pub fn run(g: &GlobalArgs, args: &ImportArgs) -> Result<(), CliError> {
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    println!(
+    outln!(
         "imported {imported}, already present {present}, failed {}",
         failures.len()
     );
@@ -148,7 +148,7 @@ fn import_through(socket: &std::path::Path, args: &ImportArgs) -> Result<(), Cli
             for f in &failed {
                 eprintln!("jhack: error: {f}");
             }
-            println!(
+            outln!(
                 "imported {imported}, already present {already_present}, failed {}",
                 failed.len()
             );

@@ -4,6 +4,8 @@
 //! Commands here only validate input and call into `app` and the subsystems; they
 //! hold no audio logic of their own.
 
+#[macro_use]
+mod out;
 pub mod args;
 mod check;
 mod context;

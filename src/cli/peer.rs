@@ -17,10 +17,11 @@ pub fn id(g: &GlobalArgs) -> Result<(), CliError> {
         .map_err(|e| CliError::failure(chain(&e)))?;
     let me = Identity::load_or_create(&ctx.home.identity_dir())
         .map_err(|e| CliError::failure(chain(&e)))?;
-    println!("{}", me.id);
-    println!(
+    outln!("{}", me.id);
+    outln!(
         "listens on {} (UDP); peers add it with: jhack peer add {} <this machine's address>",
-        ctx.config.net.listen, me.id
+        ctx.config.net.listen,
+        me.id
     );
     Ok(())
 }
@@ -68,7 +69,7 @@ pub fn run(g: &GlobalArgs, c: PeerCommand) -> Result<(), CliError> {
                 .map_err(|e| CliError::input(chain(&e)))?;
             store.save().map_err(|e| CliError::failure(chain(&e)))?;
             let entry = store.by_id(&id).cloned().unwrap_or(peer);
-            println!(
+            outln!(
                 "{} {} ({}){}: may {}",
                 if added == trust::Added::New {
                     "trusted"
@@ -90,7 +91,7 @@ pub fn run(g: &GlobalArgs, c: PeerCommand) -> Result<(), CliError> {
                 .remove(&peer)
                 .map_err(|e| CliError::input(chain(&e)))?;
             store.save().map_err(|e| CliError::failure(chain(&e)))?;
-            println!("removed {} ({})", gone.name, gone.id.short());
+            outln!("removed {} ({})", gone.name, gone.id.short());
             Ok(())
         }
         PeerCommand::List { json } => {
@@ -108,7 +109,7 @@ pub fn run(g: &GlobalArgs, c: PeerCommand) -> Result<(), CliError> {
             if json {
                 let text =
                     serde_json::to_string(&peers).map_err(|e| CliError::failure(e.to_string()))?;
-                println!("{text}");
+                outln!("{text}");
             } else {
                 print_table(&peers, known);
             }
@@ -134,7 +135,7 @@ fn offline(p: &TrustedPeer) -> PeerStatus {
 
 fn print_table(peers: &[PeerStatus], known: bool) {
     if peers.is_empty() {
-        println!("no trusted peers; add one with: jhack peer add ID ADDR");
+        outln!("no trusted peers; add one with: jhack peer add ID ADDR");
         return;
     }
     let w = peers
@@ -143,9 +144,12 @@ fn print_table(peers: &[PeerStatus], known: bool) {
         .max()
         .unwrap_or(4)
         .max(4);
-    println!(
+    outln!(
         "{:<w$}  {:<39}  {:<24}  {:<22}  STATE",
-        "NAME", "ID", "ADDRESS", "ALLOW"
+        "NAME",
+        "ID",
+        "ADDRESS",
+        "ALLOW"
     );
     for p in peers {
         let state = if !known {
@@ -158,7 +162,7 @@ fn print_table(peers: &[PeerStatus], known: bool) {
                 .as_deref()
                 .map_or_else(|| "offline".to_string(), |e| format!("offline: {e}"))
         };
-        println!(
+        outln!(
             "{:<w$}  {:<39}  {:<24}  {:<22}  {state}",
             p.name,
             p.id,
@@ -167,6 +171,6 @@ fn print_table(peers: &[PeerStatus], known: bool) {
         );
     }
     if !known {
-        println!("(no jhack is running on this home: online state unknown)");
+        outln!("(no jhack is running on this home: online state unknown)");
     }
 }

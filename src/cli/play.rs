@@ -184,7 +184,7 @@ fn print_stats(engine: &Engine, latencies: &[Duration], trigger: Option<std::tim
         null_backend: info.output_is_null(),
     };
     if let Ok(line) = serde_json::to_string(&stats) {
-        println!("{line}");
+        outln!("{line}");
     }
 }
 

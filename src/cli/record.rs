@@ -82,7 +82,7 @@ pub fn run(
             )));
         }
     };
-    println!("imported {} ({})", m.name, m.id.short());
+    outln!("imported {} ({})", m.name, m.id.short());
     if file.is_none()
         && let Err(e) = std::fs::remove_file(&path)
     {

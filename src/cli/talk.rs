@@ -164,7 +164,7 @@ pub fn run(g: &GlobalArgs, args: &TalkArgs) -> Result<(), CliError> {
     call.stop();
     if args.stats {
         let text = serde_json::to_string(&stats).map_err(|e| CliError::failure(e.to_string()))?;
-        println!("{text}");
+        outln!("{text}");
     }
     if let Ok(n) = Arc::try_unwrap(node) {
         n.shutdown();

@@ -998,3 +998,21 @@ fn playing_an_unknown_sound_or_missing_file() {
     let o = jh(&home, &["play", "clap", "--no-audio"]);
     assert_eq!(status(&o), Some(0), "{}", describe(&o));
 }
+
+#[test]
+fn a_reader_that_goes_away_ends_a_listing_quietly() {
+    // `jhack list | head -1` and the like: the reader closes the pipe after one line;
+    // jhack stops without a panic or an error line.
+    let h = tempfile::tempdir().expect("tempdir");
+    for args in [&["list"][..], &["id"][..], &["list", "--json"][..]] {
+        let mut c = jhack(h.path());
+        c.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = c.spawn().expect("spawn");
+        drop(child.stdout.take()); // the reader is gone before the first line
+        let o = child.wait_with_output().expect("wait");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(!err.contains("error"), "{args:?}: {err}");
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {err}");
+    }
+}
