@@ -353,6 +353,7 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
 
 #[test]
 fn a_trigger_reaches_the_receiving_application_within_two_ms_p99() {
+    common::settle();
     let (a, b, id_a) = pair(Vec::new());
     let id = SoundId([7; 32]);
     let mut all = Vec::new();
@@ -621,6 +622,7 @@ fn start_voice(engine: &jhack::audio::Engine, trigger: Instant) -> f64 {
 
 #[test]
 fn a_remote_trigger_starts_the_voice_within_the_local_latency_plus_two_ms_p99() {
+    common::settle();
     let engine = jhack::audio::Engine::start(jhack::audio::EngineConfig {
         no_audio: true,
         ..jhack::audio::EngineConfig::default()

@@ -353,3 +353,12 @@ pub fn wav_header(channels: u16, rate: u32, bits: u16, data_len: u32) -> Vec<u8>
     h.extend_from_slice(&data_len.to_le_bytes());
     h
 }
+
+/// Before a timing measurement: the dirty pages earlier tests left (hundreds of MB
+/// from the transfer tests) are written out now, not by the kernel's writeback in
+/// the middle of the measurement.
+pub fn settle() {
+    // SAFETY: sync(2) takes no arguments and cannot fail.
+    unsafe { libc::sync() };
+    std::thread::sleep(std::time::Duration::from_millis(200));
+}
