@@ -130,7 +130,7 @@ fn record_captures_the_microphone() {
         return;
     };
     // The feed (paplay), the server and the recorder run beside jhack; a neighbour
-    // that delays one of them is not jhack's fault: a fault of jhack's fails all three.
+    // that delays one of them is not jhack's fault: a fault of jhack's fails every attempt.
     retried("record", || {
         let h = home();
         let feed = sine_wav(h.path(), "feed.wav", 660, 4.0, -6.0, 48_000, 1);
@@ -190,7 +190,7 @@ fn wire_passes_the_microphone_to_the_speaker() {
     // besides jhack (paplay, the server, parec); on a loaded machine any of them can
     // miss a deadline. A failed run is retried up to twice, and every failure is
     // reported with jhack's own counters (missed deadlines: xruns, starved blocks,
-    // skips); a fault of jhack's that is not a rare scheduling accident fails all three.
+    // skips); a fault of jhack's that is not a rare scheduling accident fails every attempt.
     let mut failures = Vec::new();
     for _ in 0..3 {
         match wire_once(h.path(), &feed) {

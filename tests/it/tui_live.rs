@@ -743,7 +743,13 @@ fn the_screen_shows_its_peers_plays_keys_on_them_and_names_a_stranger_it_refused
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let short: String = c.id.chars().take(9).collect();
     let s = tui.wait_for(&short, Duration::from_secs(5));
-    assert!(s.contains("jhack peer add"), "{s}");
+    // The way to trust it is on the message line, or (when a later notice took
+    // that) in the activity log the panel shows.
+    let log = std::fs::read_to_string(a.home().join("peers.log")).unwrap_or_default();
+    assert!(
+        s.contains("jhack peer add") || log.contains(&format!("jhack peer add {}", c.id)),
+        "{s}\n{log}"
+    );
     tui.keys(&["q"]);
     let s = tui.wait_for("DONE", Duration::from_secs(10));
     assert!(s.contains("EXITED 0"), "{s}");

@@ -304,6 +304,16 @@ impl PeerHub {
             )),
             NetEvent::Problem(p) => notice(p),
             NetEvent::Features { .. } | NetEvent::PeerFetched { .. } => {}
+            // A peer that takes no voice from us refuses our call's join note as soon
+            // as we connect; that is news only once we talk to it.
+            NetEvent::Denied {
+                name,
+                message,
+                feature,
+                ..
+            } if feature == crate::app::call::FEATURE && !self.talking() => {
+                tracing::info!("{name} takes no voice from us: {message}");
+            }
             NetEvent::Denied { name, message, .. } => notice(format!("{name} refused: {message}")),
             NetEvent::Play(p) => self.on_play(instance, p, notice),
             NetEvent::TriggerResult {

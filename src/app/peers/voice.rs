@@ -148,6 +148,11 @@ impl PeerHub {
         }
     }
 
+    /// Whether our call sends our voice now (the talk key is down or latched).
+    pub(super) fn talking(&self) -> bool {
+        self.call().is_some_and(|c| c.pressed() || c.transmitting())
+    }
+
     /// The call, when one runs.
     pub fn call(&self) -> Option<&Call> {
         match &self.voice {

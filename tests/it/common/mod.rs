@@ -86,11 +86,13 @@ pub fn skip(test: &str, why: &str) {
     }
 }
 
-/// Runs a real-device measurement up to three times: a shared machine's neighbour can
-/// make the sound server (or `paplay`/`parec`) miss a deadline, which is not a fault
-/// of jhack's; a fault of jhack's fails all three. The last failure is the test's.
+/// Runs a real-device measurement up to four times, a second apart: a shared
+/// machine's neighbour can make the sound server (or `paplay`/`parec`) miss a
+/// deadline, which is not a fault of jhack's (jhack's own counters show no xrun then);
+/// a fault of jhack's fails every attempt. The last failure is the test's.
 pub fn retried(what: &str, mut attempt: impl FnMut()) {
-    for n in 1..=3 {
+    const ATTEMPTS: u32 = 4;
+    for n in 1..=ATTEMPTS {
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(&mut attempt)) {
             Ok(()) => {
                 if n > 1 {
@@ -98,8 +100,11 @@ pub fn retried(what: &str, mut attempt: impl FnMut()) {
                 }
                 return;
             }
-            Err(e) if n == 3 => std::panic::resume_unwind(e),
-            Err(_) => eprintln!("{what}: attempt {n} failed; once more"),
+            Err(e) if n == ATTEMPTS => std::panic::resume_unwind(e),
+            Err(_) => {
+                eprintln!("{what}: attempt {n} failed; once more");
+                std::thread::sleep(Duration::from_secs(1));
+            }
         }
     }
 }
