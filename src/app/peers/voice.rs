@@ -2,6 +2,9 @@
 //! voice, hear whoever may talk here) or `serve`'s relay. The call's own threads do
 //! the work; here it is started, kept pointed at the peers that are online, moved to
 //! a new engine after a device switch, and asked for its figures.
+//!
+//! Never touches audio or datagrams itself: it runs on the owner's thread, which
+//! must stay free for keys and triggers.
 
 use std::collections::HashMap;
 use std::sync::Arc;
