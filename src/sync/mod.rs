@@ -1,7 +1,8 @@
 //! Library sync's logic, as plain state machines with no I/O: hybrid logical clocks
 //! ([`hlc`]), a sound's replicated record and its per-field merge ([`record`]),
 //! unique names and keys after every merge ([`names`]), and a replica with its change
-//! log, peer cursors and fingerprint exchanging with peers ([`replica`]). Tested with
+//! log, peer cursors and fingerprint exchanging with peers ([`replica`]), and its
+//! messages decoded within bounds ([`wire`]). Tested with
 //! simulated networks of several replicas: random concurrent edits, partitions,
 //! loss, duplication, reordering and clock skew.
 //!
@@ -12,6 +13,7 @@ pub mod hlc;
 pub mod names;
 pub mod record;
 pub mod replica;
+pub mod wire;
 
 #[cfg(test)]
 mod sim_tests;

@@ -17,3 +17,4 @@ mod peers;
 mod tui_live;
 mod tui_screen;
 mod voice;
+mod zz_server_restart;
