@@ -84,21 +84,18 @@ impl VoiceRelay {
         }
     }
 
-    /// Forwards a talker's datagram to every other member.
+    /// Forwards a talker's datagram to every other member. Sending never blocks, so
+    /// it runs under the members' lock; nothing is allocated unless a member has
+    /// gone (it is dropped once the lock is released).
     fn forward(&self, from: &PeerId, packet: &[u8]) {
         let Some(out) = self.out.get() else {
             return;
         };
         self.join(from);
-        let others: Vec<PeerId> = self
-            .members()
-            .keys()
-            .filter(|p| *p != from)
-            .copied()
-            .collect();
-        for to in others {
+        let mut gone: Vec<(PeerId, String)> = Vec::new();
+        for to in self.members().keys().filter(|p| *p != from) {
             match out.send_datagram_parts(
-                &to,
+                to,
                 datagram_kind::VOICE_RELAYED,
                 &[from.as_bytes(), packet],
             ) {
@@ -107,11 +104,14 @@ impl VoiceRelay {
                 }
                 Err(e) => {
                     self.failed.fetch_add(1, Ordering::Relaxed);
-                    if out.max_datagram(&to).is_none() {
-                        self.leave(&to, &e.to_string());
+                    if out.max_datagram(to).is_none() {
+                        gone.push((*to, e.to_string()));
                     }
                 }
             }
+        }
+        for (to, why) in gone {
+            self.leave(&to, &why);
         }
     }
 

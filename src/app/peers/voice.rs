@@ -94,19 +94,23 @@ impl PeerHub {
         if let Some(old) = call.take() {
             old.stop();
         }
-        let started = match Call::start(
-            instance.engine_shared(),
-            node.clone(),
-            inbox,
-            peers.clone(),
-            settings.clone(),
-        ) {
+        let start = |s: CallSettings| {
+            Call::start(
+                instance.engine_shared(),
+                node.clone(),
+                inbox,
+                peers.clone(),
+                s,
+            )
+        };
+        let started = match start(settings.clone()) {
             Ok(c) => c,
             Err(e) if settings.talk => {
                 // Without a microphone we can still hear the others.
-                let mut listen = settings.clone();
-                listen.talk = false;
-                let c = Call::start(instance.engine_shared(), node, inbox, peers.clone(), listen)?;
+                let c = start(CallSettings {
+                    talk: false,
+                    ..settings.clone()
+                })?;
                 self.notes.push(format!("listening only: {e}"));
                 c
             }
