@@ -66,6 +66,14 @@ impl Clock {
         }
     }
 
+    /// A clock for `device` that has already made or seen `last` (restored from disk).
+    pub fn resume(device: Device, last: Stamp) -> Clock {
+        Clock {
+            device,
+            last: Stamp { device, ..last },
+        }
+    }
+
     /// The device.
     pub fn device(&self) -> Device {
         self.device

@@ -90,6 +90,30 @@ pub struct Replica {
     by_key: HashMap<String, BTreeSet<SoundId>>,
     /// Names and keys touched since conflicts were last resolved.
     touched: BTreeSet<(bool, String)>,
+    /// Records and peers changed since the last [`Replica::take_dirty`].
+    dirty: BTreeSet<SoundId>,
+    dirty_peers: BTreeSet<Device>,
+}
+
+/// What changed since the last [`Replica::take_dirty`]: what a store must write (in
+/// one transaction) so that a replica restored from it is this one.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Dirty {
+    /// Changed records, each with its sequence number.
+    pub records: Vec<(u64, Record)>,
+    /// Changed peer cursors.
+    pub cursors: Vec<(Device, u64)>,
+    /// The clock's latest stamp.
+    pub clock: Stamp,
+    /// The last local sequence number.
+    pub seq: u64,
+}
+
+impl Dirty {
+    /// Whether nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty() && self.cursors.is_empty()
+    }
 }
 
 fn unindex(index: &mut HashMap<String, BTreeSet<SoundId>>, k: &str, id: &SoundId) {
@@ -121,7 +145,72 @@ impl Replica {
             by_name: HashMap::new(),
             by_key: HashMap::new(),
             touched: BTreeSet::new(),
+            dirty: BTreeSet::new(),
+            dirty_peers: BTreeSet::new(),
         }
+    }
+
+    /// A replica as a store kept it: its clock's latest stamp, its last sequence
+    /// number, its records with their sequence numbers, and its peers' cursors.
+    pub fn restore(
+        device: Device,
+        clock: Stamp,
+        seq: u64,
+        records: impl IntoIterator<Item = (u64, Record)>,
+        cursors: impl IntoIterator<Item = (Device, u64)>,
+    ) -> Replica {
+        let mut r = Replica::new(device);
+        r.clock = Clock::resume(device, clock);
+        for (at, record) in records {
+            let id = record.id;
+            if let Some(old) = r.seq_of.insert(id, at) {
+                r.log.remove(&old);
+            }
+            r.log.insert(at, id);
+            if let Some(old) = r.records.get(&id) {
+                xor(&mut r.fingerprint, &old.hash());
+            }
+            xor(&mut r.fingerprint, &record.hash());
+            r.seq = r.seq.max(at);
+            r.records.insert(id, record);
+        }
+        r.seq = r.seq.max(seq);
+        for record in r.records.values().filter(|x| x.live()) {
+            r.by_name
+                .entry(record.name.value.clone())
+                .or_default()
+                .insert(record.id);
+            if let Some(k) = &record.key.value {
+                r.by_key.entry(k.clone()).or_default().insert(record.id);
+            }
+        }
+        for (peer, cursor) in cursors {
+            r.peers.entry(peer).or_default().cursor = cursor;
+        }
+        r
+    }
+
+    /// Takes what changed since the last call (see [`Dirty`]).
+    pub fn take_dirty(&mut self) -> Dirty {
+        let records = std::mem::take(&mut self.dirty)
+            .into_iter()
+            .filter_map(|id| Some((*self.seq_of.get(&id)?, self.records.get(&id)?.clone())))
+            .collect();
+        let cursors = std::mem::take(&mut self.dirty_peers)
+            .into_iter()
+            .map(|p| (p, self.cursor(p)))
+            .collect();
+        Dirty {
+            records,
+            cursors,
+            clock: self.clock.last(),
+            seq: self.seq,
+        }
+    }
+
+    /// Whether names and keys are unique among live records.
+    pub fn names_resolved(&self) -> bool {
+        self.by_name.values().all(|s| s.len() == 1) && self.by_key.values().all(|s| s.len() == 1)
     }
 
     /// Its device.
@@ -184,6 +273,7 @@ impl Replica {
             self.log.remove(&old);
         }
         self.log.insert(self.seq, r.id);
+        self.dirty.insert(r.id);
         self.records.insert(r.id, r);
     }
 
@@ -216,6 +306,40 @@ impl Replica {
             }
             None => Record::new(id, facts, name, at),
         };
+        self.store(r);
+        self.resolve(now_ms)
+    }
+
+    /// A sound added here with everything a person gave it (name, key, gain, tags),
+    /// all stamped now; a deleted record of the same bytes comes back with them.
+    #[allow(clippy::too_many_arguments)]
+    pub fn import_with(
+        &mut self,
+        id: SoundId,
+        facts: Facts,
+        name: &str,
+        key: Option<&str>,
+        gain_db: f32,
+        tags: &[String],
+        now_ms: u64,
+    ) -> Vec<Fix> {
+        let at = self.clock.tick(now_ms);
+        let mut r = match self.records.get(&id) {
+            Some(old) => old.clone(),
+            None => Record::new(id, facts, name, at),
+        };
+        r.name = Field::new(name.to_string(), at);
+        r.key = Field::new(key.map(str::to_string), at);
+        r.gain_db = Field::new(gain_db, at);
+        r.deleted = Field::new(false, at);
+        for f in r.tags.values_mut() {
+            if f.value {
+                *f = Field::new(false, at);
+            }
+        }
+        for t in tags {
+            r.tags.insert(t.clone(), Field::new(true, at));
+        }
         self.store(r);
         self.resolve(now_ms)
     }
@@ -385,6 +509,7 @@ impl Replica {
         if !out.changed.is_empty() {
             out.fixes = self.resolve(now_ms);
         }
+        self.dirty_peers.insert(peer);
         let p = self.peers.entry(peer).or_default();
         if continues && upto > p.cursor || since == 0 && upto != p.cursor {
             p.cursor = upto;

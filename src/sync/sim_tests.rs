@@ -3,17 +3,50 @@
 //! network drops, duplicates, reorders and partitions; each replica's clock is off by
 //! up to half the believed skew. After the network heals every replica must hold the
 //! same records, names and keys must be unique among live sounds, and no imported
-//! sound may be missing.
+//! sound may be missing. Each replica's changes go to a simulated disk after every
+//! step ([`Replica::take_dirty`]); now and then a replica crashes and comes back from
+//! that disk ([`Replica::restore`]), which must change nothing.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::hlc::{Device, MAX_SKEW_MS};
-use super::record::Facts;
+use super::hlc::{Device, MAX_SKEW_MS, Stamp};
+use super::record::{Facts, Record};
 use super::replica::{Msg, Replica};
 use crate::domain::SoundId;
+
+/// What a store keeps of one replica.
+#[derive(Default)]
+struct Disk {
+    records: BTreeMap<SoundId, (u64, Record)>,
+    cursors: BTreeMap<Device, u64>,
+    clock: Stamp,
+    seq: u64,
+}
+
+impl Disk {
+    fn save(&mut self, r: &mut Replica) {
+        let d = r.take_dirty();
+        for (seq, rec) in d.records {
+            self.records.insert(rec.id, (seq, rec));
+        }
+        self.cursors.extend(d.cursors);
+        self.clock = d.clock;
+        self.seq = d.seq;
+    }
+
+    fn restore(&self, device: Device) -> Replica {
+        Replica::restore(
+            device,
+            self.clock,
+            self.seq,
+            self.records.values().cloned(),
+            self.cursors.iter().map(|(d, c)| (*d, *c)),
+        )
+    }
+}
 
 struct Net {
     /// (deliver at, from, to, message)
@@ -58,12 +91,35 @@ fn scenario(seed: u64, replicas: usize, steps: usize) -> (usize, usize) {
     let mut partitioned = vec![false; replicas];
     let mut delivered = 0;
     let mut fixes = 0;
+    let mut disks: Vec<Disk> = (0..replicas).map(|_| Disk::default()).collect();
+    let mut disks: Vec<Disk> = (0..replicas).map(|_| Disk::default()).collect();
     let wall = |now: u64, i: usize| (now as i64 + skew[i]) as u64;
     let ids: Vec<SoundId> = (0..12u8)
         .map(|b| SoundId([b.wrapping_mul(37).wrapping_add(1); 32]))
         .collect();
     for _ in 0..steps {
         now += rng.gen_range(1..50);
+        for (d, x) in disks.iter_mut().zip(r.iter_mut()) {
+            d.save(x);
+        }
+        // A crash: the replica comes back from its disk, unchanged.
+        if rng.gen_bool(0.01) {
+            let i = rng.gen_range(0..replicas);
+            let back = disks[i].restore(r[i].device());
+            assert_eq!(
+                back.records(),
+                r[i].records(),
+                "seed {seed}: restored records"
+            );
+            assert_eq!(back.fingerprint(), r[i].fingerprint(), "seed {seed}");
+            assert_eq!(back.seq(), r[i].seq(), "seed {seed}");
+            for j in 0..replicas {
+                let dj = r[j].device();
+                assert_eq!(back.cursor(dj), r[i].cursor(dj), "seed {seed}");
+            }
+            assert_eq!(back.ask(Device(99)), r[i].ask(Device(99)), "seed {seed}");
+            r[i] = back;
+        }
         // Partitions come and go.
         if rng.gen_bool(0.02) {
             let i = rng.gen_range(0..replicas);
