@@ -46,6 +46,8 @@ pub enum Problem {
         /// The entry.
         entry: String,
     },
+    /// The sync records disagree with the listing (or cannot be read).
+    Sync(String),
     /// A record whose name or key has no index entry.
     Unindexed {
         /// The sound's name.
@@ -81,6 +83,7 @@ impl std::fmt::Display for Problem {
                     "{index} index entry {entry:?} points to no matching sound"
                 )
             }
+            Problem::Sync(what) => write!(f, "{what}"),
             Problem::Unindexed { name, what } => write!(f, "{name}: its {what} is not indexed"),
         }
     }
@@ -98,6 +101,8 @@ pub struct CheckReport {
     /// Blobs no record names (left by an interrupted import; harmless, adopted when
     /// the file is imported again).
     pub unlisted_blobs: usize,
+    /// Remote sounds: listed, their files on other machines.
+    pub remote: usize,
 }
 
 impl CheckReport {
@@ -131,6 +136,10 @@ pub(super) fn run(store: &MetaStore, blobs: &BlobStore) -> Result<CheckReport, L
                         actual: size,
                     });
                 }
+            }
+            BlobState::Missing if m.origin == crate::domain::Origin::Remote => {
+                report.remote += 1;
+                continue;
             }
             BlobState::Missing => report.problems.push(Problem::MissingBlob {
                 name: m.name.clone(),

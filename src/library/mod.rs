@@ -17,6 +17,7 @@ mod lock;
 mod lookup;
 mod names;
 mod store;
+mod sync;
 
 use std::path::{Path, PathBuf};
 
@@ -26,6 +27,7 @@ pub use lock::{HomeLock, LockError};
 pub use lookup::LookupError;
 pub use names::{clean_name, clean_tags};
 pub use store::{MetaStore, StoreError};
+pub use sync::{Merged, Watcher, fix_text};
 
 use crate::cache::{DiskBudget, DiskEntry};
 use crate::domain::{Origin, SoundId, SoundMeta};
@@ -123,6 +125,7 @@ pub struct Library {
     dir: PathBuf,
     blobs: BlobStore,
     store: MetaStore,
+    sync: sync::SyncCell,
     created: bool,
     _lock: HomeLock,
 }
@@ -156,6 +159,7 @@ impl Library {
             dir: dir.to_path_buf(),
             blobs,
             store,
+            sync: sync::SyncCell::default(),
             created,
             _lock: lock,
         })
@@ -221,9 +225,17 @@ impl Library {
     }
 
     /// Adds a staged blob with its metadata: the blob goes in place first, then the
-    /// record (name made unique), then the record is flushed.
+    /// record (name made unique) with its sync record, in one transaction, flushed.
+    /// The same bytes listed as a remote sound (file elsewhere) get their file here.
     pub fn add(&self, temp: TempBlob, new: NewSound) -> Result<Added, LibraryError> {
-        if let Some(existing) = self.store.get(&temp.id)? {
+        if let Some(mut existing) = self.store.get(&temp.id)? {
+            if !self.blobs.contains(&temp.id) {
+                let path = self.blobs.path(&temp.id);
+                self.blobs.install(temp).map_err(LibraryError::io(&path))?;
+                existing.origin = new.origin;
+                self.store.update(&existing)?;
+                self.store.flush()?;
+            }
             return Ok(Added::AlreadyPresent(existing));
         }
         let name = clean_name(&new.name).map_err(LibraryError::Invalid)?;
@@ -235,18 +247,7 @@ impl Library {
             .map_err(LibraryError::Invalid)?;
         let tags = clean_tags(&new.tags).map_err(LibraryError::Invalid)?;
         // A refused key stores nothing: the blob would be left belonging to no sound.
-        if let Some(k) = &key
-            && let Some(holder) = self.store.by_key(k)?
-        {
-            let holder = self
-                .get(&holder)?
-                .map_or_else(|| holder.short(), |m| m.name);
-            return Err(StoreError::KeyTaken {
-                key: k.clone(),
-                holder,
-            }
-            .into());
-        }
+        self.key_free(key.as_deref(), &temp.id)?;
         let (id, size) = (temp.id, temp.size);
         let blob_path = self.blobs.path(&id);
         self.blobs
@@ -268,16 +269,51 @@ impl Library {
             last_played_ms: None,
             origin: new.origin,
         };
-        for n in 1u32.. {
-            meta.name = names::numbered(&name, n);
-            match self.store.insert(&meta) {
-                Ok(()) => break,
-                Err(StoreError::NameTaken(_)) => continue,
-                Err(e) => return Err(e.into()),
+        let facts = sync::facts_of(&meta);
+        let now = meta.added_ms;
+        let bases = std::iter::once((id, meta.clone())).collect();
+        let (_, done) = self.change(&bases, |r| {
+            for n in 1u32.. {
+                let candidate = names::numbered(&name, n);
+                if r.name_free(&candidate) {
+                    meta.name = candidate;
+                    break;
+                }
             }
+            r.import_with(
+                id,
+                facts,
+                &meta.name,
+                meta.key.as_deref(),
+                meta.gain_db,
+                &meta.tags,
+                now,
+            )
+        })?;
+        let added = done
+            .changed
+            .into_iter()
+            .find(|m| m.id == id)
+            .unwrap_or(meta);
+        Ok(Added::New(added))
+    }
+
+    /// Refuses a key another sound holds.
+    fn key_free(&self, key: Option<&str>, id: &SoundId) -> Result<(), LibraryError> {
+        if let Some(k) = key
+            && let Some(holder) = self.store.by_key(k)?
+            && holder != *id
+        {
+            let holder = self
+                .get(&holder)?
+                .map_or_else(|| holder.short(), |m| m.name);
+            return Err(StoreError::KeyTaken {
+                key: k.to_string(),
+                holder,
+            }
+            .into());
         }
-        self.store.flush()?;
-        Ok(Added::New(meta))
+        Ok(())
     }
 
     /// Every sound, sorted by name (case-insensitive).
@@ -311,14 +347,20 @@ impl Library {
         }
     }
 
-    /// Applies `edit` to the sound `id`; returns the new record.
+    /// Applies `edit` to the sound `id` (a replicated change); returns the new record.
     pub fn edit(&self, id: &SoundId, edit: &Edit) -> Result<SoundMeta, LibraryError> {
         let mut meta = self
             .store
             .get(id)?
             .ok_or_else(|| StoreError::Missing(id.short()))?;
+        let old = meta.clone();
         if let Some(name) = &edit.name {
             meta.name = clean_name(name).map_err(LibraryError::Invalid)?;
+            if let Some(holder) = self.store.by_name(&meta.name)?
+                && holder != *id
+            {
+                return Err(StoreError::NameTaken(meta.name).into());
+            }
         }
         if let Some(key) = &edit.key {
             meta.key = key
@@ -326,6 +368,7 @@ impl Library {
                 .map(names::clean_key)
                 .transpose()
                 .map_err(LibraryError::Invalid)?;
+            self.key_free(meta.key.as_deref(), id)?;
         }
         if let Some(g) = edit.gain_db {
             if !g.is_finite() || !(-60.0..=40.0).contains(&g) {
@@ -340,9 +383,29 @@ impl Library {
         let drop = clean_tags(&edit.remove_tags).map_err(LibraryError::Invalid)?;
         tags.retain(|t| !drop.contains(t));
         meta.tags = clean_tags(&tags).map_err(LibraryError::Invalid)?;
-        self.store.update(&meta)?;
-        self.store.flush()?;
-        Ok(meta)
+        let now = now_ms();
+        let (_, done) = self.change(&std::collections::HashMap::new(), |r| {
+            if meta.name != old.name {
+                r.rename(id, &meta.name, now);
+            }
+            if meta.key != old.key {
+                r.bind(id, meta.key.as_deref(), now);
+            }
+            if meta.gain_db != old.gain_db {
+                r.set_gain(id, meta.gain_db, now);
+            }
+            for t in meta.tags.iter().filter(|t| !old.tags.contains(t)) {
+                r.tag(id, t, true, now);
+            }
+            for t in old.tags.iter().filter(|t| !meta.tags.contains(t)) {
+                r.tag(id, t, false, now);
+            }
+        })?;
+        Ok(done
+            .changed
+            .into_iter()
+            .find(|m| m.id == *id)
+            .unwrap_or(meta))
     }
 
     /// Records that `id` was just played (for cache eviction order).
@@ -354,18 +417,36 @@ impl Library {
         Ok(())
     }
 
-    /// Removes a sound: its record first (flushed), then its blob.
+    /// Removes a sound (a replicated delete): its record first (flushed, with its
+    /// tombstone), then its blob.
     pub fn remove(&self, id: &SoundId) -> Result<Option<SoundMeta>, LibraryError> {
-        let old = self.store.remove(id)?;
-        self.store.flush()?;
-        let path = self.blobs.path(id);
-        self.blobs.remove(id).map_err(LibraryError::io(&path))?;
-        Ok(old)
+        let Some(old) = self.store.get(id)? else {
+            return Ok(None);
+        };
+        let now = now_ms();
+        self.change(&std::collections::HashMap::new(), |r| r.delete(id, now))?;
+        if self.store.get(id)?.is_some() {
+            // No sync record (cannot happen once adopted): remove the listing itself.
+            self.store.remove(id)?;
+            self.store.flush()?;
+            let path = self.blobs.path(id);
+            self.blobs.remove(id).map_err(LibraryError::io(&path))?;
+        }
+        Ok(Some(old))
+    }
+
+    /// Whether the file of `id` is here.
+    pub fn has_file(&self, id: &SoundId) -> bool {
+        self.blobs.contains(id)
     }
 
     /// Verifies every blob against its id and every record against its indexes.
     pub fn check(&self) -> Result<CheckReport, LibraryError> {
-        check::run(&self.store, &self.blobs)
+        let mut report = check::run(&self.store, &self.blobs)?;
+        report
+            .problems
+            .extend(self.sync_problems()?.into_iter().map(Problem::Sync));
+        Ok(report)
     }
 
     /// The sounds that came from peers, as entries for the disk budget (bound keys
@@ -374,7 +455,7 @@ impl Library {
         let (all, _) = self.store.all()?;
         Ok(all
             .iter()
-            .filter(|m| m.origin == Origin::Remote)
+            .filter(|m| m.origin == Origin::Remote && self.blobs.contains(&m.id))
             .map(|m| DiskEntry {
                 id: m.id,
                 size_bytes: m.size,
@@ -384,8 +465,9 @@ impl Library {
             .collect())
     }
 
-    /// Deletes the least recently used unpinned remote sounds until they fit
-    /// `budget`; local sounds are never touched. Returns what was removed.
+    /// Deletes the files of the least recently used unpinned remote sounds until
+    /// they fit `budget`; their records stay (listed as remote, fetched again when
+    /// played). Local sounds are never touched. Returns what was dropped.
     pub fn enforce_remote_budget(
         &self,
         budget: &DiskBudget,
@@ -393,7 +475,9 @@ impl Library {
         let entries = self.remote_entries()?;
         let mut removed = Vec::new();
         for id in budget.evictions(&entries) {
-            if let Some(m) = self.remove(&id)? {
+            if let Some(m) = self.get(&id)? {
+                let path = self.blobs.path(&id);
+                self.blobs.remove(&id).map_err(LibraryError::io(&path))?;
                 removed.push(m);
             }
         }
@@ -451,6 +535,7 @@ mod tests {
         let names: Vec<&str> = removed.iter().map(|m| m.name.as_str()).collect();
         assert_eq!(names, ["old"]);
         assert!(!lib.blob_path(&ids[1]).exists(), "its file is deleted");
+        assert!(lib.get(&ids[1]).expect("get").is_some(), "it stays listed");
         for id in [ids[0], ids[2], ids[3]] {
             assert!(lib.get(&id).expect("get").is_some());
             assert!(lib.blob_path(&id).exists());
@@ -461,7 +546,8 @@ mod tests {
             .expect("enforce");
         assert_eq!(removed.len(), 1);
         assert_eq!(removed[0].name, "newer");
-        assert_eq!(lib.len(), 2);
+        assert_eq!(lib.len(), 4);
+        assert!(!lib.has_file(&ids[3]));
         assert!(lib.check().expect("check").is_clean());
     }
 }

@@ -4,11 +4,20 @@
 //! and a key each belong to at most one sound; every change that touches the indexes
 //! is one sled transaction, so the indexes never disagree with the records, even
 //! after a crash. This module never touches blob files.
+//!
+//! Library sync keeps three more trees here: each sound's replicated record with its
+//! local sequence number (`sync_records`), each peer's cursor (`sync_peers`), and the
+//! replica's device, clock and last sequence number (`sync_state`). A sync commit
+//! writes the records, the cursors and the sounds they project to in one transaction
+//! over all six trees, so the library and its replica never disagree after a crash.
 
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
 use crate::domain::{SoundId, SoundMeta};
+use crate::sync::hlc::{Device, Stamp};
+use crate::sync::record::Record;
+use crate::sync::replica::Dirty;
 
 /// Format version of a stored record.
 const RECORD_VERSION: u8 = 1;
@@ -51,6 +60,63 @@ pub struct MetaStore {
     sounds: sled::Tree,
     names: sled::Tree,
     keys: sled::Tree,
+    sync_records: sled::Tree,
+    sync_peers: sled::Tree,
+    sync_state: sled::Tree,
+}
+
+/// A change to one sound's listing, made together with a sync commit.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MetaChange {
+    /// The sound is listed as this (added or replaced).
+    Put(SoundMeta),
+    /// The sound is no longer listed.
+    Remove(SoundId),
+}
+
+impl MetaChange {
+    fn id(&self) -> SoundId {
+        match self {
+            MetaChange::Put(m) => m.id,
+            MetaChange::Remove(id) => *id,
+        }
+    }
+}
+
+/// What the sync trees hold: everything a replica is restored from.
+#[derive(Debug, Default)]
+pub struct SyncSaved {
+    /// This library's device number (`None` before the first sync use).
+    pub device: Option<Device>,
+    /// The replica clock's latest stamp.
+    pub clock: Stamp,
+    /// The last local sequence number.
+    pub seq: u64,
+    /// Every record with its sequence number.
+    pub records: Vec<(u64, Record)>,
+    /// Every peer's cursor.
+    pub cursors: Vec<(Device, u64)>,
+    /// Record keys that could not be read.
+    pub damaged: Vec<String>,
+}
+
+const SYNC_VERSION: u8 = 1;
+
+fn encode_synced(seq: u64, r: &Record) -> Vec<u8> {
+    let mut out = vec![SYNC_VERSION];
+    out.extend(postcard::to_allocvec(&(seq, r)).unwrap_or_default());
+    out
+}
+
+fn decode_synced(bytes: &[u8]) -> Option<(u64, Record)> {
+    match bytes.split_first() {
+        Some((&SYNC_VERSION, rest)) => postcard::from_bytes(rest).ok(),
+        _ => None,
+    }
+}
+
+fn be_u64(v: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(<[u8; 8]>::try_from(v).ok()?))
 }
 
 fn encode(meta: &SoundMeta) -> Vec<u8> {
@@ -136,6 +202,9 @@ impl MetaStore {
             sounds: db.open_tree("sounds")?,
             names: db.open_tree("names")?,
             keys: db.open_tree("keys")?,
+            sync_records: db.open_tree("sync_records")?,
+            sync_peers: db.open_tree("sync_peers")?,
+            sync_state: db.open_tree("sync_state")?,
             db,
         })
     }
@@ -273,6 +342,99 @@ impl MetaStore {
                 Ok(old)
             }),
         )
+    }
+
+    /// Everything the sync trees hold.
+    pub fn sync_load(&self) -> Result<SyncSaved, StoreError> {
+        let mut saved = SyncSaved {
+            device: self
+                .sync_state
+                .get(b"device")?
+                .and_then(|v| be_u64(&v))
+                .map(Device),
+            clock: self
+                .sync_state
+                .get(b"clock")?
+                .and_then(|v| postcard::from_bytes(&v).ok())
+                .unwrap_or_default(),
+            seq: self
+                .sync_state
+                .get(b"seq")?
+                .and_then(|v| be_u64(&v))
+                .unwrap_or(0),
+            ..SyncSaved::default()
+        };
+        for item in self.sync_records.iter() {
+            let (k, v) = item?;
+            match decode_synced(&v).filter(|(_, r)| r.id.0.as_slice() == k.as_ref()) {
+                Some(x) => saved.records.push(x),
+                None => saved.damaged.push(key_text(&k)),
+            }
+        }
+        for item in self.sync_peers.iter() {
+            let (k, v) = item?;
+            if let (Some(d), Some(c)) = (be_u64(&k), be_u64(&v)) {
+                saved.cursors.push((Device(d), c));
+            }
+        }
+        Ok(saved)
+    }
+
+    /// Records this library's device number (once, at its first sync use).
+    pub fn sync_set_device(&self, device: Device) -> Result<(), StoreError> {
+        self.sync_state.insert(b"device", &device.0.to_be_bytes())?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Writes a replica's changes and the listing changes they make, in one
+    /// transaction: every old name and key of the changed sounds is released first,
+    /// then the new ones are claimed (so two sounds may swap names in one commit);
+    /// a claim that is still taken aborts the whole commit.
+    pub fn sync_commit(&self, dirty: &Dirty, metas: &[MetaChange]) -> Result<(), StoreError> {
+        let trees = (
+            &self.sounds,
+            &self.names,
+            &self.keys,
+            &self.sync_records,
+            &self.sync_peers,
+            &self.sync_state,
+        );
+        flatten(trees.transaction(|(s, n, k, sr, sp, ss)| {
+            for change in metas {
+                let id = change.id();
+                if let Some(old) = s.get(id.0)?.and_then(|v| decode(&v)) {
+                    if n.get(old.name.as_bytes())?.as_deref() == Some(id.0.as_slice()) {
+                        n.remove(old.name.as_bytes())?;
+                    }
+                    if let Some(key) = &old.key
+                        && k.get(key.as_bytes())?.as_deref() == Some(id.0.as_slice())
+                    {
+                        k.remove(key.as_bytes())?;
+                    }
+                }
+                if let MetaChange::Remove(_) = change {
+                    s.remove(&id.0)?;
+                }
+            }
+            for change in metas {
+                if let MetaChange::Put(meta) = change {
+                    claim(s, n, k, meta)?;
+                }
+            }
+            for (seq, r) in &dirty.records {
+                sr.insert(&r.id.0, encode_synced(*seq, r))?;
+            }
+            for (peer, cursor) in &dirty.cursors {
+                sp.insert(&peer.0.to_be_bytes(), &cursor.to_be_bytes())?;
+            }
+            ss.insert(b"seq", &dirty.seq.to_be_bytes())?;
+            ss.insert(
+                b"clock",
+                postcard::to_allocvec(&dirty.clock).unwrap_or_default(),
+            )?;
+            Ok(())
+        }))
     }
 
     /// Removes a damaged record (unreadable, so its index entries are found by id).

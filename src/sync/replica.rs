@@ -208,6 +208,11 @@ impl Replica {
         }
     }
 
+    /// Whether no live record is called `name`.
+    pub fn name_free(&self, name: &str) -> bool {
+        !self.by_name.contains_key(name)
+    }
+
     /// Whether names and keys are unique among live records.
     pub fn names_resolved(&self) -> bool {
         self.by_name.values().all(|s| s.len() == 1) && self.by_key.values().all(|s| s.len() == 1)

@@ -1,0 +1,533 @@
+//! The library's replica: every change to the library goes through the sync replica
+//! ([`crate::sync::replica`]) and is committed together with the listing it projects
+//! to, in one sled transaction (`MetaStore::sync_commit`). Local edits and merged
+//! peer changes take the same path, so the list a person sees is always the
+//! replica's live records, and a crash leaves both as they were before or after a
+//! change, never between.
+//!
+//! What is replicated: name, tags, key, gain, deleted-or-not, and what the bytes
+//! decide. What is not: where a file came from, when it was added and last played
+//! (each machine's own), and the file itself — a record may be listed here with its
+//! file elsewhere (a *remote* sound).
+//!
+//! Must never: hold the replica's lock while waiting on anything but the database,
+//! or delete a file a live record still names.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+
+use super::store::MetaChange;
+use super::{Library, LibraryError, now_ms};
+use crate::domain::{Origin, SoundId, SoundMeta};
+use crate::sync::hlc::Device;
+use crate::sync::names::Fix;
+use crate::sync::record::{Facts, Record};
+use crate::sync::replica::{Msg, Replica};
+
+/// A callback told after every commit that changed the replica.
+pub type Watcher = Box<dyn Fn() + Send + Sync>;
+
+/// The replica as the library holds it: loaded at its first use.
+#[derive(Default)]
+pub(super) struct SyncCell {
+    replica: Mutex<Option<Replica>>,
+    watchers: Mutex<Vec<Watcher>>,
+}
+
+/// What merging a peer's message did here.
+#[derive(Debug, Default)]
+pub struct Merged {
+    /// Sounds now listed as these (new or changed).
+    pub changed: Vec<SoundMeta>,
+    /// Sounds deleted.
+    pub removed: Vec<SoundMeta>,
+    /// Name and key conflicts resolved, in words.
+    pub fixes: Vec<String>,
+    /// Records refused, in words.
+    pub refused: Vec<String>,
+    /// What to send back to the peer.
+    pub reply: Option<Msg>,
+}
+
+/// What a commit changed in the listing.
+#[derive(Debug, Default)]
+pub(super) struct Committed {
+    /// Sounds now listed as these.
+    pub(super) changed: Vec<SoundMeta>,
+    /// Sounds no longer listed.
+    pub(super) removed: Vec<SoundMeta>,
+}
+
+/// A fix as the person is told it.
+pub fn fix_text(fix: &Fix, name_of: impl Fn(&SoundId) -> String) -> String {
+    match fix {
+        Fix::Rename {
+            from, to, winner, ..
+        } => format!(
+            "two sounds were called \"{from}\": {} keeps the name, the other is now \"{to}\"",
+            name_of(winner)
+        ),
+        Fix::Unbind { id, key, winner } => format!(
+            "two sounds were bound to key {key}: {} keeps it, {} is unbound",
+            name_of(winner),
+            name_of(id)
+        ),
+    }
+}
+
+pub(super) fn facts_of(m: &SoundMeta) -> Facts {
+    Facts {
+        frames: m.frames,
+        sample_rate: m.sample_rate,
+        channels: m.channels,
+        format: m.format.clone(),
+        size: m.size,
+        loudness_lufs: m.loudness_lufs,
+    }
+}
+
+/// A live record as this machine lists it, over what was listed (or is being added).
+fn project(r: &Record, base: Option<&SoundMeta>, now: u64) -> SoundMeta {
+    SoundMeta {
+        id: r.id,
+        name: r.name.value.clone(),
+        tags: r.tags_on(),
+        key: r.key.value.clone(),
+        gain_db: r.gain_db.value,
+        frames: r.facts.frames,
+        sample_rate: r.facts.sample_rate,
+        channels: r.facts.channels,
+        format: r.facts.format.clone(),
+        size: r.facts.size,
+        added_ms: base.map_or(now, |b| b.added_ms),
+        loudness_lufs: r.facts.loudness_lufs,
+        last_played_ms: base.and_then(|b| b.last_played_ms),
+        origin: base.map_or(Origin::Remote, |b| b.origin),
+    }
+}
+
+/// A device number nobody else has: 64 bits from the time, the process and the path.
+fn new_device(dir: &std::path::Path) -> Device {
+    let mut h = blake3::Hasher::new();
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    h.update(&t.to_le_bytes());
+    h.update(&std::process::id().to_le_bytes());
+    h.update(dir.as_os_str().as_encoded_bytes());
+    let b = h.finalize();
+    let mut x = [0u8; 8];
+    x.copy_from_slice(&b.as_bytes()[..8]);
+    Device(u64::from_le_bytes(x))
+}
+
+impl Library {
+    /// The replica, loaded (and the existing listing adopted) at first use.
+    pub(super) fn replica(&self) -> Result<MutexGuard<'_, Option<Replica>>, LibraryError> {
+        let mut guard = crate::guard::lock(&self.sync.replica);
+        if guard.is_none() {
+            *guard = Some(self.load_replica()?);
+        }
+        Ok(guard)
+    }
+
+    fn load_replica(&self) -> Result<Replica, LibraryError> {
+        let saved = self.store.sync_load()?;
+        for d in &saved.damaged {
+            tracing::warn!("library: the sync record {d} is damaged; `jhack check` reports it");
+        }
+        let device = match saved.device {
+            Some(d) => d,
+            None => {
+                let d = new_device(&self.dir);
+                self.store.sync_set_device(d)?;
+                d
+            }
+        };
+        let mut r = Replica::restore(device, saved.clock, saved.seq, saved.records, saved.cursors);
+        // Sounds listed before the replica knew them (a library from before sync).
+        let (listed, _) = self.store.all()?;
+        let now = now_ms();
+        let mut adopted = 0;
+        for m in &listed {
+            if r.get(&m.id).is_none() {
+                r.import_with(
+                    m.id,
+                    facts_of(m),
+                    &m.name,
+                    m.key.as_deref(),
+                    m.gain_db,
+                    &m.tags,
+                    now,
+                );
+                adopted += 1;
+            }
+        }
+        if adopted > 0 {
+            let bases = listed.into_iter().map(|m| (m.id, m)).collect();
+            self.commit(&mut r, &bases)?;
+        }
+        Ok(r)
+    }
+
+    /// Writes what changed in `r` with the listing it projects to (over `bases`, or
+    /// what is listed now), then removes the files of deleted sounds and tells the
+    /// watchers. On an error the caller must drop its replica (it is reloaded).
+    fn commit(
+        &self,
+        r: &mut Replica,
+        bases: &HashMap<SoundId, SoundMeta>,
+    ) -> Result<Committed, LibraryError> {
+        let dirty = r.take_dirty();
+        if dirty.is_empty() && dirty.seq == 0 {
+            return Ok(Committed::default());
+        }
+        let now = now_ms();
+        let mut metas = Vec::with_capacity(dirty.records.len());
+        let mut out = Committed::default();
+        for (_, rec) in &dirty.records {
+            let old = self.store.get(&rec.id).ok().flatten();
+            let base = bases.get(&rec.id).or(old.as_ref());
+            if rec.live() {
+                let m = project(rec, base, now);
+                if old.as_ref() != Some(&m) {
+                    out.changed.push(m.clone());
+                    metas.push(MetaChange::Put(m));
+                }
+            } else if let Some(old) = old {
+                metas.push(MetaChange::Remove(old.id));
+                out.removed.push(old);
+            }
+        }
+        self.store.sync_commit(&dirty, &metas)?;
+        self.store.flush()?;
+        for m in &out.removed {
+            let path = self.blobs.path(&m.id);
+            self.blobs.remove(&m.id).map_err(LibraryError::io(&path))?;
+        }
+        if !dirty.records.is_empty() {
+            for w in crate::guard::lock(&self.sync.watchers).iter() {
+                w();
+            }
+        }
+        Ok(out)
+    }
+
+    /// Runs `f` on the replica and commits what it changed; on a failed commit the
+    /// replica is dropped (the next use reloads it from the database).
+    pub(super) fn change<T>(
+        &self,
+        bases: &HashMap<SoundId, SoundMeta>,
+        f: impl FnOnce(&mut Replica) -> T,
+    ) -> Result<(T, Committed), LibraryError> {
+        let mut guard = self.replica()?;
+        let Some(r) = guard.as_mut() else {
+            return Err(LibraryError::Invalid(
+                "the library's replica is gone".into(),
+            ));
+        };
+        let t = f(r);
+        match self.commit(r, bases) {
+            Ok(c) => Ok((t, c)),
+            Err(e) => {
+                *guard = None;
+                Err(e)
+            }
+        }
+    }
+
+    /// This library's device number in sync stamps.
+    pub fn sync_device(&self) -> Result<Device, LibraryError> {
+        let guard = self.replica()?;
+        Ok(guard.as_ref().map_or(Device(0), Replica::device))
+    }
+
+    /// The last local sequence number (moves with every change).
+    pub fn sync_seq(&self) -> Result<u64, LibraryError> {
+        Ok(self.replica()?.as_ref().map_or(0, Replica::seq))
+    }
+
+    /// The fingerprint of every record.
+    pub fn sync_fingerprint(&self) -> Result<[u8; 32], LibraryError> {
+        Ok(self
+            .replica()?
+            .as_ref()
+            .map_or([0; 32], Replica::fingerprint))
+    }
+
+    /// The last of `peer`'s sequence numbers held here.
+    pub fn sync_cursor(&self, peer: Device) -> Result<u64, LibraryError> {
+        Ok(self.replica()?.as_ref().map_or(0, |r| r.cursor(peer)))
+    }
+
+    /// What to send `peer` to pull its changes.
+    pub fn sync_ask(&self, peer: Device) -> Result<Msg, LibraryError> {
+        let guard = self.replica()?;
+        guard
+            .as_ref()
+            .map(|r| r.ask(peer))
+            .ok_or_else(|| LibraryError::Invalid("the library's replica is gone".into()))
+    }
+
+    /// Handles a sync message from `peer`: an ask is answered, changes are merged
+    /// and committed with the listing they make.
+    pub fn sync_handle(&self, peer: Device, msg: Msg) -> Result<Merged, LibraryError> {
+        let now = now_ms();
+        let (outcome, done) = self.change(&HashMap::new(), |r| r.handle(peer, msg, now))?;
+        let name_of = |id: &SoundId| {
+            self.store
+                .get(id)
+                .ok()
+                .flatten()
+                .map_or_else(|| id.short(), |m| m.name)
+        };
+        let merged = Merged {
+            fixes: outcome.fixes.iter().map(|f| fix_text(f, name_of)).collect(),
+            refused: outcome
+                .refused
+                .iter()
+                .map(|(id, e)| format!("a change to {}: {e}", id.short()))
+                .collect(),
+            reply: outcome.reply,
+            changed: done.changed,
+            removed: done.removed,
+        };
+        Ok(merged)
+    }
+
+    /// Calls `w` after every change to the replica (from any thread).
+    pub fn on_sync_change(&self, w: Watcher) {
+        crate::guard::lock(&self.sync.watchers).push(w);
+    }
+
+    /// Whether the replica agrees with the listing (for `jhack check`): every live
+    /// record listed as it says, and nothing listed that it does not know.
+    pub(super) fn sync_problems(&self) -> Result<Vec<String>, LibraryError> {
+        let saved = self.store.sync_load()?;
+        let mut problems: Vec<String> = saved
+            .damaged
+            .iter()
+            .map(|k| format!("sync record {k}: damaged, cannot be read"))
+            .collect();
+        if saved.records.is_empty() {
+            // Not used for sync yet: the listing is adopted at first use.
+            return Ok(problems);
+        }
+        let (listed, _) = self.store.all()?;
+        let listed: HashMap<SoundId, SoundMeta> = listed.into_iter().map(|m| (m.id, m)).collect();
+        let mut live = 0;
+        for (_, r) in &saved.records {
+            match (r.live(), listed.get(&r.id)) {
+                (true, Some(m)) => {
+                    live += 1;
+                    if m.name != r.name.value || m.key != r.key.value || m.tags != r.tags_on() {
+                        problems.push(format!(
+                            "{}: its listing differs from its sync record",
+                            m.name
+                        ));
+                    }
+                }
+                (true, None) => problems.push(format!(
+                    "sync record {} ({}) is live but not listed",
+                    r.id.short(),
+                    r.name.value
+                )),
+                (false, Some(m)) => problems.push(format!(
+                    "{}: listed, but its sync record says deleted",
+                    m.name
+                )),
+                (false, None) => {}
+            }
+        }
+        if live < listed.len() {
+            problems.push(format!(
+                "{} listed sounds have no sync record",
+                listed.len() - live
+            ));
+        }
+        Ok(problems)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::library::{Added, Edit, NewSound};
+
+    fn open(dir: &std::path::Path, name: &str) -> Library {
+        Library::open(&dir.join(name), &dir.join(format!("{name}.lock"))).expect("open")
+    }
+
+    fn add(lib: &Library, seed: u8, name: &str, key: Option<&str>) -> SoundMeta {
+        let bytes: Vec<u8> = (0..2000u32).map(|b| (b as u8) ^ seed).collect();
+        let temp = lib.stage_bytes(&bytes, Some("wav")).expect("stage");
+        let new = NewSound {
+            name: name.into(),
+            tags: vec!["fx".into()],
+            key: key.map(Into::into),
+            gain_db: 0.0,
+            frames: 1000,
+            sample_rate: 48_000,
+            channels: 1,
+            format: "wav/pcm_s16le".into(),
+            loudness_lufs: None,
+            origin: Origin::Local,
+        };
+        match lib.add(temp, new).expect("add") {
+            Added::New(m) | Added::AlreadyPresent(m) => m,
+        }
+    }
+
+    /// `to` pulls from `from` until caught up; returns what `to` was told.
+    fn pull(from: &Library, to: &Library) -> Vec<String> {
+        let (df, dt) = (
+            from.sync_device().expect("dev"),
+            to.sync_device().expect("dev"),
+        );
+        let mut told = Vec::new();
+        let mut ask = to.sync_ask(df).expect("ask");
+        for _ in 0..100 {
+            let answer = from.sync_handle(dt, ask).expect("answer").reply;
+            let Some(answer) = answer else { break };
+            let m = to.sync_handle(df, answer).expect("merge");
+            told.extend(m.fixes);
+            match m.reply {
+                Some(next) => ask = next,
+                None => break,
+            }
+        }
+        told
+    }
+
+    fn listing(lib: &Library) -> Vec<(String, Option<String>, Vec<String>, SoundId)> {
+        lib.list()
+            .expect("list")
+            .into_iter()
+            .map(|m| (m.name, m.key, m.tags, m.id))
+            .collect()
+    }
+
+    #[test]
+    fn two_libraries_converge_through_their_replicas_and_list_remote_sounds() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (a, b) = (open(dir.path(), "a"), open(dir.path(), "b"));
+        let horn = add(&a, 1, "horn", Some("1"));
+        let _bell = add(&a, 2, "bell", None);
+        // Disconnected: both use the name "ding" and the key 2 for different sounds.
+        add(&a, 3, "ding", Some("2"));
+        add(&b, 4, "ding", Some("2"));
+        pull(&a, &b);
+        let told = pull(&b, &a);
+        pull(&a, &b);
+        assert_eq!(listing(&a), listing(&b));
+        assert_eq!(a.sync_fingerprint().unwrap(), b.sync_fingerprint().unwrap());
+        let names: Vec<String> = listing(&a).into_iter().map(|x| x.0).collect();
+        assert_eq!(names.len(), 4, "{names:?}");
+        assert!(names.iter().any(|n| n.starts_with("ding~")), "{names:?}");
+        assert!(
+            told.iter().chain(&pull(&a, &b)).count() <= 2,
+            "each conflict is told once: {told:?}"
+        );
+        // A's sounds are remote on B: listed, no file, and check is clean.
+        let on_b = b.get(&horn.id).unwrap().expect("listed");
+        assert_eq!(on_b.origin, Origin::Remote);
+        assert!(!b.has_file(&horn.id));
+        let report = b.check().expect("check");
+        assert!(report.is_clean(), "{:?}", report.problems);
+        assert_eq!(report.remote, 3);
+        // An edit on B and a delete on A cross over.
+        b.edit(
+            &horn.id,
+            &Edit {
+                name: Some("big horn".into()),
+                add_tags: vec!["loud".into()],
+                ..Edit::default()
+            },
+        )
+        .expect("edit");
+        let bell = a.store.by_name("bell").unwrap().expect("bell");
+        a.remove(&bell).expect("rm");
+        pull(&b, &a);
+        pull(&a, &b);
+        assert_eq!(listing(&a), listing(&b));
+        let horn_a = a.get(&horn.id).unwrap().expect("horn");
+        assert_eq!(horn_a.name, "big horn");
+        assert_eq!(horn_a.tags, ["fx", "loud"]);
+        assert_eq!(horn_a.origin, Origin::Local, "local facts stay local");
+        assert!(a.get(&bell).unwrap().is_none() && !a.has_file(&bell));
+        for lib in [&a, &b] {
+            let r = lib.check().expect("check");
+            assert!(r.is_clean(), "{:?}", r.problems);
+        }
+        // Importing the same bytes on B brings the file and keeps the record.
+        add(&b, 1, "whatever", None);
+        assert!(b.has_file(&horn.id));
+        assert_eq!(b.get(&horn.id).unwrap().unwrap().name, "big horn");
+    }
+
+    #[test]
+    fn a_reopened_library_is_the_same_replica_and_resumes_where_it_was() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (fp, seq, cursor, dev_a) = {
+            let (a, b) = (open(dir.path(), "a"), open(dir.path(), "b"));
+            add(&a, 1, "horn", Some("1"));
+            add(&a, 2, "bell", None);
+            pull(&a, &b);
+            (
+                b.sync_fingerprint().unwrap(),
+                b.sync_seq().unwrap(),
+                b.sync_cursor(a.sync_device().unwrap()).unwrap(),
+                a.sync_device().unwrap(),
+            )
+        };
+        let (a, b) = (open(dir.path(), "a"), open(dir.path(), "b"));
+        assert_eq!(a.sync_device().unwrap(), dev_a, "the device number stays");
+        assert_eq!(b.sync_fingerprint().unwrap(), fp);
+        assert_eq!(b.sync_seq().unwrap(), seq);
+        assert_eq!(b.sync_cursor(dev_a).unwrap(), cursor);
+        assert!(cursor > 0);
+        // Nothing new: one ask, one empty answer.
+        match a.sync_handle(b.sync_device().unwrap(), b.sync_ask(dev_a).unwrap()) {
+            Ok(Merged {
+                reply: Some(Msg::Changes { records, more, .. }),
+                ..
+            }) => assert!(records.is_empty() && !more),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_library_from_before_sync_is_adopted_whole_at_first_use() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = open(dir.path(), "a");
+        // Listed the old way, without sync records.
+        let m = add(&a, 1, "horn", Some("1"));
+        drop(a);
+        {
+            let db = MetaStoreRaw::open(dir.path());
+            db.clear_sync();
+        }
+        let a = open(dir.path(), "a");
+        assert!(a.check().expect("check").is_clean());
+        let b = open(dir.path(), "b");
+        pull(&a, &b);
+        assert_eq!(listing(&a), listing(&b));
+        assert_eq!(b.get(&m.id).unwrap().unwrap().key.as_deref(), Some("1"));
+    }
+
+    /// The database of library "a" opened directly, to make a library from before sync.
+    struct MetaStoreRaw(sled::Db);
+
+    impl MetaStoreRaw {
+        fn open(dir: &std::path::Path) -> MetaStoreRaw {
+            MetaStoreRaw(sled::open(dir.join("a").join("meta")).expect("sled"))
+        }
+
+        fn clear_sync(&self) {
+            for t in ["sync_records", "sync_peers", "sync_state"] {
+                self.0.drop_tree(t).expect("drop");
+            }
+            self.0.flush().expect("flush");
+        }
+    }
+}
