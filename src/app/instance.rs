@@ -88,7 +88,7 @@ pub struct Instance {
     config: Config,
     engine_config: EngineConfig,
     engine: Arc<Engine>,
-    lib: Library,
+    lib: Arc<Library>,
     bank: SoundBank,
     sounds: Vec<SoundMeta>,
     /// Voices playing banked sounds.
@@ -115,7 +115,7 @@ impl Instance {
             config,
             engine_config,
             engine,
-            lib,
+            lib: Arc::new(lib),
             bank,
             sounds: Vec::new(),
             voices: HashMap::new(),
@@ -157,6 +157,11 @@ impl Instance {
     /// The library.
     pub fn library(&self) -> &Library {
         &self.lib
+    }
+
+    /// The library, for threads that work on it beside the owner's (library sync).
+    pub fn library_shared(&self) -> Arc<Library> {
+        self.lib.clone()
     }
 
     /// The configuration in effect.
@@ -372,6 +377,31 @@ impl Instance {
             e => InstanceError::Library(e),
         })?;
         self.bank.request(self.bank_request(&m, true));
+        self.reload()?;
+        Ok(m)
+    }
+
+    /// Applies `edit` to `id` (as `jhack edit`), keeping the bank's pins in step.
+    pub fn edit(&mut self, id: &SoundId, edit: &Edit) -> Result<SoundMeta, InstanceError> {
+        let m = self.lib.edit(id, edit).map_err(|e| match e {
+            LibraryError::Store(StoreError::KeyTaken { key, holder }) => {
+                InstanceError::KeyTaken { key, holder }
+            }
+            e => InstanceError::Library(e),
+        })?;
+        if m.key.is_some() {
+            self.bank.request(self.bank_request(&m, true));
+        } else {
+            self.bank.unpin(id);
+        }
+        self.reload()?;
+        Ok(m)
+    }
+
+    /// Removes `id` from the library (as `jhack rm`).
+    pub fn remove(&mut self, id: &SoundId) -> Result<Option<SoundMeta>, InstanceError> {
+        self.bank.unpin(id);
+        let m = self.lib.remove(id)?;
         self.reload()?;
         Ok(m)
     }

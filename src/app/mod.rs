@@ -19,5 +19,6 @@ pub mod recorder;
 pub mod requests;
 pub mod spectrum;
 pub mod starter;
+pub mod sync;
 pub mod tone;
 pub mod wire;

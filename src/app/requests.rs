@@ -47,6 +47,7 @@ pub fn dispatch(
             ));
             hub.play_on(&meta, &peers, gain_db, reply);
         }
+        (Request::Sync { peer }, Some(hub)) => hub.sync_now(&peer, reply),
         (req, _) => {
             let _ = reply.send(answer(instance, req, notice));
         }
@@ -65,9 +66,45 @@ fn find(instance: &Instance, target: &str) -> Result<crate::domain::SoundMeta, I
 /// line) when the request changed something.
 pub fn answer(instance: &mut Instance, req: Request, notice: &mut dyn FnMut(String)) -> Response {
     match req {
-        Request::Peers | Request::PlayOn { .. } => {
+        Request::Peers | Request::PlayOn { .. } | Request::Sync { .. } => {
             Response::failure("this jhack is not on the network")
         }
+        Request::Edit {
+            target,
+            name,
+            key,
+            no_key,
+            gain_db,
+            tags,
+            untags,
+        } => {
+            let change = crate::library::Edit {
+                name,
+                key: if no_key { Some(None) } else { key.map(Some) },
+                gain_db,
+                add_tags: tags,
+                remove_tags: untags,
+            };
+            match find(instance, &target).and_then(|m| instance.edit(&m.id, &change)) {
+                Ok(m) => {
+                    notice(format!("edited \"{}\" by a command", m.name));
+                    Response::Sound { sound: m }
+                }
+                Err(e) => error(&e),
+            }
+        }
+        Request::Remove { target } => match find(instance, &target) {
+            Ok(m) => match instance.remove(&m.id) {
+                Ok(_) => {
+                    notice(format!("removed \"{}\" by a command", m.name));
+                    Response::Ok {
+                        message: format!("removed {} ({})", m.name, m.id.short()),
+                    }
+                }
+                Err(e) => error(&e),
+            },
+            Err(e) => error(&e),
+        },
         Request::Ping => Response::Pong {
             pid: std::process::id(),
         },
@@ -80,6 +117,12 @@ pub fn answer(instance: &mut Instance, req: Request, notice: &mut dyn FnMut(Stri
         }
         Request::List => Response::Sounds {
             sounds: instance.sounds().to_vec(),
+            not_here: instance
+                .sounds()
+                .iter()
+                .filter(|m| !instance.library().has_file(&m.id))
+                .map(|m| m.id)
+                .collect(),
         },
         Request::Play { target, gain_db } => {
             if !gain_db.is_finite() || gain_db > 40.0 {

@@ -132,6 +132,15 @@ pub enum Command {
     },
     /// Talk with peers (intercom), both ways at once, until stopped.
     Talk(TalkArgs),
+    /// Sync the library with a mirror (a peer added with --sync mirror) until both
+    /// hold the same sounds; a running screen or serve keeps its mirrors in sync live.
+    Sync {
+        /// The peer: its name or an id prefix.
+        peer: String,
+        /// Print a JSON summary instead of a line.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `jhack talk P [P…]`.
@@ -190,6 +199,10 @@ pub enum PeerCommand {
         /// What it may do here: play, voice, read, write (comma-separated), or none.
         #[arg(long, value_name = "LIST", default_value = "play")]
         allow: String,
+        /// Library sync with it: `mirror` (one of my machines: one library on both;
+        /// allow it read,write), or `none`.
+        #[arg(long, value_name = "RELATION")]
+        sync: Option<String>,
     },
     /// The trusted peers (online state and round trip when a jhack is running).
     List {

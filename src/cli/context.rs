@@ -94,7 +94,7 @@ impl Context {
 /// that owns the home (through its control socket).
 pub enum Owner {
     /// This process holds the library.
-    Here(Library),
+    Here(Box<Library>),
     /// Another process does; requests go to its socket.
     Running(std::path::PathBuf),
 }
@@ -104,7 +104,7 @@ impl Context {
     /// control socket — that process. A holder without a socket is the lock error.
     pub fn library_or_owner(&self) -> Result<Owner, CliError> {
         match self.open_library() {
-            Ok(lib) => Ok(Owner::Here(lib)),
+            Ok(lib) => Ok(Owner::Here(Box::new(lib))),
             Err(e) => {
                 let socket = self.home.socket_path();
                 let ping = crate::app::control::Request::Ping;

@@ -1,8 +1,11 @@
-//! `jhack edit SOUND ...` and `jhack rm SOUND`: changing and removing library sounds.
+//! `jhack edit SOUND ...` and `jhack rm SOUND`: changing and removing library sounds,
+//! here or through the running jhack that owns the home (changes replicate to its
+//! mirrors either way).
 
 use super::args::{EditArgs, GlobalArgs};
-use super::context::{Context, library_error};
+use super::context::{Context, Owner, ask_owner, library_error};
 use super::error::CliError;
+use crate::app::control::{Request, Response};
 use crate::domain::SoundMeta;
 use crate::library::{Edit, Library, LookupError};
 
@@ -32,11 +35,28 @@ pub fn edit(g: &GlobalArgs, args: &EditArgs) -> Result<(), CliError> {
         ));
     }
     let ctx = Context::load(g)?;
-    let lib = ctx.open_library()?;
-    let sound = find(&lib, &args.sound)?;
-    let m = lib
-        .edit(&sound.id, &change)
-        .map_err(|e| prefixed(&sound.name, library_error(e)))?;
+    let m = match ctx.library_or_owner()? {
+        Owner::Here(lib) => {
+            let sound = find(&lib, &args.sound)?;
+            lib.edit(&sound.id, &change)
+                .map_err(|e| prefixed(&sound.name, library_error(e)))?
+        }
+        Owner::Running(socket) => {
+            let req = Request::Edit {
+                target: args.sound.clone(),
+                name: args.name.clone(),
+                key: args.key.clone(),
+                no_key: args.no_key,
+                gain_db: args.gain,
+                tags: args.tags.clone(),
+                untags: args.untags.clone(),
+            };
+            match ask_owner(&socket, &req)? {
+                Response::Sound { sound } => sound,
+                other => return Err(CliError::failure(format!("unexpected reply: {other:?}"))),
+            }
+        }
+    };
     outln!(
         "{} ({}): key {}, gain {:+.1} dB, tags {}",
         m.name,
@@ -54,11 +74,22 @@ pub fn edit(g: &GlobalArgs, args: &EditArgs) -> Result<(), CliError> {
 
 pub fn rm(g: &GlobalArgs, target: &str) -> Result<(), CliError> {
     let ctx = Context::load(g)?;
-    let lib = ctx.open_library()?;
-    let sound = find(&lib, target)?;
-    lib.remove(&sound.id)
-        .map_err(|e| prefixed(&sound.name, library_error(e)))?;
-    outln!("removed {} ({})", sound.name, sound.id.short());
+    match ctx.library_or_owner()? {
+        Owner::Here(lib) => {
+            let sound = find(&lib, target)?;
+            lib.remove(&sound.id)
+                .map_err(|e| prefixed(&sound.name, library_error(e)))?;
+            outln!("removed {} ({})", sound.name, sound.id.short());
+        }
+        Owner::Running(socket) => {
+            let req = Request::Remove {
+                target: target.to_string(),
+            };
+            if let Response::Ok { message } = ask_owner(&socket, &req)? {
+                outln!("{message}");
+            }
+        }
+    }
     Ok(())
 }
 

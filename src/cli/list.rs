@@ -6,7 +6,9 @@ use super::args::GlobalArgs;
 use super::context::{Context, Owner, ask_owner, library_error};
 use super::error::CliError;
 use crate::app::control::{Request, Response};
-use crate::domain::{Origin, SoundMeta};
+use std::collections::HashSet;
+
+use crate::domain::{Origin, SoundId, SoundMeta};
 
 #[derive(serde::Serialize)]
 struct Row<'a> {
@@ -25,23 +27,34 @@ struct Row<'a> {
     added_ms: u64,
     last_played_ms: Option<u64>,
     origin: &'static str,
+    /// "here" (the file is on this machine) or "remote" (listed, the file elsewhere).
+    file: &'static str,
 }
 
 pub fn run(g: &GlobalArgs, json: bool) -> Result<(), CliError> {
     let ctx = Context::load(g)?;
-    let sounds = match ctx.library_or_owner()? {
-        Owner::Here(lib) => lib.list().map_err(library_error)?,
+    let (sounds, not_here) = match ctx.library_or_owner()? {
+        Owner::Here(lib) => {
+            let sounds = lib.list().map_err(library_error)?;
+            let not_here = sounds
+                .iter()
+                .filter(|m| !lib.has_file(&m.id))
+                .map(|m| m.id)
+                .collect();
+            (sounds, not_here)
+        }
         Owner::Running(socket) => match ask_owner(&socket, &Request::List)? {
-            Response::Sounds { sounds } => sounds,
+            Response::Sounds { sounds, not_here } => (sounds, not_here),
             other => return Err(CliError::failure(format!("unexpected reply: {other:?}"))),
         },
     };
+    let not_here: HashSet<SoundId> = not_here.into_iter().collect();
     let out = std::io::stdout();
     let mut out = std::io::BufWriter::new(out.lock());
     let written = if json {
-        write_json(&mut out, &sounds)
+        write_json(&mut out, &sounds, &not_here)
     } else {
-        write_table(&mut out, &sounds)
+        write_table(&mut out, &sounds, &not_here)
     };
     match written.and_then(|()| out.flush()) {
         Ok(()) => Ok(()),
@@ -51,7 +64,11 @@ pub fn run(g: &GlobalArgs, json: bool) -> Result<(), CliError> {
     }
 }
 
-fn write_json(out: &mut impl Write, sounds: &[SoundMeta]) -> std::io::Result<()> {
+fn write_json(
+    out: &mut impl Write,
+    sounds: &[SoundMeta],
+    not_here: &HashSet<SoundId>,
+) -> std::io::Result<()> {
     let rows: Vec<Row<'_>> = sounds
         .iter()
         .map(|m| Row {
@@ -73,6 +90,11 @@ fn write_json(out: &mut impl Write, sounds: &[SoundMeta]) -> std::io::Result<()>
                 Origin::Local => "local",
                 Origin::Remote => "remote",
             },
+            file: if not_here.contains(&m.id) {
+                "remote"
+            } else {
+                "here"
+            },
         })
         .collect();
     serde_json::to_writer(&mut *out, &rows)?;
@@ -90,7 +112,11 @@ pub fn size(bytes: u64) -> String {
     }
 }
 
-fn write_table(out: &mut impl Write, sounds: &[SoundMeta]) -> std::io::Result<()> {
+fn write_table(
+    out: &mut impl Write,
+    sounds: &[SoundMeta],
+    not_here: &HashSet<SoundId>,
+) -> std::io::Result<()> {
     if sounds.is_empty() {
         return writeln!(
             out,
@@ -111,8 +137,8 @@ fn write_table(out: &mut impl Write, sounds: &[SoundMeta]) -> std::io::Result<()
         .clamp(6, 20);
     writeln!(
         out,
-        "{:<12}  {:<name_w$}  {:<6}  {:>8}  {:<fmt_w$}  {:>8}  {:>6}  {:>10}  TAGS",
-        "ID", "NAME", "KEY", "DURATION", "FORMAT", "SIZE", "GAIN", "LOUDNESS"
+        "{:<12}  {:<name_w$}  {:<6}  {:>8}  {:<fmt_w$}  {:>8}  {:>6}  {:>10}  {:<6}  TAGS",
+        "ID", "NAME", "KEY", "DURATION", "FORMAT", "SIZE", "GAIN", "LOUDNESS", "FILE"
     )?;
     for m in sounds {
         let name: String = m.name.chars().take(40).collect();
@@ -121,7 +147,7 @@ fn write_table(out: &mut impl Write, sounds: &[SoundMeta]) -> std::io::Result<()
             .map_or_else(|| "-".to_string(), |l| format!("{l:.1} LUFS"));
         writeln!(
             out,
-            "{:<12}  {:<name_w$}  {:<6}  {:>8}  {:<fmt_w$}  {:>8}  {:>+6.1}  {:>10}  {}",
+            "{:<12}  {:<name_w$}  {:<6}  {:>8}  {:<fmt_w$}  {:>8}  {:>+6.1}  {:>10}  {:<6}  {}",
             m.id.short(),
             name,
             m.key.as_deref().unwrap_or("-"),
@@ -130,6 +156,11 @@ fn write_table(out: &mut impl Write, sounds: &[SoundMeta]) -> std::io::Result<()
             size(m.size),
             m.gain_db,
             loud,
+            if not_here.contains(&m.id) {
+                "remote"
+            } else {
+                "here"
+            },
             m.tags.join(",")
         )?;
     }

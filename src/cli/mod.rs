@@ -20,6 +20,7 @@ mod play_remote;
 mod record;
 mod serve;
 mod session;
+mod sync;
 mod talk;
 mod tone;
 mod tui;
@@ -102,5 +103,6 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Some(Command::Peer(c)) => peer::run(g, c),
         Some(Command::Serve { listen }) => serve::run(g, listen.as_deref()),
         Some(Command::Talk(args)) => talk::run(g, &args),
+        Some(Command::Sync { peer, json }) => sync::run(g, &peer, json),
     }
 }

@@ -7,7 +7,9 @@ use super::args::{GlobalArgs, PeerCommand};
 use super::context::Context;
 use super::error::{CliError, chain};
 use crate::app::control::{Request, Response};
-use crate::net::{Identity, PeerId, PeerStatus, Permissions, TrustStore, TrustedPeer, trust};
+use crate::net::{
+    Identity, PeerId, PeerStatus, Permissions, SyncRelation, TrustStore, TrustedPeer, trust,
+};
 
 /// `jhack id`.
 pub fn id(g: &GlobalArgs) -> Result<(), CliError> {
@@ -39,6 +41,7 @@ pub fn run(g: &GlobalArgs, c: PeerCommand) -> Result<(), CliError> {
             addr,
             name,
             allow,
+            sync,
         } => {
             let id: PeerId = id
                 .parse()
@@ -58,11 +61,18 @@ pub fn run(g: &GlobalArgs, c: PeerCommand) -> Result<(), CliError> {
                 Some(n) => n,
                 None => format!("peer-{}", id.short().to_lowercase().replace('-', "")),
             };
+            let sync = match sync.as_deref() {
+                Some(s) => {
+                    SyncRelation::parse(s).map_err(|e| CliError::input(format!("--sync: {e}")))?
+                }
+                None => store.by_id(&id).and_then(|p| p.sync),
+            };
             let peer = TrustedPeer {
                 name,
                 id,
                 address,
                 allow,
+                sync,
             };
             let added = store
                 .add(peer.clone())
@@ -84,6 +94,9 @@ pub fn run(g: &GlobalArgs, c: PeerCommand) -> Result<(), CliError> {
                     .map_or_else(String::new, |a| format!(" at {a}")),
                 entry.allow
             );
+            if let Some(r) = entry.sync {
+                outln!("  library sync: {}", r.name());
+            }
             Ok(())
         }
         PeerCommand::Rm { peer } => {

@@ -258,7 +258,7 @@ fn resolve_targets(ctx: &Context, raw: &[std::path::PathBuf]) -> Result<Resolved
         }
     }
     if let Some(Owner::Here(l)) = owner {
-        r.lib = Some(l);
+        r.lib = Some(*l);
     }
     Ok(r)
 }

@@ -64,6 +64,7 @@ pub fn run(g: &GlobalArgs, listen: Option<&str>) -> Result<(), CliError> {
         dial: ctx.config.net.connect,
         any_port_if_busy: false,
         voice: crate::app::peers::VoiceRole::Relay,
+        sync: true,
     };
     let mut hub = PeerHub::start(&ctx.home, &instance, opts, post).map_err(CliError::failure)?;
     let addr = hub

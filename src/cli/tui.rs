@@ -41,6 +41,7 @@ pub fn run(g: &GlobalArgs, stats_file: Option<std::path::PathBuf>) -> Result<(),
                     480,
                     crate::voice::gate::TalkMode::PushToTalk,
                 )),
+                sync: true,
             },
         )),
     };

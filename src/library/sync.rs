@@ -179,7 +179,7 @@ impl Library {
         bases: &HashMap<SoundId, SoundMeta>,
     ) -> Result<Committed, LibraryError> {
         let dirty = r.take_dirty();
-        if dirty.is_empty() && dirty.seq == 0 {
+        if dirty.is_empty() {
             return Ok(Committed::default());
         }
         let now = now_ms();

@@ -62,7 +62,7 @@ const DATAGRAM_BURST: u32 = 250;
 /// A refusal of a feature is told to the peer at most this often.
 const DENY_EVERY: Duration = Duration::from_secs(5);
 /// Stream reset code: a stream kind this side does not serve.
-const UNKNOWN_STREAM: u32 = 2;
+pub(crate) const UNKNOWN_STREAM: u32 = 2;
 
 /// A live connection to a trusted peer.
 pub(crate) struct Link {

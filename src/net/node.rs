@@ -94,6 +94,20 @@ pub enum NetError {
     /// Two features claimed the same kind (a programming error, caught at start).
     #[error(transparent)]
     Route(#[from] RouteClash),
+    /// A peer refused a request (it says why in a notice).
+    #[error("{name} refused (it does not offer this, or not to us)")]
+    Refused {
+        /// The peer's name.
+        name: String,
+    },
+    /// A request was not answered.
+    #[error("{name}: {reason}")]
+    Request {
+        /// The peer's name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
     /// A datagram could not be sent.
     #[error("cannot send a datagram to {name}: {reason}")]
     Datagram {
@@ -208,6 +222,11 @@ impl Node {
     /// The trusted peer `query` names (name or id prefix).
     pub fn find(&self, query: &str) -> Result<TrustedPeer, NetError> {
         Ok(self.shared.trust().store().find(query)?.clone())
+    }
+
+    /// The trust store's entry of `id` (`None`: not trusted).
+    pub fn trusted(&self, id: &PeerId) -> Option<TrustedPeer> {
+        self.shared.trusted(id)
     }
 
     /// The trusted name of `id` (its short id when it is not trusted).
@@ -360,6 +379,40 @@ impl Node {
         self.runtime()
             .spawn(blob::run_fetch(self.shared.clone(), link, f.clone()));
         Ok(f)
+    }
+
+    /// Asks `peer` on a new stream of a feature's request `kind` and waits (this
+    /// thread, never a network one) for the answer, at most `max_answer` bytes,
+    /// within `timeout`. See [`super::request`].
+    pub fn request(
+        &self,
+        peer: &PeerId,
+        kind: crate::proto::StreamKind,
+        body: &[u8],
+        max_answer: usize,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, NetError> {
+        let name = self.name_of(peer);
+        let Some(link) = self.shared.link(peer) else {
+            return Err(NetError::Offline {
+                name,
+                reason: "not connected".into(),
+            });
+        };
+        let asked = self.runtime().block_on(async {
+            tokio::time::timeout(timeout, super::request::ask(&link, kind, body, max_answer)).await
+        });
+        match asked {
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(super::request::AskError::Refused)) => Err(NetError::Refused { name }),
+            Ok(Err(super::request::AskError::Failed(reason))) => {
+                Err(NetError::Request { name, reason })
+            }
+            Err(_) => Err(NetError::Request {
+                name,
+                reason: format!("no answer within {} s", timeout.as_secs()),
+            }),
+        }
     }
 
     /// A handle for sending datagrams and feature messages from any thread.

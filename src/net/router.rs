@@ -86,6 +86,8 @@ pub struct Feature {
     pub datagrams: Vec<(u8, DatagramHandler)>,
     /// The feature-message kinds it receives.
     pub messages: Vec<(u16, MessageHandler)>,
+    /// The stream kinds it answers requests on (see [`super::request`]).
+    pub requests: Vec<(StreamKind, super::request::RequestHandler)>,
 }
 
 /// One registered feature's routing facts.
@@ -134,6 +136,15 @@ impl Router {
             }
             self.messages
                 .insert(kind, route(f.name, Some(f.permission), h));
+        }
+        for (kind, h) in f.requests {
+            if let Some(r) = self.streams.get(&kind) {
+                return Err(clash("stream", kind.0.into(), r.feature, f.name));
+            }
+            self.streams.insert(
+                kind,
+                route(f.name, Some(f.permission), super::request::serve(h)),
+            );
         }
         self.names.push(f.name);
         Ok(())
@@ -209,6 +220,7 @@ mod tests {
             permission: Permission::Voice,
             datagrams: vec![(datagram, d)],
             messages: vec![(message, m)],
+            requests: vec![],
         }
     }
 

@@ -161,6 +161,40 @@ pub struct TrustedPeer {
     pub address: Option<String>,
     /// What it may do here.
     pub allow: Permissions,
+    /// What its library is to ours (`None`: no library sync with it).
+    pub sync: Option<SyncRelation>,
+}
+
+/// What a peer's library is to ours, in `peers.toml` as `sync = "mirror"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncRelation {
+    /// One of my own machines: both sides read and write one library (each side
+    /// needs `read` and `write` from the other).
+    Mirror,
+}
+
+impl SyncRelation {
+    /// The words `peers.toml` and `--sync` accept.
+    pub const NAMES: [&'static str; 1] = ["mirror"];
+
+    /// Parses `"mirror"` (any case); `"none"` or `""` is no relation.
+    pub fn parse(text: &str) -> Result<Option<SyncRelation>, String> {
+        match text.trim().to_lowercase().as_str() {
+            "mirror" => Ok(Some(SyncRelation::Mirror)),
+            "" | "none" => Ok(None),
+            other => Err(format!(
+                "unknown sync relation '{other}' (valid: {}, none)",
+                SyncRelation::NAMES.join(", ")
+            )),
+        }
+    }
+
+    /// Its word in the file.
+    pub fn name(self) -> &'static str {
+        match self {
+            SyncRelation::Mirror => "mirror",
+        }
+    }
 }
 
 /// What [`TrustStore::add`] did.
@@ -269,6 +303,8 @@ struct FileEntry {
     address: Option<String>,
     #[serde(default)]
     allow: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sync: Option<String>,
 }
 
 impl TrustStore {
@@ -372,6 +408,7 @@ impl TrustStore {
             id: peer.id,
             address,
             allow: peer.allow,
+            sync: peer.sync,
         };
         match self.peers.iter_mut().find(|p| p.id == entry.id) {
             Some(existing) => {
@@ -467,6 +504,7 @@ impl TrustStore {
                     id: p.id.to_string(),
                     address: p.address.clone(),
                     allow: p.allow.names().into_iter().map(str::to_string).collect(),
+                    sync: p.sync.map(|r| r.name().to_string()),
                 })
                 .collect(),
         };
@@ -494,11 +532,16 @@ fn validate_entry(entry: FileEntry) -> Result<TrustedPeer, String> {
         .map_err(|e| e.to_string())?;
     let allow = Permissions::from_words(entry.allow.iter().map(String::as_str))
         .map_err(|e| format!("allow: {e}"))?;
+    let sync = match entry.sync.as_deref() {
+        Some(s) => SyncRelation::parse(s).map_err(|e| format!("sync: {e}"))?,
+        None => None,
+    };
     Ok(TrustedPeer {
         name,
         id,
         address,
         allow,
+        sync,
     })
 }
 
@@ -713,6 +756,7 @@ mod tests {
             id,
             address: address.map(str::to_string),
             allow: Permissions::parse(allow).expect("permissions"),
+            sync: None,
         }
     }
 

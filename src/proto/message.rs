@@ -235,6 +235,8 @@ pub struct StreamKind(pub u16);
 impl StreamKind {
     /// A blob fetch: a framed [`FetchRequest`] follows.
     pub const BLOB: StreamKind = StreamKind(1);
+    /// A library sync request: one sync message, answered by one (`sync::wire`).
+    pub const SYNC: StreamKind = StreamKind(2);
 
     /// The header's bytes.
     pub fn to_bytes(self) -> [u8; 2] {

@@ -92,7 +92,6 @@ fn scenario(seed: u64, replicas: usize, steps: usize) -> (usize, usize) {
     let mut delivered = 0;
     let mut fixes = 0;
     let mut disks: Vec<Disk> = (0..replicas).map(|_| Disk::default()).collect();
-    let mut disks: Vec<Disk> = (0..replicas).map(|_| Disk::default()).collect();
     let wall = |now: u64, i: usize| (now as i64 + skew[i]) as u64;
     let ids: Vec<SoundId> = (0..12u8)
         .map(|b| SoundId([b.wrapping_mul(37).wrapping_add(1); 32]))

@@ -1,4 +1,4 @@
-//! Sync messages on the wire: postcard inside a feature message, decoded only within
+//! Sync messages on the wire: postcard on a sync request stream, decoded only within
 //! bounds. A record is refused when any of its texts is too long or it carries too
 //! many tags; a message when it is too large or carries more records than a batch.
 //! A peer can therefore never make us hold more than one bounded batch per message,

@@ -14,6 +14,7 @@ mod long_file;
 mod mixer;
 mod peer_node;
 mod peers;
+mod sync;
 mod tui_live;
 mod tui_screen;
 mod voice;

@@ -72,6 +72,7 @@ fn pair_with_features(
             id: peer,
             address: addr,
             allow: all,
+            sync: None,
         })
         .expect("add");
         t.save().expect("save");
@@ -294,6 +295,7 @@ fn a_peer_speaking_another_protocol_version_is_refused_with_a_clear_message() {
         id: me.id,
         address: None,
         allow: Permissions::parse("play").expect("play"),
+        sync: None,
     })
     .expect("add");
     t.save().expect("save");
@@ -734,6 +736,7 @@ fn voice_datagrams_cross_at_once_even_behind_a_hundred_megabyte_transfer() {
         permission: jhack::net::Permission::Voice,
         datagrams: vec![(jhack::proto::datagram_kind::VOICE, handler)],
         messages: Vec::new(),
+        requests: Vec::new(),
     };
     let (a, b, id_a) = pair_with_features(vec![(id, path.clone())], FAST, vec![feature]);
     let b_id = b.node.id();

@@ -124,6 +124,7 @@ impl VoiceInbox {
                 (feature_kind::VOICE_REPORT, report),
                 (feature_kind::VOICE_CALL, note),
             ],
+            requests: vec![],
         }
     }
 

@@ -138,6 +138,7 @@ impl VoiceRelay {
                 (feature_kind::VOICE_REPORT, report),
                 (feature_kind::VOICE_CALL, note),
             ],
+            requests: vec![],
         }
     }
 

@@ -76,6 +76,39 @@ pub enum Request {
         #[serde(default)]
         gain_db: f32,
     },
+    /// Change a library sound (as `jhack edit`).
+    Edit {
+        /// The sound, as for `play`.
+        target: String,
+        /// New name.
+        #[serde(default)]
+        name: Option<String>,
+        /// Key to bind.
+        #[serde(default)]
+        key: Option<String>,
+        /// Unbind its key.
+        #[serde(default)]
+        no_key: bool,
+        /// New own gain, dB.
+        #[serde(default)]
+        gain_db: Option<f32>,
+        /// Tags to add.
+        #[serde(default)]
+        tags: Vec<String>,
+        /// Tags to remove.
+        #[serde(default)]
+        untags: Vec<String>,
+    },
+    /// Remove a library sound (as `jhack rm`).
+    Remove {
+        /// The sound, as for `play`.
+        target: String,
+    },
+    /// Sync the library with a peer now; answered once the two match (or not).
+    Sync {
+        /// The peer: a name or an id prefix.
+        peer: String,
+    },
 }
 
 /// What the owning process answers.
@@ -91,6 +124,9 @@ pub enum Response {
     Sounds {
         /// All of them.
         sounds: Vec<SoundMeta>,
+        /// Those whose file is not on this machine (remote sounds).
+        #[serde(default)]
+        not_here: Vec<crate::domain::SoundId>,
     },
     /// What an `import` did.
     Imported {
@@ -117,6 +153,16 @@ pub enum Response {
     Peers {
         /// Each one.
         peers: Vec<crate::net::PeerStatus>,
+    },
+    /// A sound as it is now (after `edit`).
+    Sound {
+        /// It.
+        sound: SoundMeta,
+    },
+    /// How library sync stands with a peer (after `sync`).
+    Synced {
+        /// The standing.
+        status: crate::app::sync::PeerSync,
     },
 }
 
@@ -266,6 +312,26 @@ impl Request {
                     return Err(Rejected::bad("play: name one to 64 peers"));
                 }
                 finite(*gain_db)
+            }
+            Request::Edit {
+                target, gain_db, ..
+            } => {
+                if target.trim().is_empty() {
+                    return Err(Rejected::bad("edit: no sound named"));
+                }
+                gain_db.map_or(Ok(()), finite)
+            }
+            Request::Remove { target } => {
+                if target.trim().is_empty() {
+                    return Err(Rejected::bad("rm: no sound named"));
+                }
+                Ok(())
+            }
+            Request::Sync { peer } => {
+                if peer.trim().is_empty() {
+                    return Err(Rejected::bad("sync: no peer named"));
+                }
+                Ok(())
             }
             Request::Stop | Request::List | Request::Ping | Request::Peers => Ok(()),
         }

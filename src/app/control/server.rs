@@ -56,6 +56,8 @@ impl Limits {
             Request::Import { .. } => self.import_timeout,
             // Peers answer once they started, fetching the sound first if they must.
             Request::PlayOn { .. } => self.reply_timeout * 6,
+            // The owner answers once the two libraries match (or gives up at 60 s).
+            Request::Sync { .. } => Duration::from_secs(75),
             _ => self.reply_timeout,
         }
     }

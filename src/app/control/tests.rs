@@ -55,6 +55,7 @@ fn answer(req: Request) -> Response {
         }
         Request::List => Response::Sounds {
             sounds: vec![sample_meta()],
+            not_here: vec![],
         },
         Request::Peers => Response::Peers { peers: vec![] },
         Request::PlayOn { target, peers, .. } => Response::Ok {
@@ -62,6 +63,22 @@ fn answer(req: Request) -> Response {
         },
         Request::Ping => Response::Pong {
             pid: std::process::id(),
+        },
+        Request::Edit { name, .. } => Response::Sound {
+            sound: SoundMeta {
+                name: name.unwrap_or_else(|| "airhorn".into()),
+                ..sample_meta()
+            },
+        },
+        Request::Remove { target } => Response::Ok {
+            message: format!("removed {target}"),
+        },
+        Request::Sync { peer } => Response::Synced {
+            status: crate::app::sync::PeerSync {
+                peer,
+                in_sync: true,
+                ..Default::default()
+            },
         },
     }
 }
@@ -181,6 +198,7 @@ fn every_request_round_trips() {
             Request::List,
             Response::Sounds {
                 sounds: vec![sample_meta()],
+                not_here: vec![],
             },
         ),
         (
@@ -276,6 +294,7 @@ fn json_shapes_are_as_documented() {
     );
     let sounds = value(&Response::Sounds {
         sounds: vec![sample_meta()],
+        not_here: vec![],
     });
     assert_eq!(sounds["type"], "sounds");
     assert_eq!(sounds["sounds"][0]["name"], "airhorn");

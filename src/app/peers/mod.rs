@@ -55,6 +55,8 @@ pub enum HubEvent {
         /// The prepared voice.
         result: Result<Prepared, String>,
     },
+    /// Library sync merged a peer's changes here.
+    Synced(crate::app::sync::SyncNews),
 }
 
 /// How the hub's threads reach the owner's loop.
@@ -116,6 +118,7 @@ pub struct PeerHub {
     started: Vec<Started>,
     node: Arc<Node>,
     voice: voice::Voice,
+    sync: Option<crate::app::sync::SyncService>,
     post: Poster,
     arriving: HashMap<SoundId, Arriving>,
     sent: HashMap<u64, Sent>,
@@ -137,6 +140,8 @@ pub struct HubOptions {
     pub any_port_if_busy: bool,
     /// What to do with voice.
     pub voice: VoiceRole,
+    /// Keep the library in sync with the peers marked as mirrors.
+    pub sync: bool,
 }
 
 impl PeerHub {
@@ -224,6 +229,48 @@ impl PeerHub {
         }
     }
 
+    /// How library sync stands with each peer it ran with.
+    pub fn sync_status(&self) -> Vec<crate::app::sync::PeerSync> {
+        self.sync.as_ref().map_or_else(Vec::new, |s| s.status())
+    }
+
+    /// Syncs with `peer` now, on a thread of its own; `reply` gets the standing once
+    /// the two libraries match, or why they do not.
+    pub fn sync_now(&mut self, peer: &str, reply: std::sync::mpsc::Sender<Response>) {
+        let Some(sync) = &self.sync else {
+            let _ = reply.send(Response::failure("library sync is off here"));
+            return;
+        };
+        let found = match self.node.find(peer) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = reply.send(Response::bad_input(chain(&e)));
+                return;
+            }
+        };
+        let (handle, node) = (sync.handle(), self.node.clone());
+        let spawned = std::thread::Builder::new()
+            .name("jhack-sync-now".into())
+            .spawn(move || {
+                let r = match node.connect(&found, std::time::Duration::from_secs(10)) {
+                    Err(e) => Response::failure(chain(&e)),
+                    Ok(()) => match handle.sync_once(
+                        &node,
+                        &found.id,
+                        std::time::Duration::from_secs(60),
+                        &|_| {},
+                    ) {
+                        Ok(status) => Response::Synced { status },
+                        Err(e) => Response::failure(e),
+                    },
+                };
+                let _ = reply.send(r);
+            });
+        if let Err(e) = spawned {
+            tracing::warn!("sync: cannot start a thread: {e}");
+        }
+    }
+
     fn handle_quietly(
         &mut self,
         instance: &mut Instance,
@@ -266,6 +313,22 @@ impl PeerHub {
                     }
                 };
                 reply.send(outcome);
+            }
+            HubEvent::Synced(news) => {
+                if let Err(e) = instance.reload() {
+                    notice(format!("the library could not be re-read: {}", chain(&e)));
+                }
+                if news.changed + news.removed > 0 {
+                    tracing::info!(
+                        "sync with {}: {} sounds changed, {} deleted",
+                        news.peer,
+                        news.changed,
+                        news.removed
+                    );
+                }
+                for n in news.notes {
+                    notice(format!("sync with {}: {n}", news.peer));
+                }
             }
         }
     }

@@ -26,6 +26,19 @@ impl PeerHub {
         let mut notes = Vec::new();
         let mut node = None;
         let (voice, feature) = voice::Voice::new(&opts.voice);
+        let mut sync = None;
+        let mut sync_feature = None;
+        if opts.sync {
+            let post = post.clone();
+            let news: crate::app::sync::NewsSink = Arc::new(move |n| post(HubEvent::Synced(n)));
+            match crate::app::sync::SyncService::new(instance.library_shared(), news) {
+                Ok((s, f)) => {
+                    sync = Some(s);
+                    sync_feature = Some(f);
+                }
+                Err(e) => notes.push(format!("no library sync: {e}")),
+            }
+        }
         for (i, listen) in listen_candidates(opts.listen, opts.any_port_if_busy)
             .into_iter()
             .enumerate()
@@ -41,7 +54,7 @@ impl PeerHub {
                 trigger_burst: net.trigger_burst,
             };
             let blobs = Arc::new(instance.library().blob_locator());
-            let features = feature.iter().cloned().collect();
+            let features = feature.iter().chain(&sync_feature).cloned().collect();
             match Node::start_with(identity, cfg, blobs, sink.clone(), features) {
                 Ok(n) => {
                     if i > 0
@@ -66,10 +79,17 @@ impl PeerHub {
             return Err(notes.join("; "));
         };
         notes.retain(|n| !n.starts_with("cannot listen"));
+        let node = Arc::new(node);
+        if let Some(s) = sync.as_mut()
+            && let Err(e) = s.attach(node.clone())
+        {
+            notes.push(format!("no library sync: {e}"));
+        }
         let mut hub = PeerHub {
             started: Vec::new(),
-            node: Arc::new(node),
+            node,
             voice,
+            sync,
             post,
             arriving: HashMap::new(),
             sent: HashMap::new(),

@@ -1,0 +1,191 @@
+//! Pulling a peer's changes: ask from our cursor, merge the answer, and ask again —
+//! at once while it has more, otherwise the peer holds the ask until it changes (a
+//! long poll). One puller per connected mirror; it ends when the peer goes or the
+//! service stops (the manager starts it again).
+//!
+//! Must never: merge what the peer sent without the library's bounds checks
+//! (`sync::wire::decode`), or spin: a failed exchange waits before the next.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use super::server::{ANSWER_NOW, MAY_HOLD};
+use super::{PeerSync, Shared, SyncNews, device_of, why_not};
+use crate::guard::lock;
+use crate::net::{NetError, Node, PeerId};
+use crate::proto::StreamKind;
+use crate::sync::replica::Msg;
+use crate::sync::wire;
+
+/// How long an ask may go unanswered (the peer holds it up to its long poll).
+const ASK_TIMEOUT: Duration = Duration::from_secs(40);
+/// How long a new connection's features may take to arrive.
+const FEATURES_WITHIN: Duration = Duration::from_secs(3);
+/// The wait after a failed exchange.
+const BACKOFF: Duration = Duration::from_secs(2);
+/// The wait after a refusal.
+const REFUSED_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Why an exchange failed.
+struct Failure {
+    /// The peer refused us (no use asking again soon).
+    refused: bool,
+    why: String,
+}
+
+impl Failure {
+    fn other(e: impl std::fmt::Display) -> Failure {
+        Failure {
+            refused: false,
+            why: e.to_string(),
+        }
+    }
+}
+
+/// What one exchange did.
+struct Step {
+    /// The peer has more for us right now.
+    more: bool,
+    /// Its fingerprint equals ours after the merge.
+    in_sync: bool,
+}
+
+/// One ask and its merge.
+fn exchange(
+    shared: &Shared,
+    node: &Node,
+    peer: &PeerId,
+    name: &str,
+    mode: u8,
+) -> Result<Step, Failure> {
+    let dev = device_of(peer);
+    let ask = shared.lib.sync_ask(dev).map_err(Failure::other)?;
+    let mut body = vec![mode];
+    body.extend(wire::encode(&ask));
+    let answer = node
+        .request(
+            peer,
+            StreamKind::SYNC,
+            &body,
+            wire::MAX_MESSAGE,
+            ASK_TIMEOUT,
+        )
+        .map_err(|e| Failure {
+            refused: matches!(e, NetError::Refused { .. }),
+            why: e.to_string(),
+        })?;
+    let msg = wire::decode(&answer).map_err(|e| Failure::other(format!("{name} sent {e}")))?;
+    let (count, theirs, more) = match &msg {
+        Msg::Changes {
+            records,
+            fingerprint,
+            more,
+            ..
+        } => (records.len(), *fingerprint, *more),
+        Msg::Ask { .. } => {
+            return Err(Failure::other(format!(
+                "{name} answered an ask with an ask"
+            )));
+        }
+    };
+    let merged = shared
+        .lib
+        .sync_handle(dev, msg)
+        .map_err(|e| Failure::other(format!("merging {name}'s changes: {e}")))?;
+    let ours = shared.lib.sync_fingerprint().map_err(Failure::other)?;
+    let in_sync = !more && ours == theirs;
+    shared.update(peer, name, |s| {
+        s.pulled += count as u64;
+        s.in_sync = in_sync;
+        s.last_error = None;
+    });
+    let mut notes = merged.fixes;
+    notes.extend(
+        merged
+            .refused
+            .iter()
+            .map(|r| format!("refused from {name}: {r}")),
+    );
+    if !merged.changed.is_empty() || !merged.removed.is_empty() || !notes.is_empty() {
+        (shared.news)(SyncNews {
+            peer: name.to_string(),
+            changed: merged.changed.len(),
+            removed: merged.removed.len(),
+            notes,
+        });
+    }
+    Ok(Step { more, in_sync })
+}
+
+/// Keeps pulling from `peer` while it is connected and the service runs.
+pub(super) fn live(shared: &Shared, node: &Node, peer: &PeerId) {
+    let name = node.name_of(peer);
+    while !shared.stop.load(Ordering::Relaxed) && node.connected().contains(peer) {
+        if why_not(node, peer).is_some() {
+            return;
+        }
+        if let Err(e) = exchange(shared, node, peer, &name, MAY_HOLD) {
+            tracing::info!("sync with {name}: {}", e.why);
+            shared.update(peer, &name, |s| {
+                s.in_sync = false;
+                s.last_error = Some(e.why);
+            });
+            // A refusal stands until the peer's trust store changes: ask rarely.
+            std::thread::sleep(if e.refused { REFUSED_BACKOFF } else { BACKOFF });
+        }
+    }
+}
+
+/// Pulls until caught up with matching libraries, or `within` passes.
+pub(super) fn until_in_sync(
+    shared: &Shared,
+    node: &Node,
+    peer: &PeerId,
+    within: Duration,
+    progress: &dyn Fn(&PeerSync),
+) -> Result<PeerSync, String> {
+    let deadline = Instant::now() + within;
+    // Its features arrive just after the connection is made.
+    let told = Instant::now() + FEATURES_WITHIN;
+    while !node.speaks(peer, super::FEATURE) && Instant::now() < told {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if let Some(why) = why_not(node, peer) {
+        return Err(why);
+    }
+    let name = node.name_of(peer);
+    let mut last_error = None;
+    while Instant::now() < deadline {
+        match exchange(shared, node, peer, &name, ANSWER_NOW) {
+            Ok(step) => {
+                if let Some(s) = lock(&shared.status).get(peer) {
+                    progress(s);
+                }
+                if step.in_sync {
+                    break;
+                }
+                if !step.more {
+                    // Caught up, yet different: the peer has not taken ours yet.
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+            Err(e) if e.refused => return Err(e.why),
+            Err(e) => {
+                last_error = Some(e.why);
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        }
+    }
+    let status = lock(&shared.status).get(peer).cloned().unwrap_or_default();
+    if status.in_sync {
+        Ok(status)
+    } else {
+        Err(match last_error {
+            Some(e) => e,
+            None => format!(
+                "{name} has not taken this library's changes within {} s (is this machine a mirror in its peers.toml, with read,write?)",
+                within.as_secs()
+            ),
+        })
+    }
+}

@@ -1,0 +1,202 @@
+//! Answering peers' sync asks, on a thread of its own: an ask with changes to send is
+//! answered at once; one that would get nothing is held (a long poll) until the
+//! library changes or a deadline passes — long when the two libraries match, short
+//! when they differ (the asker may be ahead of us, and its replica needs two
+//! caught-up answers to tell a divergence from a lag).
+//!
+//! A request is one byte of mode ([`MAY_HOLD`] or [`ANSWER_NOW`]) and the sync
+//! message.
+//!
+//! Must never: answer from a network thread, or hold more asks than peers could
+//! reasonably make (at most [`MAX_PARKED`]; beyond that, asks are answered at once).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::time::{Duration, Instant};
+
+use super::{Shared, device_of};
+use crate::guard::lock;
+use crate::net::PeerId;
+use crate::net::request::RequestHandler;
+use crate::sync::replica::Msg;
+use crate::sync::wire;
+
+/// Longest an ask is held when the libraries match.
+pub const LONG_POLL: Duration = Duration::from_secs(20);
+/// Longest an ask is held when they differ.
+const SHORT_POLL: Duration = Duration::from_secs(1);
+/// Most asks held at once.
+const MAX_PARKED: usize = 256;
+/// Request mode: the ask may be held until there is something to send.
+pub const MAY_HOLD: u8 = 0;
+/// Request mode: answer at once, even with nothing (a one-off sync).
+pub const ANSWER_NOW: u8 = 1;
+
+type Reply = tokio::sync::oneshot::Sender<Vec<u8>>;
+
+enum In {
+    Ask {
+        peer: PeerId,
+        body: Vec<u8>,
+        reply: Reply,
+    },
+    Changed,
+    Stop,
+}
+
+struct Parked {
+    peer: PeerId,
+    ask: Msg,
+    reply: Reply,
+    until: Instant,
+}
+
+/// The answering thread's handle.
+pub(super) struct Server {
+    tx: std::sync::Mutex<Sender<In>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Server {
+    /// Starts the thread; returns it with the request handler for the node.
+    pub(super) fn start(shared: Arc<Shared>) -> Result<(Server, RequestHandler), String> {
+        let (tx, rx) = channel::<In>();
+        {
+            let tx = std::sync::Mutex::new(tx.clone());
+            shared.lib.on_sync_change(Box::new(move || {
+                let _ = lock(&tx).send(In::Changed);
+            }));
+        }
+        let thread = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("jhack-sync-serve".into())
+                .spawn(move || run(&shared, &rx))
+                .map_err(|e| format!("cannot start the sync thread: {e}"))?
+        };
+        let handler: RequestHandler = {
+            let tx = std::sync::Mutex::new(tx.clone());
+            Arc::new(move |peer: &PeerId, body, reply| {
+                let _ = lock(&tx).send(In::Ask {
+                    peer: *peer,
+                    body,
+                    reply,
+                });
+            })
+        };
+        Ok((
+            Server {
+                tx: std::sync::Mutex::new(tx),
+                thread: Some(thread),
+            },
+            handler,
+        ))
+    }
+
+    pub(super) fn stop(&mut self) {
+        let _ = lock(&self.tx).send(In::Stop);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn run(shared: &Shared, rx: &Receiver<In>) {
+    let mut parked: Vec<Parked> = Vec::new();
+    loop {
+        let wait = parked
+            .iter()
+            .map(|p| p.until.saturating_duration_since(Instant::now()))
+            .min()
+            .unwrap_or(Duration::from_secs(1));
+        match rx.recv_timeout(wait) {
+            Ok(In::Ask { peer, body, reply }) => {
+                match body.split_first().map(|(m, rest)| (*m, wire::decode(rest))) {
+                    Some((mode, Ok(ask @ Msg::Ask { .. }))) => {
+                        let now = mode == ANSWER_NOW || parked.len() >= MAX_PARKED;
+                        if let Some(p) = answer(shared, peer, ask, reply, now) {
+                            parked.push(p);
+                        }
+                    }
+                    Some((_, Ok(Msg::Changes { .. }))) => {
+                        tracing::warn!("sync: {peer} sent changes where an ask belongs; dropped");
+                    }
+                    Some((_, Err(e))) => tracing::warn!("sync: {peer}: {e}; dropped"),
+                    None => tracing::warn!("sync: {peer} sent an empty ask; dropped"),
+                }
+            }
+            Ok(In::Changed) => {
+                for p in std::mem::take(&mut parked) {
+                    if let Some(p) = answer(shared, p.peer, p.ask, p.reply, false) {
+                        parked.push(p);
+                    }
+                }
+            }
+            Ok(In::Stop) | Err(RecvTimeoutError::Disconnected) => return,
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+        if shared.stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let now = Instant::now();
+        let (due, held): (Vec<Parked>, Vec<Parked>) = std::mem::take(&mut parked)
+            .into_iter()
+            .partition(|p| p.until <= now);
+        parked = held;
+        for p in due {
+            let _ = answer(shared, p.peer, p.ask, p.reply, true);
+        }
+        parked.retain(|p| !p.reply.is_closed());
+    }
+}
+
+/// Answers `ask`, or gives it back to be held when there is nothing to send yet
+/// (unless `now`).
+fn answer(shared: &Shared, peer: PeerId, ask: Msg, reply: Reply, now: bool) -> Option<Parked> {
+    let theirs = match &ask {
+        Msg::Ask { fingerprint, .. } => *fingerprint,
+        Msg::Changes { .. } => return None,
+    };
+    let out = match shared.lib.sync_handle(device_of(&peer), ask.clone()) {
+        Ok(m) => m.reply,
+        Err(e) => {
+            tracing::warn!("sync: answering {peer}: {e}");
+            return None;
+        }
+    };
+    let Some(msg @ Msg::Changes { .. }) = out else {
+        return None;
+    };
+    let (count, ours) = match &msg {
+        Msg::Changes {
+            records,
+            fingerprint,
+            ..
+        } => (records.len(), *fingerprint),
+        Msg::Ask { .. } => (0, [0; 32]),
+    };
+    if count == 0 && !now {
+        let hold = if ours == theirs {
+            LONG_POLL
+        } else {
+            SHORT_POLL
+        };
+        return Some(Parked {
+            peer,
+            ask,
+            reply,
+            until: Instant::now() + hold,
+        });
+    }
+    if reply.send(wire::encode(&msg)).is_ok() && count > 0 {
+        let name = peer.short();
+        let mut all = lock(&shared.status);
+        let s = all.entry(peer).or_default();
+        if s.peer.is_empty() {
+            s.peer = name;
+        }
+        s.sent += count as u64;
+    }
+    None
+}
