@@ -135,7 +135,11 @@ impl Instance {
     }
 
     fn bank_keyed(&self) {
-        for m in self.sounds.iter().filter(|m| m.key.is_some()) {
+        for m in self
+            .sounds
+            .iter()
+            .filter(|m| m.key.is_some() && self.lib.has_file(&m.id))
+        {
             self.bank.request(self.bank_request(m, true));
         }
     }
@@ -257,9 +261,9 @@ impl Instance {
         Ok(voice)
     }
 
-    /// Whether the library holds `id`.
+    /// Whether the library holds `id` with its file here (not a remote sound).
     pub fn has_sound(&self, id: &SoundId) -> bool {
-        self.sounds.iter().any(|m| m.id == *id)
+        self.sounds.iter().any(|m| m.id == *id) && self.lib.has_file(id)
     }
 
     /// The gain a peer's trigger of a sound it sends plays at, dB: normalised from the

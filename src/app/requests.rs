@@ -48,6 +48,31 @@ pub fn dispatch(
             hub.play_on(&meta, &peers, gain_db, reply);
         }
         (Request::Sync { peer }, Some(hub)) => hub.sync_now(&peer, reply),
+        (Request::Play { target, gain_db }, Some(hub))
+            if gain_db.is_finite()
+                && gain_db <= 40.0
+                && find(instance, &target).is_ok_and(|m| !instance.library().has_file(&m.id)) =>
+        {
+            // A remote sound: it streams from a mirror while its file arrives.
+            let r = find(instance, &target)
+                .map_err(|e| chain(&e))
+                .and_then(|m| {
+                    hub.play_here(instance, &m.id, gain_db, std::time::Instant::now())
+                        .map(|()| m)
+                });
+            let _ = reply.send(match r {
+                Ok(m) => {
+                    notice(format!(
+                        "played \"{}\" by a command (fetching its file)",
+                        m.name
+                    ));
+                    Response::Ok {
+                        message: format!("playing {} (its file is arriving from a mirror)", m.name),
+                    }
+                }
+                Err(e) => Response::failure(e),
+            });
+        }
         (req, _) => {
             let _ = reply.send(answer(instance, req, notice));
         }

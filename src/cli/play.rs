@@ -242,6 +242,12 @@ fn resolve_targets(ctx: &Context, raw: &[std::path::PathBuf]) -> Result<Resolved
             }
         };
         match l.resolve(name) {
+            Ok(m) if !l.has_file(&m.id) => {
+                return Err(CliError::input(format!(
+                    "{}: its file is on another machine (a remote sound); it plays from a running screen or `jhack serve`, which fetch it from a mirror",
+                    m.name
+                )));
+            }
             Ok(m) => {
                 let norm = ctx.config.playback.normalization_gain(m.loudness_lufs);
                 r.here.push(Target {

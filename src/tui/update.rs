@@ -137,11 +137,20 @@ fn selected_id(ui: &UiState, cx: &Context<'_>) -> Option<SoundId> {
 
 /// Plays `id` where the target says: here, on the connected peers, or both.
 fn play(ui: &mut UiState, cx: &mut Context<'_>, id: &SoundId) {
-    if ui.target.here()
-        && let Err(e) = cx.instance.play_triggered(id, 0.0, cx.pressed)
-    {
-        ui.warn(crate::domain::chain(&e));
-        return;
+    if ui.target.here() {
+        let played = match cx.hub.as_deref_mut() {
+            // A remote sound streams from a mirror while it arrives.
+            Some(hub) => hub.play_here(cx.instance, id, 0.0, cx.pressed),
+            None => cx
+                .instance
+                .play_triggered(id, 0.0, cx.pressed)
+                .map(|_| ())
+                .map_err(|e| crate::domain::chain(&e)),
+        };
+        if let Err(e) = played {
+            ui.warn(e);
+            return;
+        }
     }
     if !ui.target.peers() {
         return;

@@ -84,6 +84,7 @@ fn mirrors_stay_in_sync_live_and_converge_after_editing_apart() {
     let bell = sine_wav(dir.path(), "bell.wav", 660, 0.3, -6.0, 48_000, 1);
     let gong = sine_wav(dir.path(), "gong.wav", 220, 0.3, -6.0, 48_000, 1);
     let chime = sine_wav(dir.path(), "chime.wav", 880, 0.3, -6.0, 48_000, 1);
+    let drum = sine_wav(dir.path(), "drum.wav", 110, 0.3, -6.0, 48_000, 1);
     let (a, b) = mirrors();
     let sa = a.serve(false, &[]);
     let sb = b.serve(false, &[]);
@@ -114,6 +115,25 @@ fn mirrors_stay_in_sync_live_and_converge_after_editing_apart() {
     let m = a.sound("big horn");
     assert_eq!(m["key"], "h");
     assert_eq!(m["file"], "here", "A keeps its file");
+    // Bound to a key, it is pinned on B: its file arrives without being played.
+    let took = until("the pinned file on B", APPEAR, || {
+        b.sound("big horn")["file"] == "here"
+    });
+    eprintln!(
+        "a key bound on B fetched its file {:.0} ms later",
+        took.as_secs_f64() * 1e3
+    );
+    assert!(b.blob(&id).exists());
+    // A remote sound plays on demand, and is kept.
+    let bell_id = a.import(&bell, "bell");
+    until("bell on B", APPEAR, || has(&b, "bell"));
+    assert_eq!(b.sound("bell")["file"], "remote");
+    let o = b.jhack(&["play", "bell"]);
+    ok(&o, "jhack play bell on B");
+    until("bell kept on B", APPEAR, || {
+        b.sound("bell")["file"] == "here"
+    });
+    assert!(b.blob(&bell_id).exists());
     // A delete on A disappears from B.
     ok(&a.jhack(&["rm", "big horn"]), "jhack rm on A");
     until("the delete on B", APPEAR, || !has(&b, "big horn"));
@@ -127,7 +147,7 @@ fn mirrors_stay_in_sync_live_and_converge_after_editing_apart() {
     ok(&a.jhack(&["edit", "gong", "--key", "g"]), "edit");
     b.import(&chime, "gong");
     ok(&b.jhack(&["edit", "gong", "--key", "g"]), "edit");
-    b.import(&bell, "bell");
+    b.import(&drum, "drum");
     // A starter sound, on both sides.
     let starter = "airhorn";
     ok(
@@ -155,7 +175,7 @@ fn mirrors_stay_in_sync_live_and_converge_after_editing_apart() {
         renamed.3.contains(&"tagged-on-b".to_string()),
         "{renamed:?}"
     );
-    assert!(has(&a, "bell"));
+    assert!(has(&a, "drum"));
     // The side that resolved the conflict told its person.
     let logs = format!("{}\n{}", sa.stop(), sb.stop());
     let told: Vec<&str> = logs

@@ -72,6 +72,7 @@ impl PeerHub {
                             fetch: f.clone(),
                             offer: offer.clone(),
                             from: from_name.clone(),
+                            peer: from,
                         },
                     );
                     f
@@ -83,9 +84,33 @@ impl PeerHub {
             },
         };
         let gain_db = instance.remote_gain_db(offer.loudness_lufs, req.gain_db);
+        self.open_arriving(
+            instance,
+            fetch,
+            &offer,
+            from_name,
+            Some(reply),
+            gain_db,
+            received,
+        );
+    }
+
+    /// Opens a sound while it arrives, on a short-lived thread (its reads wait for the
+    /// network), and posts the prepared voice (or why not) as [`HubEvent::Ready`].
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn open_arriving(
+        &mut self,
+        instance: &Instance,
+        fetch: std::sync::Arc<crate::net::Fetch>,
+        offer: &SoundOffer,
+        from_name: String,
+        reply: Option<crate::net::Reply>,
+        gain_db: f32,
+        received: Instant,
+    ) {
         let format = instance.engine().format();
         let post = self.post.clone();
-        let name = hint_name(&offer);
+        let name = hint_name(offer);
         let size = offer.size;
         let id = offer.id;
         let sound = offer.name.clone();
@@ -115,7 +140,7 @@ impl PeerHub {
                 });
             });
         if let Err(e) = spawned {
-            notice(format!("cannot start a thread for a remote sound: {e}"));
+            tracing::warn!("cannot start a thread for a remote sound: {e}");
         }
     }
 }

@@ -19,6 +19,7 @@ impl PeerHub {
             return;
         };
         if let Err(e) = result {
+            self.misses.entry(id).or_default().push(a.peer);
             notice(format!(
                 "\"{}\" from {} did not arrive: {e}",
                 a.offer.name, a.from
@@ -39,6 +40,7 @@ impl PeerHub {
         };
         match instance.keep_remote(a.fetch.path(), new) {
             Ok(m) if m.id == id => {
+                self.misses.remove(&id);
                 a.fetch.discard_files();
                 notice(format!(
                     "kept \"{}\" from {} ({} KB, every byte verified)",

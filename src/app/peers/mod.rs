@@ -15,6 +15,7 @@
 mod incoming;
 mod keep;
 mod outgoing;
+mod remote;
 mod start;
 mod voice;
 
@@ -46,8 +47,8 @@ pub enum HubEvent {
         sound: String,
         /// The peer's name.
         from: String,
-        /// The peer's answer handle.
-        reply: Reply,
+        /// The peer's answer handle (`None`: a play of ours, of a remote sound).
+        reply: Option<Reply>,
         /// Gain to play at, dB.
         gain_db: f32,
         /// When the trigger arrived.
@@ -75,6 +76,7 @@ struct Arriving {
     fetch: Arc<Fetch>,
     offer: SoundOffer,
     from: String,
+    peer: PeerId,
 }
 
 /// One of our triggers awaiting its answer.
@@ -119,6 +121,10 @@ pub struct PeerHub {
     node: Arc<Node>,
     voice: voice::Voice,
     sync: Option<crate::app::sync::SyncService>,
+    /// When keyed remote sounds were last looked for.
+    pins_checked: Option<Instant>,
+    /// Mirrors a remote sound's file could not be fetched from, by sound.
+    misses: HashMap<SoundId, Vec<PeerId>>,
     post: Poster,
     arriving: HashMap<SoundId, Arriving>,
     sent: HashMap<u64, Sent>,
@@ -182,6 +188,7 @@ impl PeerHub {
         if !self.pending.is_empty() {
             self.run_pending();
         }
+        self.fetch_pinned(instance);
         self.poll_voice();
         let log = &mut self.log;
         let mut notice = |n: String| {
@@ -312,7 +319,9 @@ impl PeerHub {
                         PlayOutcome::Failed { message: e }
                     }
                 };
-                reply.send(outcome);
+                if let Some(reply) = reply {
+                    reply.send(outcome);
+                }
             }
             HubEvent::Synced(news) => {
                 if let Err(e) = instance.reload() {

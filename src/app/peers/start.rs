@@ -90,6 +90,8 @@ impl PeerHub {
             node,
             voice,
             sync,
+            pins_checked: None,
+            misses: HashMap::new(),
             post,
             arriving: HashMap::new(),
             sent: HashMap::new(),

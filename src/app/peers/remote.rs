@@ -1,0 +1,125 @@
+//! Files on demand: a sound listed here whose file is on another machine (a remote
+//! sound, known through library sync) plays at once, streamed from a connected
+//! mirror while it arrives (the verified fetch-while-playing that triggers use), and
+//! is then kept within the remote-sound budget. Sounds bound to keys are pinned:
+//! their files are fetched in the background as soon as they are known.
+//!
+//! Never fetches from a peer that is not a mirror, and never keeps a byte that was
+//! not verified (keeping goes through [`super::keep`]).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{Arriving, PeerHub, offer_of};
+use crate::app::instance::Instance;
+use crate::domain::{SoundId, SoundMeta, chain};
+use crate::net::{Fetch, PeerId, SyncRelation};
+
+/// How often keyed remote sounds are looked for.
+const PIN_CHECK: Duration = Duration::from_secs(2);
+/// Pinned fetches running at once.
+const PIN_FETCHES: usize = 2;
+
+impl PeerHub {
+    /// The connected mirrors, in the order to fetch a file from them (those a fetch
+    /// of `id` already failed from last).
+    fn mirrors_for(&self, id: &SoundId) -> Vec<PeerId> {
+        let missed = self.misses.get(id);
+        let mut m: Vec<PeerId> = self
+            .node
+            .connected()
+            .into_iter()
+            .filter(|p| {
+                self.node
+                    .trusted(p)
+                    .is_some_and(|t| t.sync == Some(SyncRelation::Mirror))
+            })
+            .collect();
+        m.sort_by_key(|p| missed.is_some_and(|v| v.contains(p)));
+        m
+    }
+
+    /// Starts fetching the file of `meta` from a connected mirror (or joins the fetch
+    /// already running).
+    fn fetch_file(&mut self, meta: &SoundMeta) -> Result<Arc<Fetch>, String> {
+        if let Some(a) = self.arriving.get(&meta.id) {
+            return Ok(a.fetch.clone());
+        }
+        let Some(peer) = self.mirrors_for(&meta.id).into_iter().next() else {
+            return Err(format!(
+                "\"{}\" is remote (its file is on another machine) and no mirror is connected",
+                meta.name
+            ));
+        };
+        let offer = offer_of(meta);
+        let fetch = self.node.fetch(&peer, &offer).map_err(|e| chain(&e))?;
+        self.arriving.insert(
+            meta.id,
+            Arriving {
+                fetch: fetch.clone(),
+                offer,
+                from: self.node.name_of(&peer),
+                peer,
+            },
+        );
+        Ok(fetch)
+    }
+
+    /// Plays `id` here: from its file, or — a remote sound — while its file arrives
+    /// from a mirror (then kept).
+    pub fn play_here(
+        &mut self,
+        instance: &mut Instance,
+        id: &SoundId,
+        extra_db: f32,
+        trigger: Instant,
+    ) -> Result<(), String> {
+        if instance.library().has_file(id) {
+            return instance
+                .play_triggered(id, extra_db, trigger)
+                .map(|_| ())
+                .map_err(|e| chain(&e));
+        }
+        let Some(meta) = instance.sounds().iter().find(|m| m.id == *id).cloned() else {
+            return Err(format!("{}: not in the library", id.short()));
+        };
+        let fetch = self.fetch_file(&meta)?;
+        let from = self
+            .arriving
+            .get(id)
+            .map_or_else(String::new, |a| a.from.clone());
+        let norm = instance
+            .config()
+            .playback
+            .normalization_gain(meta.loudness_lufs);
+        let gain_db = norm.0 + meta.gain_db + extra_db;
+        let offer = offer_of(&meta);
+        self.open_arriving(instance, fetch, &offer, from, None, gain_db, trigger);
+        Ok(())
+    }
+
+    /// Fetches the files of remote sounds bound to keys (pinned), a few at a time.
+    pub(super) fn fetch_pinned(&mut self, instance: &Instance) {
+        if self.pins_checked.is_some_and(|t| t.elapsed() < PIN_CHECK) {
+            return;
+        }
+        self.pins_checked = Some(Instant::now());
+        let lib = instance.library();
+        let wanted: Vec<SoundMeta> = instance
+            .sounds()
+            .iter()
+            .filter(|m| m.key.is_some() && !lib.has_file(&m.id))
+            .filter(|m| !self.arriving.contains_key(&m.id))
+            .cloned()
+            .collect();
+        for m in wanted {
+            if self.arriving.len() >= PIN_FETCHES {
+                break;
+            }
+            match self.fetch_file(&m) {
+                Ok(_) => tracing::info!("fetching the file of \"{}\" (bound to a key)", m.name),
+                Err(e) => tracing::debug!("{e}"),
+            }
+        }
+    }
+}
