@@ -73,8 +73,11 @@ pub fn dispatch(
                 Err(e) => Response::failure(e),
             });
         }
-        (req, _) => {
+        (req, hub) => {
             let _ = reply.send(answer(instance, req, notice));
+            if let Some(hub) = hub {
+                hub.library_changed();
+            }
         }
     }
 }

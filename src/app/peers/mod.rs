@@ -324,6 +324,7 @@ impl PeerHub {
                 }
             }
             HubEvent::Synced(news) => {
+                self.library_changed();
                 if let Err(e) = instance.reload() {
                     notice(format!("the library could not be re-read: {}", chain(&e)));
                 }

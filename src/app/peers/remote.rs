@@ -98,6 +98,12 @@ impl PeerHub {
         Ok(())
     }
 
+    /// The library may have changed (a key bound, a sync): look for pinned remote
+    /// sounds at the next poll.
+    pub fn library_changed(&mut self) {
+        self.pins_checked = None;
+    }
+
     /// Fetches the files of remote sounds bound to keys (pinned), a few at a time.
     pub(super) fn fetch_pinned(&mut self, instance: &Instance) {
         if self.pins_checked.is_some_and(|t| t.elapsed() < PIN_CHECK) {
