@@ -268,3 +268,82 @@ fn jhack_sync_runs_one_sync_to_completion_and_refusals_are_clear() {
     a.check_clean();
     b.check_clean();
 }
+
+/// `count` short WAVs of distinct noise in `dir`.
+fn noise_wavs(dir: &std::path::Path, count: u32) {
+    std::fs::create_dir_all(dir).expect("dir");
+    let mut x: u32 = 0x9e37_79b9;
+    for i in 0..count {
+        let frames = 2400u32;
+        let mut bytes = wav_header(1, 48_000, 16, frames * 2);
+        for _ in 0..frames {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            bytes.extend_from_slice(&((x >> 20) as i16 - 2048).to_le_bytes());
+        }
+        std::fs::write(dir.join(format!("n{i:04}.wav")), bytes).expect("write");
+    }
+}
+
+#[test]
+fn kill_9_on_either_side_during_a_sync_loses_nothing_and_the_next_sync_completes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let many = dir.path().join("many");
+    noise_wavs(&many, 1400);
+    let first: Vec<_> = (0..600)
+        .map(|i| many.join(format!("n{i:04}.wav")))
+        .collect();
+    let (a, b) = mirrors();
+    let mut args: Vec<String> = vec!["import".into()];
+    args.extend(first.iter().map(|p| p.to_string_lossy().into_owned()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    ok(&a.jhack(&args), "import 600 sounds");
+    let mut sa = a.serve(false, &[]);
+    // A seeded spread of moments, from just after start to well into the sync.
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = |max: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % max
+    };
+    let mut kills = 0;
+    for round in 0..40 {
+        // Something new on A each round (through its serve), so every sync has work.
+        let f = many.join(format!("n{:04}.wav", 600 + round * 20));
+        ok(&a.jhack(&["import", &f.to_string_lossy()]), "import on A");
+        let mut c = jhack(b.home());
+        c.args(["sync", "ay"]);
+        let mut sync = Proc::start("B (sync)", c);
+        let wait = next(90);
+        std::thread::sleep(Duration::from_millis(wait));
+        if round % 4 == 3 {
+            // The other side: kill A's serve mid-sync, check it, start it again.
+            sa.kill9();
+            kills += 1;
+            a.check_clean();
+            sa = a.serve(false, &[]);
+        }
+        if sync.exited().is_none() {
+            sync.kill9();
+            kills += 1;
+        }
+        b.check_clean();
+    }
+    eprintln!("{kills} kills -9 during syncs, every library checked clean after each");
+    assert!(kills >= 20, "only {kills} kills landed");
+    let o = b.jhack(&["sync", "ay", "--json"]);
+    ok(&o, "the sync after the kills");
+    eprintln!("the sync after the kills: {}", stdout(&o).trim());
+    assert_eq!(records(&a), records(&b));
+    let noise = b
+        .list()
+        .iter()
+        .filter(|s| s["name"].as_str().is_some_and(|n| n.starts_with('n')))
+        .count();
+    assert_eq!(noise, 600 + 40, "every sound imported on A is listed on B");
+    let _ = sa.stop();
+    a.check_clean();
+    b.check_clean();
+}
