@@ -340,7 +340,11 @@ fn kill_9_on_either_side_during_a_sync_loses_nothing_and_the_next_sync_completes
     let noise = b
         .list()
         .iter()
-        .filter(|s| s["name"].as_str().is_some_and(|n| n.starts_with('n')))
+        .filter(|s| {
+            s["name"].as_str().is_some_and(|n| {
+                n.len() == 5 && n.starts_with('n') && n[1..].chars().all(|c| c.is_ascii_digit())
+            })
+        })
         .count();
     assert_eq!(noise, 600 + 40, "every sound imported on A is listed on B");
     let _ = sa.stop();
