@@ -400,6 +400,13 @@ impl MetaStore {
             &self.sync_peers,
             &self.sync_state,
         );
+        // Encoded once, outside the transaction (whose closure may run again).
+        let synced: Vec<([u8; 32], Vec<u8>)> = dirty
+            .records
+            .iter()
+            .map(|(seq, r)| (r.id.0, encode_synced(*seq, r)))
+            .collect();
+        let clock = postcard::to_allocvec(&dirty.clock).unwrap_or_default();
         flatten(trees.transaction(|(s, n, k, sr, sp, ss)| {
             for change in metas {
                 let id = change.id();
@@ -422,17 +429,14 @@ impl MetaStore {
                     claim(s, n, k, meta)?;
                 }
             }
-            for (seq, r) in &dirty.records {
-                sr.insert(&r.id.0, encode_synced(*seq, r))?;
+            for (id, v) in &synced {
+                sr.insert(id, v.as_slice())?;
             }
             for (peer, cursor) in &dirty.cursors {
                 sp.insert(&peer.0.to_be_bytes(), &cursor.to_be_bytes())?;
             }
             ss.insert(b"seq", &dirty.seq.to_be_bytes())?;
-            ss.insert(
-                b"clock",
-                postcard::to_allocvec(&dirty.clock).unwrap_or_default(),
-            )?;
+            ss.insert(b"clock", clock.as_slice())?;
             Ok(())
         }))
     }

