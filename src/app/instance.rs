@@ -91,6 +91,8 @@ pub struct Instance {
     lib: Arc<Library>,
     bank: SoundBank,
     sounds: Vec<SoundMeta>,
+    /// Listed sounds whose files are elsewhere.
+    remote: HashSet<SoundId>,
     /// Voices playing banked sounds.
     voices: HashMap<VoiceId, SoundId>,
     /// Sounds streaming from their files.
@@ -118,6 +120,7 @@ impl Instance {
             lib: Arc::new(lib),
             bank,
             sounds: Vec::new(),
+            remote: HashSet::new(),
             voices: HashMap::new(),
             streams: Vec::new(),
             recording: None,
@@ -128,10 +131,22 @@ impl Instance {
         Ok(me)
     }
 
-    /// Re-reads the sound list from the library.
+    /// Re-reads the sound list from the library (and which files are elsewhere).
     pub fn reload(&mut self) -> Result<(), InstanceError> {
         self.sounds = self.lib.list()?;
+        self.remote = self
+            .sounds
+            .iter()
+            .filter(|m| !self.lib.has_file(&m.id))
+            .map(|m| m.id)
+            .collect();
         Ok(())
+    }
+
+    /// The sounds whose files are on other machines (remote sounds), as of the last
+    /// reload.
+    pub fn remote(&self) -> &HashSet<SoundId> {
+        &self.remote
     }
 
     fn bank_keyed(&self) {

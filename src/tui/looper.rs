@@ -263,6 +263,7 @@ fn draw(
         sounds: &sounds,
         total_sounds: instance.sounds().len(),
         playing: &playing,
+        remote: instance.remote(),
         audio: status,
         outputs,
         inputs,

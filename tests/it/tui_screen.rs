@@ -216,6 +216,8 @@ fn render_with(
         sounds: &sounds,
         total_sounds: lib.len(),
         playing: &playing,
+        // "hello-there" is a remote sound: its file is on another machine.
+        remote: &[SoundId([7; 32])].into_iter().collect(),
         audio: &st,
         outputs: &outputs,
         inputs: &inputs,

@@ -47,6 +47,8 @@ pub struct Screen<'a> {
     pub total_sounds: usize,
     /// Sounds playing now.
     pub playing: &'a HashSet<SoundId>,
+    /// Sounds whose files are on other machines (they play from a mirror).
+    pub remote: &'a HashSet<SoundId>,
     /// The engine.
     pub audio: &'a AudioStatus,
     /// Output devices.

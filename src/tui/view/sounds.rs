@@ -1,4 +1,5 @@
-//! The sound list: key, name, length and tags, a mark on what is playing.
+//! The sound list: key, name, length and tags, a mark on what is playing and on
+//! remote sounds (their files on another machine: they play from a mirror).
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
@@ -50,7 +51,12 @@ pub(super) fn draw(f: &mut Frame<'_>, area: Rect, s: &Screen<'_>) {
         .take(rows_fit)
         .map(|(i, m)| {
             let playing = s.playing.contains(&m.id);
-            let mark = if playing { "▶" } else { " " };
+            let remote = s.remote.contains(&m.id);
+            let mark = match (playing, remote) {
+                (true, _) => Span::styled("▶", t.playing()),
+                (false, true) => Span::styled("○", t.dim()),
+                (false, false) => Span::raw(" "),
+            };
             let key = if bind_target == Some(m.id) {
                 "…".to_string()
             } else {
@@ -58,6 +64,8 @@ pub(super) fn draw(f: &mut Frame<'_>, area: Rect, s: &Screen<'_>) {
             };
             let mut style = if playing {
                 t.playing()
+            } else if remote {
+                t.dim()
             } else {
                 Style::default()
             };
@@ -65,7 +73,7 @@ pub(super) fn draw(f: &mut Frame<'_>, area: Rect, s: &Screen<'_>) {
                 style = t.selected();
             }
             Row::new(vec![
-                Cell::from(Span::styled(mark, t.playing())),
+                Cell::from(mark),
                 Cell::from(Span::styled(key, t.key())),
                 Cell::from(m.name.clone()),
                 Cell::from(m.duration_text()),
