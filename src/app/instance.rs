@@ -93,6 +93,8 @@ pub struct Instance {
     sounds: Vec<SoundMeta>,
     /// Listed sounds whose files are elsewhere.
     remote: HashSet<SoundId>,
+    /// Sounds pinned by hand here.
+    pinned: HashSet<SoundId>,
     /// Voices playing banked sounds.
     voices: HashMap<VoiceId, SoundId>,
     /// Sounds streaming from their files.
@@ -121,6 +123,7 @@ impl Instance {
             bank,
             sounds: Vec::new(),
             remote: HashSet::new(),
+            pinned: HashSet::new(),
             voices: HashMap::new(),
             streams: Vec::new(),
             recording: None,
@@ -140,7 +143,19 @@ impl Instance {
             .filter(|m| !self.lib.has_file(&m.id))
             .map(|m| m.id)
             .collect();
+        self.pinned = self.lib.pins()?;
         Ok(())
+    }
+
+    /// The sounds pinned by hand on this machine (keyed sounds are pinned anyway).
+    pub fn pinned(&self) -> &HashSet<SoundId> {
+        &self.pinned
+    }
+
+    /// Pins or unpins `id` here (as `jhack pin` / `jhack unpin`).
+    pub fn set_pin(&mut self, id: &SoundId, on: bool) -> Result<(), InstanceError> {
+        self.lib.set_pin(id, on)?;
+        self.reload()
     }
 
     /// The sounds whose files are on other machines (remote sounds), as of the last

@@ -151,6 +151,23 @@ pub fn answer(instance: &mut Instance, req: Request, notice: &mut dyn FnMut(Stri
                 .filter(|m| !instance.library().has_file(&m.id))
                 .map(|m| m.id)
                 .collect(),
+            pinned: instance.pinned().iter().copied().collect(),
+        },
+        Request::Pin { target, on } => match find(instance, &target) {
+            Ok(m) => match instance.set_pin(&m.id, on) {
+                Ok(()) => {
+                    notice(format!(
+                        "{} \"{}\" by a command",
+                        if on { "pinned" } else { "unpinned" },
+                        m.name
+                    ));
+                    Response::Ok {
+                        message: pin_message(&m.name, on, instance.library().has_file(&m.id)),
+                    }
+                }
+                Err(e) => error(&e),
+            },
+            Err(e) => error(&e),
         },
         Request::Play { target, gain_db } => {
             if !gain_db.is_finite() || gain_db > 40.0 {
@@ -196,6 +213,17 @@ pub fn answer(instance: &mut Instance, req: Request, notice: &mut dyn FnMut(Stri
                 Err(e) => error(&e),
             }
         }
+    }
+}
+
+/// What `jhack pin` / `jhack unpin` says.
+pub fn pin_message(name: &str, on: bool, here: bool) -> String {
+    match (on, here) {
+        (true, true) => format!("pinned {name}: its file stays here"),
+        (true, false) => format!(
+            "pinned {name}: its file is fetched from a mirror while a screen or `jhack serve` runs here"
+        ),
+        (false, _) => format!("unpinned {name}: its file may be evicted (unless bound to a key)"),
     }
 }
 

@@ -115,6 +115,17 @@ pub enum Command {
         /// The sound: its name or an id prefix.
         sound: String,
     },
+    /// Keep a sound's file on this machine: fetched from a mirror ahead of need and
+    /// never evicted (sounds bound to keys are pinned anyway).
+    Pin {
+        /// The sound: its name or an id prefix.
+        sound: String,
+    },
+    /// Let a pinned sound's file be evicted again (within cache.remote_mb).
+    Unpin {
+        /// The sound: its name or an id prefix.
+        sound: String,
+    },
     /// Verify every sound in the library against its id.
     Check,
     /// Stop everything the running jhack on this home is playing.

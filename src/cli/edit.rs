@@ -97,3 +97,30 @@ fn prefixed(name: &str, mut e: CliError) -> CliError {
     e.message = format!("{name}: {}", e.message);
     e
 }
+
+/// `jhack pin SOUND` / `jhack unpin SOUND`: keep a sound's file on this machine (or
+/// let it go), here or through the running jhack that owns the home.
+pub fn pin(g: &GlobalArgs, target: &str, on: bool) -> Result<(), CliError> {
+    let ctx = Context::load(g)?;
+    match ctx.library_or_owner()? {
+        Owner::Here(lib) => {
+            let sound = find(&lib, target)?;
+            lib.set_pin(&sound.id, on)
+                .map_err(|e| prefixed(&sound.name, library_error(e)))?;
+            outln!(
+                "{}",
+                crate::app::requests::pin_message(&sound.name, on, lib.has_file(&sound.id))
+            );
+        }
+        Owner::Running(socket) => {
+            let req = Request::Pin {
+                target: target.to_string(),
+                on,
+            };
+            if let Response::Ok { message } = ask_owner(&socket, &req)? {
+                outln!("{message}");
+            }
+        }
+    }
+    Ok(())
+}

@@ -29,11 +29,13 @@ struct Row<'a> {
     origin: &'static str,
     /// "here" (the file is on this machine) or "remote" (listed, the file elsewhere).
     file: &'static str,
+    /// Its file is kept here (bound to a key, or pinned by hand).
+    pinned: bool,
 }
 
 pub fn run(g: &GlobalArgs, json: bool) -> Result<(), CliError> {
     let ctx = Context::load(g)?;
-    let (sounds, not_here) = match ctx.library_or_owner()? {
+    let (sounds, not_here, pins) = match ctx.library_or_owner()? {
         Owner::Here(lib) => {
             let sounds = lib.list().map_err(library_error)?;
             let not_here = sounds
@@ -41,20 +43,34 @@ pub fn run(g: &GlobalArgs, json: bool) -> Result<(), CliError> {
                 .filter(|m| !lib.has_file(&m.id))
                 .map(|m| m.id)
                 .collect();
-            (sounds, not_here)
+            let pins: Vec<SoundId> = lib.pins().map_err(library_error)?.into_iter().collect();
+            (sounds, not_here, pins)
         }
         Owner::Running(socket) => match ask_owner(&socket, &Request::List)? {
-            Response::Sounds { sounds, not_here } => (sounds, not_here),
+            Response::Sounds {
+                sounds,
+                not_here,
+                pinned,
+            } => (sounds, not_here, pinned),
             other => return Err(CliError::failure(format!("unexpected reply: {other:?}"))),
         },
     };
     let not_here: HashSet<SoundId> = not_here.into_iter().collect();
+    // Sounds bound to keys are pinned too.
+    let pinned: HashSet<SoundId> = pins
+        .into_iter()
+        .chain(sounds.iter().filter(|m| m.key.is_some()).map(|m| m.id))
+        .collect();
+    let files = Files {
+        not_here: &not_here,
+        pinned: &pinned,
+    };
     let out = std::io::stdout();
     let mut out = std::io::BufWriter::new(out.lock());
     let written = if json {
-        write_json(&mut out, &sounds, &not_here)
+        write_json(&mut out, &sounds, &files)
     } else {
-        write_table(&mut out, &sounds, &not_here)
+        write_table(&mut out, &sounds, &files)
     };
     match written.and_then(|()| out.flush()) {
         Ok(()) => Ok(()),
@@ -64,10 +80,26 @@ pub fn run(g: &GlobalArgs, json: bool) -> Result<(), CliError> {
     }
 }
 
+/// Where each sound's file is, and which are pinned.
+struct Files<'a> {
+    not_here: &'a HashSet<SoundId>,
+    pinned: &'a HashSet<SoundId>,
+}
+
+impl Files<'_> {
+    fn file(&self, id: &SoundId) -> &'static str {
+        if self.not_here.contains(id) {
+            "remote"
+        } else {
+            "here"
+        }
+    }
+}
+
 fn write_json(
     out: &mut impl Write,
     sounds: &[SoundMeta],
-    not_here: &HashSet<SoundId>,
+    files: &Files<'_>,
 ) -> std::io::Result<()> {
     let rows: Vec<Row<'_>> = sounds
         .iter()
@@ -90,11 +122,8 @@ fn write_json(
                 Origin::Local => "local",
                 Origin::Remote => "remote",
             },
-            file: if not_here.contains(&m.id) {
-                "remote"
-            } else {
-                "here"
-            },
+            file: files.file(&m.id),
+            pinned: files.pinned.contains(&m.id),
         })
         .collect();
     serde_json::to_writer(&mut *out, &rows)?;
@@ -115,7 +144,7 @@ pub fn size(bytes: u64) -> String {
 fn write_table(
     out: &mut impl Write,
     sounds: &[SoundMeta],
-    not_here: &HashSet<SoundId>,
+    files: &Files<'_>,
 ) -> std::io::Result<()> {
     if sounds.is_empty() {
         return writeln!(
@@ -156,10 +185,11 @@ fn write_table(
             size(m.size),
             m.gain_db,
             loud,
-            if not_here.contains(&m.id) {
-                "remote"
-            } else {
-                "here"
+            match (files.file(&m.id), files.pinned.contains(&m.id)) {
+                ("here", true) => "pinned",
+                ("here", false) => "here",
+                (_, true) => "pin…",
+                _ => "remote",
             },
             m.tags.join(",")
         )?;

@@ -97,6 +97,8 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Some(Command::List { json }) => list::run(g, json),
         Some(Command::Edit(args)) => edit::edit(g, &args),
         Some(Command::Rm { sound }) => edit::rm(g, &sound),
+        Some(Command::Pin { sound }) => edit::pin(g, &sound, true),
+        Some(Command::Unpin { sound }) => edit::pin(g, &sound, false),
         Some(Command::Check) => check::run(g),
         Some(Command::Stop) => stop(g),
         Some(Command::Id) => peer::id(g),

@@ -48,7 +48,9 @@ pub fn run(g: &GlobalArgs, peer: &str, json: bool) -> Result<(), CliError> {
                 other => return Err(CliError::failure(format!("unexpected reply: {other:?}"))),
             };
             let counts = match ask_owner(&socket, &Request::List)? {
-                Response::Sounds { sounds, not_here } => (sounds.len(), not_here.len()),
+                Response::Sounds {
+                    sounds, not_here, ..
+                } => (sounds.len(), not_here.len()),
                 _ => (0, 0),
             };
             (status, counts)

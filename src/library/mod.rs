@@ -435,6 +435,20 @@ impl Library {
         Ok(Some(old))
     }
 
+    /// Pins (or unpins) `id` on this machine: its file is fetched ahead and never
+    /// evicted. Sounds bound to keys are pinned anyway.
+    pub fn set_pin(&self, id: &SoundId, on: bool) -> Result<(), LibraryError> {
+        if self.store.get(id)?.is_none() {
+            return Err(StoreError::Missing(id.short()).into());
+        }
+        Ok(self.store.set_pin(id, on)?)
+    }
+
+    /// The sounds pinned by hand on this machine.
+    pub fn pins(&self) -> Result<std::collections::HashSet<SoundId>, LibraryError> {
+        Ok(self.store.pins()?)
+    }
+
     /// Whether the file of `id` is here.
     pub fn has_file(&self, id: &SoundId) -> bool {
         self.blobs.contains(id)
@@ -450,9 +464,10 @@ impl Library {
     }
 
     /// The sounds that came from peers, as entries for the disk budget (bound keys
-    /// pin them).
+    /// and pins by hand keep them).
     pub fn remote_entries(&self) -> Result<Vec<DiskEntry<SoundId>>, LibraryError> {
         let (all, _) = self.store.all()?;
+        let pins = self.store.pins()?;
         Ok(all
             .iter()
             .filter(|m| m.origin == Origin::Remote && self.blobs.contains(&m.id))
@@ -460,7 +475,7 @@ impl Library {
                 id: m.id,
                 size_bytes: m.size,
                 last_used_ms: m.last_played_ms.unwrap_or(m.added_ms),
-                pinned: m.key.is_some(),
+                pinned: m.key.is_some() || pins.contains(&m.id),
             })
             .collect())
     }
@@ -548,6 +563,28 @@ mod tests {
         assert_eq!(removed[0].name, "newer");
         assert_eq!(lib.len(), 4);
         assert!(!lib.has_file(&ids[3]));
+        // A pin by hand keeps a file like a key does.
+        let temp = lib.stage_bytes(&[7u8; 1500], Some("wav")).expect("stage");
+        let Added::New(kept) = lib
+            .add(temp, sound("kept", Origin::Remote, None))
+            .expect("add")
+        else {
+            panic!("new bytes");
+        };
+        lib.set_pin(&kept.id, true).expect("pin");
+        assert!(
+            lib.enforce_remote_budget(&DiskBudget::new(0))
+                .expect("enforce")
+                .is_empty()
+        );
+        assert!(lib.has_file(&kept.id));
+        lib.set_pin(&kept.id, false).expect("unpin");
+        assert_eq!(
+            lib.enforce_remote_budget(&DiskBudget::new(0))
+                .expect("enforce")
+                .len(),
+            1
+        );
         assert!(lib.check().expect("check").is_clean());
     }
 }

@@ -63,6 +63,7 @@ pub struct MetaStore {
     sync_records: sled::Tree,
     sync_peers: sled::Tree,
     sync_state: sled::Tree,
+    pins: sled::Tree,
 }
 
 /// A change to one sound's listing, made together with a sync commit.
@@ -205,6 +206,7 @@ impl MetaStore {
             sync_records: db.open_tree("sync_records")?,
             sync_peers: db.open_tree("sync_peers")?,
             sync_state: db.open_tree("sync_state")?,
+            pins: db.open_tree("pins")?,
             db,
         })
     }
@@ -378,6 +380,30 @@ impl MetaStore {
             }
         }
         Ok(saved)
+    }
+
+    /// Pins or unpins a sound on this machine (its file is kept here, never evicted;
+    /// not replicated: each machine pins for itself). Flushed.
+    pub fn set_pin(&self, id: &SoundId, on: bool) -> Result<(), StoreError> {
+        if on {
+            self.pins.insert(id.0, &[])?;
+        } else {
+            self.pins.remove(id.0)?;
+        }
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// The sounds pinned on this machine.
+    pub fn pins(&self) -> Result<std::collections::HashSet<SoundId>, StoreError> {
+        let mut out = std::collections::HashSet::new();
+        for item in self.pins.iter() {
+            let (k, _) = item?;
+            if let Some(id) = to_id(&k) {
+                out.insert(id);
+            }
+        }
+        Ok(out)
     }
 
     /// Records this library's device number (once, at its first sync use).

@@ -85,6 +85,7 @@ fn mirrors_stay_in_sync_live_and_converge_after_editing_apart() {
     let gong = sine_wav(dir.path(), "gong.wav", 220, 0.3, -6.0, 48_000, 1);
     let chime = sine_wav(dir.path(), "chime.wav", 880, 0.3, -6.0, 48_000, 1);
     let drum = sine_wav(dir.path(), "drum.wav", 110, 0.3, -6.0, 48_000, 1);
+    let pin_me = sine_wav(dir.path(), "pin.wav", 330, 0.3, -6.0, 48_000, 1);
     let (a, b) = mirrors();
     let sa = a.serve(false, &[]);
     let sb = b.serve(false, &[]);

@@ -104,6 +104,13 @@ pub enum Request {
         /// The sound, as for `play`.
         target: String,
     },
+    /// Pin (or unpin) a sound here: its file is fetched ahead and never evicted.
+    Pin {
+        /// The sound, as for `play`.
+        target: String,
+        /// Pin (true) or unpin (false).
+        on: bool,
+    },
     /// Sync the library with a peer now; answered once the two match (or not).
     Sync {
         /// The peer: a name or an id prefix.
@@ -127,6 +134,9 @@ pub enum Response {
         /// Those whose file is not on this machine (remote sounds).
         #[serde(default)]
         not_here: Vec<crate::domain::SoundId>,
+        /// Those pinned by hand here.
+        #[serde(default)]
+        pinned: Vec<crate::domain::SoundId>,
     },
     /// What an `import` did.
     Imported {
@@ -321,9 +331,9 @@ impl Request {
                 }
                 gain_db.map_or(Ok(()), finite)
             }
-            Request::Remove { target } => {
+            Request::Remove { target } | Request::Pin { target, .. } => {
                 if target.trim().is_empty() {
-                    return Err(Rejected::bad("rm: no sound named"));
+                    return Err(Rejected::bad("no sound named"));
                 }
                 Ok(())
             }

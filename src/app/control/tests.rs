@@ -56,6 +56,7 @@ fn answer(req: Request) -> Response {
         Request::List => Response::Sounds {
             sounds: vec![sample_meta()],
             not_here: vec![],
+            pinned: vec![],
         },
         Request::Peers => Response::Peers { peers: vec![] },
         Request::PlayOn { target, peers, .. } => Response::Ok {
@@ -72,6 +73,9 @@ fn answer(req: Request) -> Response {
         },
         Request::Remove { target } => Response::Ok {
             message: format!("removed {target}"),
+        },
+        Request::Pin { target, on } => Response::Ok {
+            message: format!("pinned {target}: {on}"),
         },
         Request::Sync { peer } => Response::Synced {
             status: crate::app::sync::PeerSync {
@@ -199,6 +203,7 @@ fn every_request_round_trips() {
             Response::Sounds {
                 sounds: vec![sample_meta()],
                 not_here: vec![],
+                pinned: vec![],
             },
         ),
         (
@@ -295,6 +300,7 @@ fn json_shapes_are_as_documented() {
     let sounds = value(&Response::Sounds {
         sounds: vec![sample_meta()],
         not_here: vec![],
+        pinned: vec![],
     });
     assert_eq!(sounds["type"], "sounds");
     assert_eq!(sounds["sounds"][0]["name"], "airhorn");

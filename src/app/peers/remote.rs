@@ -104,7 +104,8 @@ impl PeerHub {
         self.pins_checked = None;
     }
 
-    /// Fetches the files of remote sounds bound to keys (pinned), a few at a time.
+    /// Fetches the files of pinned remote sounds (bound to keys, or pinned by hand),
+    /// a few at a time.
     pub(super) fn fetch_pinned(&mut self, instance: &Instance) {
         if self.pins_checked.is_some_and(|t| t.elapsed() < PIN_CHECK) {
             return;
@@ -114,7 +115,8 @@ impl PeerHub {
         let wanted: Vec<SoundMeta> = instance
             .sounds()
             .iter()
-            .filter(|m| m.key.is_some() && !lib.has_file(&m.id))
+            .filter(|m| m.key.is_some() || instance.pinned().contains(&m.id))
+            .filter(|m| !lib.has_file(&m.id))
             .filter(|m| !self.arriving.contains_key(&m.id))
             .cloned()
             .collect();
