@@ -135,6 +135,19 @@ fn mirrors_stay_in_sync_live_and_converge_after_editing_apart() {
         b.sound("bell")["file"] == "here"
     });
     assert!(b.blob(&bell_id).exists());
+    // Pinned by hand: its file arrives without being played, and stays pinned.
+    let pin_id = a.import(&pin_me, "pin me");
+    until("pin me on B", APPEAR, || has(&b, "pin me"));
+    let o = b.jhack(&["pin", "pin me"]);
+    ok(&o, "jhack pin");
+    assert!(stdout(&o).contains("pinned pin me"), "{}", stdout(&o));
+    until("the pinned file on B", APPEAR, || {
+        b.sound("pin me")["file"] == "here"
+    });
+    assert!(b.blob(&pin_id).exists());
+    assert_eq!(b.sound("pin me")["pinned"], true);
+    ok(&b.jhack(&["unpin", "pin me"]), "jhack unpin");
+    assert_eq!(b.sound("pin me")["pinned"], false);
     // A delete on A disappears from B.
     ok(&a.jhack(&["rm", "big horn"]), "jhack rm on A");
     until("the delete on B", APPEAR, || !has(&b, "big horn"));
