@@ -230,11 +230,15 @@ impl Library {
     pub fn add(&self, temp: TempBlob, new: NewSound) -> Result<Added, LibraryError> {
         if let Some(mut existing) = self.store.get(&temp.id)? {
             if !self.blobs.contains(&temp.id) {
-                let path = self.blobs.path(&temp.id);
+                let id = temp.id;
+                let path = self.blobs.path(&id);
                 self.blobs.install(temp).map_err(LibraryError::io(&path))?;
                 existing.origin = new.origin;
                 self.store.update(&existing)?;
-                self.store.flush()?;
+                let now = now_ms();
+                self.change(&std::collections::HashMap::new(), |r| {
+                    r.set_holder(&id, true, now)
+                })?;
             }
             return Ok(Added::AlreadyPresent(existing));
         }
@@ -280,7 +284,7 @@ impl Library {
                     break;
                 }
             }
-            r.import_with(
+            let mut fixes = r.import_with(
                 id,
                 facts,
                 &meta.name,
@@ -288,7 +292,9 @@ impl Library {
                 meta.gain_db,
                 &meta.tags,
                 now,
-            )
+            );
+            fixes.extend(r.set_holder(&id, true, now).unwrap_or_default());
+            fixes
         })?;
         let added = done
             .changed
@@ -468,6 +474,15 @@ impl Library {
     pub fn remote_entries(&self) -> Result<Vec<DiskEntry<SoundId>>, LibraryError> {
         let (all, _) = self.store.all()?;
         let pins = self.store.pins()?;
+        // The last known copy is never dropped: a file no other device holds counts
+        // as pinned.
+        let guard = self.replica()?;
+        let only_here = |id: &SoundId| {
+            guard.as_ref().is_none_or(|r| {
+                let me = r.device();
+                r.get(id).is_none_or(|rec| !rec.held_elsewhere(me))
+            })
+        };
         Ok(all
             .iter()
             .filter(|m| m.origin == Origin::Remote && self.blobs.contains(&m.id))
@@ -475,22 +490,29 @@ impl Library {
                 id: m.id,
                 size_bytes: m.size,
                 last_used_ms: m.last_played_ms.unwrap_or(m.added_ms),
-                pinned: m.key.is_some() || pins.contains(&m.id),
+                pinned: m.key.is_some() || pins.contains(&m.id) || only_here(&m.id),
             })
             .collect())
     }
 
     /// Deletes the files of the least recently used unpinned remote sounds until
     /// they fit `budget`; their records stay (listed as remote, fetched again when
-    /// played). Local sounds are never touched. Returns what was dropped.
+    /// played). Local sounds are never touched, nor a file no other known device
+    /// holds (the last copy). Returns what was dropped.
     pub fn enforce_remote_budget(
         &self,
         budget: &DiskBudget,
     ) -> Result<Vec<SoundMeta>, LibraryError> {
         let entries = self.remote_entries()?;
         let mut removed = Vec::new();
+        let now = now_ms();
         for id in budget.evictions(&entries) {
             if let Some(m) = self.get(&id)? {
+                // Told first (a crash between leaves a file no one counts on), then
+                // the file goes.
+                self.change(&std::collections::HashMap::new(), |r| {
+                    r.set_holder(&id, false, now)
+                })?;
                 let path = self.blobs.path(&id);
                 self.blobs.remove(&id).map_err(LibraryError::io(&path))?;
                 removed.push(m);
@@ -542,6 +564,24 @@ mod tests {
             ids.push(m.id);
             std::thread::sleep(std::time::Duration::from_millis(3));
         }
+        // Nothing is evicted while this is the only copy.
+        assert!(
+            lib.enforce_remote_budget(&DiskBudget::new(0))
+                .expect("enforce")
+                .is_empty()
+        );
+        // Another machine holds the remote sounds' files too, and says so.
+        let other =
+            Library::open(&dir.path().join("other"), &dir.path().join("lock2")).expect("open");
+        sync::pull(&lib, &other);
+        for (i, name) in [(1u32, "old"), (2, "pinned"), (3, "newer")] {
+            let bytes: Vec<u8> = (0..1000u32).map(|b| (b * (i + 3)) as u8).collect();
+            let temp = other.stage_bytes(&bytes, Some("wav")).expect("stage");
+            other
+                .add(temp, sound(name, Origin::Local, None))
+                .expect("add");
+        }
+        sync::pull(&other, &lib);
         lib.mark_played(&ids[3]).expect("played");
         // Room for two remote sounds: the pinned one stays, the oldest unpinned goes.
         let removed = lib
@@ -571,6 +611,11 @@ mod tests {
         else {
             panic!("new bytes");
         };
+        let temp = other.stage_bytes(&[7u8; 1500], Some("wav")).expect("stage");
+        other
+            .add(temp, sound("kept", Origin::Local, None))
+            .expect("add");
+        sync::pull(&other, &lib);
         lib.set_pin(&kept.id, true).expect("pin");
         assert!(
             lib.enforce_remote_budget(&DiskBudget::new(0))

@@ -101,7 +101,7 @@ pub struct SyncSaved {
     pub damaged: Vec<String>,
 }
 
-const SYNC_VERSION: u8 = 1;
+const SYNC_VERSION: u8 = 2;
 
 fn encode_synced(seq: u64, r: &Record) -> Vec<u8> {
     let mut out = vec![SYNC_VERSION];

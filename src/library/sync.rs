@@ -160,6 +160,9 @@ impl Library {
                     &m.tags,
                     now,
                 );
+                if self.blobs.contains(&m.id) {
+                    r.set_holder(&m.id, true, now);
+                }
                 adopted += 1;
             }
         }
@@ -349,6 +352,28 @@ impl Library {
     }
 }
 
+/// `to` pulls from `from` until caught up, in process; returns what `to` was told.
+#[cfg(test)]
+pub(crate) fn pull(from: &Library, to: &Library) -> Vec<String> {
+    let (df, dt) = (
+        from.sync_device().expect("dev"),
+        to.sync_device().expect("dev"),
+    );
+    let mut told = Vec::new();
+    let mut ask = to.sync_ask(df).expect("ask");
+    for _ in 0..100 {
+        let answer = from.sync_handle(dt, ask).expect("answer").reply;
+        let Some(answer) = answer else { break };
+        let m = to.sync_handle(df, answer).expect("merge");
+        told.extend(m.fixes);
+        match m.reply {
+            Some(next) => ask = next,
+            None => break,
+        }
+    }
+    told
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -378,26 +403,7 @@ mod tests {
         }
     }
 
-    /// `to` pulls from `from` until caught up; returns what `to` was told.
-    fn pull(from: &Library, to: &Library) -> Vec<String> {
-        let (df, dt) = (
-            from.sync_device().expect("dev"),
-            to.sync_device().expect("dev"),
-        );
-        let mut told = Vec::new();
-        let mut ask = to.sync_ask(df).expect("ask");
-        for _ in 0..100 {
-            let answer = from.sync_handle(dt, ask).expect("answer").reply;
-            let Some(answer) = answer else { break };
-            let m = to.sync_handle(df, answer).expect("merge");
-            told.extend(m.fixes);
-            match m.reply {
-                Some(next) => ask = next,
-                None => break,
-            }
-        }
-        told
-    }
+    use super::pull;
 
     fn listing(lib: &Library) -> Vec<(String, Option<String>, Vec<String>, SoundId)> {
         lib.list()
@@ -520,7 +526,14 @@ mod tests {
 
     impl MetaStoreRaw {
         fn open(dir: &std::path::Path) -> MetaStoreRaw {
-            MetaStoreRaw(sled::open(dir.join("a").join("meta")).expect("sled"))
+            // sled's flusher may hold the file lock a moment after the library closed.
+            for _ in 0..200 {
+                if let Ok(db) = sled::open(dir.join("a").join("meta")) {
+                    return MetaStoreRaw(db);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            panic!("the database stayed locked");
         }
 
         fn clear_sync(&self) {

@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::hlc::Stamp;
+use super::hlc::{Device, Stamp};
 use crate::domain::SoundId;
 
 /// A value and the stamp of the change that set it.
@@ -93,6 +93,9 @@ pub struct Record {
     pub tags: BTreeMap<String, Field<bool>>,
     /// Whether it is deleted.
     pub deleted: Field<bool>,
+    /// Which devices hold its file, each set by that device (git-annex's location
+    /// log): a file is dropped only where another device still holds it.
+    pub holders: BTreeMap<Device, Field<bool>>,
 }
 
 impl Record {
@@ -106,6 +109,7 @@ impl Record {
             gain_db: Field::new(0.0, at),
             tags: BTreeMap::new(),
             deleted: Field::new(false, at),
+            holders: BTreeMap::new(),
         }
     }
 
@@ -131,10 +135,15 @@ impl Record {
             .max(self.key.at)
             .max(self.gain_db.at)
             .max(self.deleted.at);
-        for f in self.tags.values() {
+        for f in self.tags.values().chain(self.holders.values()) {
             s = s.max(f.at);
         }
         s
+    }
+
+    /// Whether a device other than `me` holds the file.
+    pub fn held_elsewhere(&self, me: Device) -> bool {
+        self.holders.iter().any(|(d, f)| *d != me && f.value)
     }
 
     /// Every stamp in it, for checking them against our clock.
@@ -142,6 +151,7 @@ impl Record {
         [self.name.at, self.key.at, self.gain_db.at, self.deleted.at]
             .into_iter()
             .chain(self.tags.values().map(|f| f.at))
+            .chain(self.holders.values().map(|f| f.at))
     }
 
     /// Merges `other` (a copy of the same sound) in; returns whether anything changed.
@@ -168,6 +178,15 @@ impl Record {
                 }
             }
         }
+        for (device, f) in &other.holders {
+            match self.holders.get_mut(device) {
+                Some(mine) => changed |= mine.merge(f),
+                None => {
+                    self.holders.insert(*device, f.clone());
+                    changed = true;
+                }
+            }
+        }
         changed
     }
 
@@ -184,7 +203,6 @@ impl Record {
 
 #[cfg(test)]
 mod tests {
-    use super::super::hlc::Device;
     use super::*;
 
     fn at(wall_ms: u64, device: u64) -> Stamp {

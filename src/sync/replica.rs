@@ -375,6 +375,23 @@ impl Replica {
         })
     }
 
+    /// Records whether this device holds the file of `id` now.
+    pub fn set_holder(&mut self, id: &SoundId, on: bool, now_ms: u64) -> Option<Vec<Fix>> {
+        let me = self.clock.device();
+        if self
+            .records
+            .get(id)?
+            .holders
+            .get(&me)
+            .is_some_and(|f| f.value == on)
+        {
+            return Some(Vec::new());
+        }
+        self.edit(id, now_ms, |r, at| {
+            r.holders.insert(me, Field::new(on, at));
+        })
+    }
+
     /// Deletes a sound (its record stays, as a tombstone).
     pub fn delete(&mut self, id: &SoundId, now_ms: u64) -> Option<Vec<Fix>> {
         self.edit(id, now_ms, |r, at| r.deleted = Field::new(true, at))

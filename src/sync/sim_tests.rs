@@ -1,5 +1,6 @@
 //! Several replicas on a simulated network: seeded random edits (imports, re-imports,
-//! renames into each other's names, key bindings, gains, tags, deletes) while the
+//! renames into each other's names, key bindings, gains, tags, deletes, a device
+//! gaining or dropping a file) while the
 //! network drops, duplicates, reorders and partitions; each replica's clock is off by
 //! up to half the believed skew. After the network heals every replica must hold the
 //! same records, names and keys must be unique among live sounds, and no imported
@@ -132,7 +133,7 @@ fn scenario(seed: u64, replicas: usize, steps: usize) -> (usize, usize) {
                 let id = ids[rng.gen_range(0..ids.len())];
                 let name = NAMES[rng.gen_range(0..NAMES.len())];
                 let known = r[i].get(&id).is_some();
-                let f = match rng.gen_range(0..7) {
+                let f = match rng.gen_range(0..8) {
                     0 | 1 => {
                         imported.insert(id);
                         Some(r[i].import(id, facts(u64::from(id.0[0])), name, t))
@@ -148,6 +149,7 @@ fn scenario(seed: u64, replicas: usize, steps: usize) -> (usize, usize) {
                         deleted_ever.insert(id);
                         r[i].delete(&id, t)
                     }
+                    7 if known => r[i].set_holder(&id, rng.gen_bool(0.5), t),
                     _ => None,
                 };
                 fixes += f.map_or(0, |f| f.len());

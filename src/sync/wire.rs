@@ -14,6 +14,8 @@ use super::replica::{BATCH, Msg};
 pub const MAX_TEXT: usize = 256;
 /// Most tags one record may carry (on or off).
 pub const MAX_TAGS: usize = 64;
+/// Most devices one record may name as holding its file.
+pub const MAX_HOLDERS: usize = 64;
 /// Largest encoded message.
 pub const MAX_MESSAGE: usize = 4 * 1024 * 1024;
 
@@ -78,6 +80,12 @@ pub fn check(r: &Record) -> Result<(), WireError> {
     }
     if r.tags.len() > MAX_TAGS {
         return bad(format!("{} tags (at most {MAX_TAGS})", r.tags.len()));
+    }
+    if r.holders.len() > MAX_HOLDERS {
+        return bad(format!(
+            "{} holders (at most {MAX_HOLDERS})",
+            r.holders.len()
+        ));
     }
     if r.tags.keys().any(|t| t.is_empty() || t.len() > MAX_TEXT) {
         return bad("a tag out of bounds".into());
