@@ -143,6 +143,8 @@ fn offline(p: &TrustedPeer) -> PeerStatus {
         datagrams_dropped: 0,
         protocol: None,
         last_error: None,
+        sync: p.sync.map(|r| r.name().to_string()),
+        sync_state: None,
     }
 }
 
@@ -174,6 +176,11 @@ fn print_table(peers: &[PeerStatus], known: bool) {
             p.last_error
                 .as_deref()
                 .map_or_else(|| "offline".to_string(), |e| format!("offline: {e}"))
+        };
+        let state = match (&p.sync, &p.sync_state) {
+            (Some(r), Some(s)) => format!("{state}; {r}: {s}"),
+            (Some(r), None) => format!("{state}; {r}"),
+            _ => state,
         };
         outln!(
             "{:<w$}  {:<39}  {:<24}  {:<22}  {state}",

@@ -195,10 +195,25 @@ fn claim(
 impl MetaStore {
     /// Opens (creating) the database in `dir`.
     pub fn open(dir: &std::path::Path) -> Result<MetaStore, StoreError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(16 << 20)
-            .open()?;
+        // The home lock keeps other processes out; a database lock still held means
+        // this process closed it a moment ago and sled's flusher has not let go yet.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        let db = loop {
+            match sled::Config::new()
+                .path(dir)
+                .cache_capacity(16 << 20)
+                .open()
+            {
+                Err(sled::Error::Io(e))
+                    if e.kind() == std::io::ErrorKind::Other
+                        && e.to_string().contains("could not acquire lock")
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => break other?,
+            }
+        };
         Ok(MetaStore {
             sounds: db.open_tree("sounds")?,
             names: db.open_tree("names")?,

@@ -167,6 +167,12 @@ pub struct PeerStatus {
     pub protocol: Option<u16>,
     /// Why the last connection attempt failed, when it did.
     pub last_error: Option<String>,
+    /// Library sync with it (`"mirror"`), when there is one.
+    #[serde(default)]
+    pub sync: Option<String>,
+    /// How that sync stands (`in sync`, `syncing`, or why not), while a jhack runs.
+    #[serde(default)]
+    pub sync_state: Option<String>,
 }
 
 /// Round trip in ms from a duration.

@@ -258,6 +258,8 @@ impl Node {
                     } else {
                         self.last_error(&p.id)
                     },
+                    sync: p.sync.map(|r| r.name().to_string()),
+                    sync_state: None,
                 }
             })
             .collect()

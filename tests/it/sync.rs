@@ -91,6 +91,9 @@ fn mirrors_stay_in_sync_live_and_converge_after_editing_apart() {
     let sb = b.serve(false, &[]);
     // The starter packs are the same bytes on both: they meet as one library.
     until("the first sync", APPEAR, || records(&a) == records(&b));
+    until("peer list saying so", APPEAR, || {
+        stdout(&b.jhack(&["peer", "list"])).contains("mirror: in sync")
+    });
     // Live: an import on A appears on B, remote there.
     let id = a.import(&horn, "horn");
     let took = until("horn on B", APPEAR, || has(&b, "horn"));

@@ -134,6 +134,8 @@ fn peers_view() -> jhack::tui::view::PeersView {
                 datagrams_dropped: 0,
                 protocol: Some(2),
                 last_error: None,
+                sync: Some("mirror".into()),
+                sync_state: Some("in sync".into()),
             },
             PeerStatus {
                 name: "laptop".into(),
@@ -146,6 +148,8 @@ fn peers_view() -> jhack::tui::view::PeersView {
                 datagrams_dropped: 0,
                 protocol: None,
                 last_error: Some("no answer".into()),
+                sync: None,
+                sync_state: None,
             },
         ],
         arriving: 1,

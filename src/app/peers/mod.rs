@@ -163,7 +163,20 @@ impl PeerHub {
 
     /// Every trusted peer and its state.
     pub fn peers(&self) -> Vec<PeerStatus> {
-        self.node.peers()
+        let mut peers = self.node.peers();
+        if let Some(sync) = &self.sync {
+            for p in peers.iter_mut().filter(|p| p.sync.is_some()) {
+                let Some(s) = p.id.parse().ok().and_then(|id| sync.status_of(&id)) else {
+                    continue;
+                };
+                p.sync_state = Some(match (&s.last_error, s.in_sync) {
+                    (Some(e), _) => e.clone(),
+                    (None, true) => "in sync".into(),
+                    (None, false) => "syncing".into(),
+                });
+            }
+        }
+        peers
     }
 
     /// Blob transfers in progress towards us.

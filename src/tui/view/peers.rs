@@ -173,6 +173,16 @@ fn peer_line<'a>(p: &'a PeerStatus, s: &Screen<'_>) -> Line<'a> {
     if p.transfers > 0 {
         spans.push(Span::styled(format!("  ⇅{}", p.transfers), t.notice()));
     }
+    // A mirror: ⇄ when in sync, ⇄… while syncing, ⇄! when the last exchange failed
+    // (`jhack peer list` says why).
+    if p.sync.is_some() {
+        let (text, style) = match p.sync_state.as_deref() {
+            Some("in sync") | None => ("  ⇄", t.dim()),
+            Some("syncing") => ("  ⇄…", t.notice()),
+            Some(_) => ("  ⇄!", t.warn()),
+        };
+        spans.push(Span::styled(text, style));
+    }
     Line::from(spans)
 }
 
