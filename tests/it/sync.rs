@@ -54,6 +54,15 @@ fn has(p: &Peer, name: &str) -> bool {
     p.list().iter().any(|s| s["name"] == name)
 }
 
+/// `x` trusts `y` (at its address, as `name`) for `what` only, keeping the relation.
+fn allow(x: &Peer, y: &Peer, name: &str, what: &str) {
+    let addr = y.addr();
+    ok(
+        &x.jhack(&["peer", "add", &y.id, &addr, "--name", name, "--allow", what]),
+        "jhack peer add",
+    );
+}
+
 fn mirrors() -> (Peer, Peer) {
     let (a, b) = (Peer::new("A"), Peer::new("B"));
     for (x, y, name) in [(&a, &b, "bee"), (&b, &a, "ay")] {
@@ -229,19 +238,7 @@ fn jhack_sync_runs_one_sync_to_completion_and_refusals_are_clear() {
     let _ = sa.stop();
     // A peer that may not write here is not merged from; one that may not read
     // there is refused by it, and both say why.
-    ok(
-        &b.jhack(&[
-            "peer",
-            "add",
-            &a.id,
-            &a.addr(),
-            "--name",
-            "ay",
-            "--allow",
-            "read",
-        ]),
-        "peer add",
-    );
+    allow(&b, &a, "ay", "read");
     let sa = a.serve(false, &[]);
     let o = b.jhack(&["sync", "ay"]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
@@ -250,32 +247,8 @@ fn jhack_sync_runs_one_sync_to_completion_and_refusals_are_clear() {
         e.len() == 1 && e[0].contains("may not write to this library"),
         "{e:?}"
     );
-    ok(
-        &b.jhack(&[
-            "peer",
-            "add",
-            &a.id,
-            &a.addr(),
-            "--name",
-            "ay",
-            "--allow",
-            "write",
-        ]),
-        "peer add",
-    );
-    ok(
-        &a.jhack(&[
-            "peer",
-            "add",
-            &b.id,
-            &b.addr(),
-            "--name",
-            "bee",
-            "--allow",
-            "write",
-        ]),
-        "peer add",
-    );
+    allow(&b, &a, "ay", "write");
+    allow(&a, &b, "bee", "write");
     let o = b.jhack(&["sync", "ay"]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let e = error_lines(&o);

@@ -31,43 +31,45 @@ fn a_tone_on_one_microphone_is_heard_on_the_other_speaker() {
     let Some(_audio) = audio_stack(test) else {
         return;
     };
-    let h = tempfile::tempdir().expect("tempdir");
-    let tone = h.path().join("tone.wav");
-    sh(&format!(
-        "sox -n -r 48000 -c 1 -b 16 {} synth 3 sine 1000 gain -6",
-        tone.display()
-    ));
-    let (a, b) = (Peer::new("A"), Peer::new("B"));
-    a.trust(&b, "bee", "voice", true);
-    b.trust(&a, "ay", "voice", true);
-    let mut listener = Proc::start(
-        "B (talk)",
-        talk(
-            &b,
-            &["ay", "--listen-only", "--duration", "9", "--stats"],
-            true,
-        ),
-    );
-    let mut talker = Proc::start(
-        "A (talk)",
-        talk(&a, &["bee", "--open", "--duration", "8", "--stats"], true),
-    );
-    talker.wait_for("talking with bee", Duration::from_secs(15));
-    listener.wait_for("talking with ay", Duration::from_secs(15));
-    std::thread::sleep(Duration::from_millis(500));
-    let monitor = Monitor::start();
-    let mut mic = feed_mic(&tone);
-    std::thread::sleep(Duration::from_secs(4));
-    let _ = mic.kill();
-    let _ = mic.wait();
-    let heard = monitor.stop();
-    let left = channel(&heard, 2, 0);
-    let a_out = talker.wait_exit(Duration::from_secs(20));
-    let b_out = listener.wait_exit(Duration::from_secs(20));
-    eprintln!("A: {}\nB: {}", talker.stderr(), listener.stderr());
-    assert!(a_out.is_some_and(|s| s.success()), "A's talk failed");
-    assert!(b_out.is_some_and(|s| s.success()), "B's talk failed");
-    assert_tone(&left, "B's speaker");
+    common::retried(test, || {
+        let h = tempfile::tempdir().expect("tempdir");
+        let tone = h.path().join("tone.wav");
+        sh(&format!(
+            "sox -n -r 48000 -c 1 -b 16 {} synth 3 sine 1000 gain -6",
+            tone.display()
+        ));
+        let (a, b) = (Peer::new("A"), Peer::new("B"));
+        a.trust(&b, "bee", "voice", true);
+        b.trust(&a, "ay", "voice", true);
+        let mut listener = Proc::start(
+            "B (talk)",
+            talk(
+                &b,
+                &["ay", "--listen-only", "--duration", "9", "--stats"],
+                true,
+            ),
+        );
+        let mut talker = Proc::start(
+            "A (talk)",
+            talk(&a, &["bee", "--open", "--duration", "8", "--stats"], true),
+        );
+        talker.wait_for("talking with bee", Duration::from_secs(15));
+        listener.wait_for("talking with ay", Duration::from_secs(15));
+        std::thread::sleep(Duration::from_millis(500));
+        let monitor = Monitor::start();
+        let mut mic = feed_mic(&tone);
+        std::thread::sleep(Duration::from_secs(4));
+        let _ = mic.kill();
+        let _ = mic.wait();
+        let heard = monitor.stop();
+        let left = channel(&heard, 2, 0);
+        let a_out = talker.wait_exit(Duration::from_secs(20));
+        let b_out = listener.wait_exit(Duration::from_secs(20));
+        eprintln!("A: {}\nB: {}", talker.stderr(), listener.stderr());
+        assert!(a_out.is_some_and(|s| s.success()), "A's talk failed");
+        assert!(b_out.is_some_and(|s| s.success()), "B's talk failed");
+        assert_tone(&left, "B's speaker");
+    });
 }
 
 /// The 1 kHz tone fed for 3 s, 10 ms at a time: present for most of it, without
@@ -120,61 +122,63 @@ fn a_server_without_a_sound_card_relays_a_group() {
     let Some(_audio) = audio_stack(test) else {
         return;
     };
-    let h = tempfile::tempdir().expect("tempdir");
-    let tone = h.path().join("tone.wav");
-    sh(&format!(
-        "sox -n -r 48000 -c 1 -b 16 {} synth 3 sine 1000 gain -6",
-        tone.display()
-    ));
-    // A and B know only the server, which lets both talk; neither can reach the
-    // other directly (neither listens where the other would look).
-    let (a, b, s) = (Peer::new("A"), Peer::new("B"), Peer::new("S"));
-    s.trust(&a, "ay", "voice", false);
-    s.trust(&b, "bee", "voice", false);
-    a.trust(&s, "srv", "voice", true);
-    b.trust(&s, "srv", "voice", true);
-    let mut server = s.serve(false, &[("JHACK_LOG", "info")]);
-    let mut listener = Proc::start(
-        "B (talk)",
-        talk(
-            &b,
-            &["srv", "--listen-only", "--duration", "10", "--stats"],
-            true,
-        ),
-    );
-    listener.wait_for("talking with srv", Duration::from_secs(15));
-    server.wait_for("voice relay: bee joined", Duration::from_secs(10));
-    let mut talker = Proc::start(
-        "A (talk)",
-        talk(&a, &["srv", "--open", "--duration", "7", "--stats"], true),
-    );
-    talker.wait_for("talking with srv", Duration::from_secs(15));
-    server.wait_for("voice relay: ay joined", Duration::from_secs(10));
-    std::thread::sleep(Duration::from_millis(500));
-    let monitor = Monitor::start();
-    let mut mic = feed_mic(&tone);
-    std::thread::sleep(Duration::from_secs(4));
-    let _ = mic.kill();
-    let _ = mic.wait();
-    let heard = monitor.stop();
-    let a_out = talker.wait_exit(Duration::from_secs(20));
-    let b_out = listener.wait_exit(Duration::from_secs(20));
-    let s_err = server.stop();
-    eprintln!(
-        "A: {}\nB: {}\nS: {s_err}",
-        talker.stderr(),
-        listener.stderr()
-    );
-    assert!(a_out.is_some_and(|s| s.success()), "A's talk failed");
-    assert!(b_out.is_some_and(|s| s.success()), "B's talk failed");
-    // B names the talker by the relay it came through.
-    assert!(
-        listener.stderr().contains(" via srv is talking"),
-        "B did not hear A through the relay: {}",
-        listener.stderr()
-    );
-    assert!(s_err.contains("voice relay: ay left"), "{s_err}");
-    assert_tone(&channel(&heard, 2, 0), "B's speaker, through the relay");
+    common::retried(test, || {
+        let h = tempfile::tempdir().expect("tempdir");
+        let tone = h.path().join("tone.wav");
+        sh(&format!(
+            "sox -n -r 48000 -c 1 -b 16 {} synth 3 sine 1000 gain -6",
+            tone.display()
+        ));
+        // A and B know only the server, which lets both talk; neither can reach the
+        // other directly (neither listens where the other would look).
+        let (a, b, s) = (Peer::new("A"), Peer::new("B"), Peer::new("S"));
+        s.trust(&a, "ay", "voice", false);
+        s.trust(&b, "bee", "voice", false);
+        a.trust(&s, "srv", "voice", true);
+        b.trust(&s, "srv", "voice", true);
+        let mut server = s.serve(false, &[("JHACK_LOG", "info")]);
+        let mut listener = Proc::start(
+            "B (talk)",
+            talk(
+                &b,
+                &["srv", "--listen-only", "--duration", "10", "--stats"],
+                true,
+            ),
+        );
+        listener.wait_for("talking with srv", Duration::from_secs(15));
+        server.wait_for("voice relay: bee joined", Duration::from_secs(10));
+        let mut talker = Proc::start(
+            "A (talk)",
+            talk(&a, &["srv", "--open", "--duration", "7", "--stats"], true),
+        );
+        talker.wait_for("talking with srv", Duration::from_secs(15));
+        server.wait_for("voice relay: ay joined", Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(500));
+        let monitor = Monitor::start();
+        let mut mic = feed_mic(&tone);
+        std::thread::sleep(Duration::from_secs(4));
+        let _ = mic.kill();
+        let _ = mic.wait();
+        let heard = monitor.stop();
+        let a_out = talker.wait_exit(Duration::from_secs(20));
+        let b_out = listener.wait_exit(Duration::from_secs(20));
+        let s_err = server.stop();
+        eprintln!(
+            "A: {}\nB: {}\nS: {s_err}",
+            talker.stderr(),
+            listener.stderr()
+        );
+        assert!(a_out.is_some_and(|s| s.success()), "A's talk failed");
+        assert!(b_out.is_some_and(|s| s.success()), "B's talk failed");
+        // B names the talker by the relay it came through.
+        assert!(
+            listener.stderr().contains(" via srv is talking"),
+            "B did not hear A through the relay: {}",
+            listener.stderr()
+        );
+        assert!(s_err.contains("voice relay: ay left"), "{s_err}");
+        assert_tone(&channel(&heard, 2, 0), "B's speaker, through the relay");
+    });
 }
 
 #[test]
