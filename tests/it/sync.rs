@@ -362,6 +362,13 @@ fn an_edit_on_one_mirror_is_listed_on_the_other_within_a_fraction_of_a_second() 
     let _sa = a.serve(false, &[]);
     let _sb = b.serve(false, &[]);
     until("the first sync", APPEAR, || records(&a) == records(&b));
+    // Steady state: both sides have taken each other's merged records (right after
+    // the first sync they are still exchanging them for a moment).
+    for p in [&a, &b] {
+        until("in sync", APPEAR, || {
+            stdout(&p.jhack(&["peer", "list"])).contains("mirror: in sync")
+        });
+    }
     common::retried("live propagation", || {
         let mut took = Vec::new();
         for i in 0..30 {
