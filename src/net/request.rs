@@ -97,6 +97,9 @@ pub(crate) async fn ask(
         quinn::ReadToEndError::Read(quinn::ReadError::Reset(_)) => {
             AskError::Failed("the peer did not answer".into())
         }
+        quinn::ReadToEndError::TooLong => AskError::Failed(format!(
+            "an answer over {max_answer} bytes, more than it may send (refused)"
+        )),
         e => failed(&e),
     })
 }

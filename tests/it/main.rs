@@ -15,6 +15,7 @@ mod mixer;
 mod peer_node;
 mod peers;
 mod sync;
+mod sync_bad_peers;
 mod tui_live;
 mod tui_screen;
 mod voice;

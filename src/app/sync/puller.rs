@@ -23,6 +23,8 @@ const ASK_TIMEOUT: Duration = Duration::from_secs(40);
 const FEATURES_WITHIN: Duration = Duration::from_secs(3);
 /// The wait after a failed exchange.
 const BACKOFF: Duration = Duration::from_secs(2);
+/// An answer with nothing new that came back faster than this was not held.
+const QUICK_ANSWER: Duration = Duration::from_millis(200);
 /// The wait after a refusal.
 const REFUSED_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -46,6 +48,8 @@ impl Failure {
 struct Step {
     /// The peer has more for us right now.
     more: bool,
+    /// Records that changed here.
+    changed: usize,
     /// Its fingerprint equals ours after the merge.
     in_sync: bool,
 }
@@ -99,6 +103,7 @@ fn exchange(
         s.in_sync = in_sync;
         s.last_error = None;
     });
+    let changed = merged.changed.len() + merged.removed.len();
     let mut notes = merged.fixes;
     notes.extend(
         merged
@@ -114,24 +119,43 @@ fn exchange(
             notes,
         });
     }
-    Ok(Step { more, in_sync })
+    Ok(Step {
+        more,
+        changed,
+        in_sync,
+    })
 }
 
 /// Keeps pulling from `peer` while it is connected and the service runs.
 pub(super) fn live(shared: &Shared, node: &Node, peer: &PeerId) {
     let name = node.name_of(peer);
+    let mut idle = 0;
     while !shared.stop.load(Ordering::Relaxed) && node.connected().contains(peer) {
         if why_not(node, peer).is_some() {
             return;
         }
-        if let Err(e) = exchange(shared, node, peer, &name, MAY_HOLD) {
-            tracing::info!("sync with {name}: {}", e.why);
-            shared.update(peer, &name, |s| {
-                s.in_sync = false;
-                s.last_error = Some(e.why);
-            });
-            // A refusal stands until the peer's trust store changes: ask rarely.
-            std::thread::sleep(if e.refused { REFUSED_BACKOFF } else { BACKOFF });
+        let asked = Instant::now();
+        match exchange(shared, node, peer, &name, MAY_HOLD) {
+            // An honest peer holds an ask until it has something for us: two quick
+            // answers in a row that change nothing here (an old or faulty peer, or
+            // one replaying the same records) are not followed by a third at once.
+            Ok(step) if !step.more && step.changed == 0 && asked.elapsed() < QUICK_ANSWER => {
+                idle += 1;
+                if idle >= 2 {
+                    idle = 0;
+                    std::thread::sleep(BACKOFF);
+                }
+            }
+            Ok(_) => idle = 0,
+            Err(e) => {
+                tracing::info!("sync with {name}: {}", e.why);
+                shared.update(peer, &name, |s| {
+                    s.in_sync = false;
+                    s.last_error = Some(e.why);
+                });
+                // A refusal stands until the peer's trust store changes: ask rarely.
+                std::thread::sleep(if e.refused { REFUSED_BACKOFF } else { BACKOFF });
+            }
         }
     }
 }
