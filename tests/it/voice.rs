@@ -33,14 +33,8 @@ fn a_tone_on_one_microphone_is_heard_on_the_other_speaker() {
     };
     common::retried(test, || {
         let h = tempfile::tempdir().expect("tempdir");
-        let tone = h.path().join("tone.wav");
-        sh(&format!(
-            "sox -n -r 48000 -c 1 -b 16 {} synth 3 sine 1000 gain -6",
-            tone.display()
-        ));
-        let (a, b) = (Peer::new("A"), Peer::new("B"));
-        a.trust(&b, "bee", "voice", true);
-        b.trust(&a, "ay", "voice", true);
+        let tone = tone_wav(h.path(), 3);
+        let (a, b) = voice_pair();
         let mut listener = Proc::start(
             "B (talk)",
             talk(
@@ -55,13 +49,7 @@ fn a_tone_on_one_microphone_is_heard_on_the_other_speaker() {
         );
         talker.wait_for("talking with bee", Duration::from_secs(15));
         listener.wait_for("talking with ay", Duration::from_secs(15));
-        std::thread::sleep(Duration::from_millis(500));
-        let monitor = Monitor::start();
-        let mut mic = feed_mic(&tone);
-        std::thread::sleep(Duration::from_secs(4));
-        let _ = mic.kill();
-        let _ = mic.wait();
-        let heard = monitor.stop();
+        let heard = hear_fed(&tone);
         let left = channel(&heard, 2, 0);
         let a_out = talker.wait_exit(Duration::from_secs(20));
         let b_out = listener.wait_exit(Duration::from_secs(20));
@@ -70,6 +58,36 @@ fn a_tone_on_one_microphone_is_heard_on_the_other_speaker() {
         assert!(b_out.is_some_and(|s| s.success()), "B's talk failed");
         assert_tone(&left, "B's speaker");
     });
+}
+
+/// A 1 kHz sine at -6 dBFS of `secs` seconds, mono, 48 kHz.
+fn tone_wav(dir: &std::path::Path, secs: u32) -> std::path::PathBuf {
+    let tone = dir.join("tone.wav");
+    sh(&format!(
+        "sox -n -r 48000 -c 1 -b 16 {} synth {secs} sine 1000 gain -6",
+        tone.display()
+    ));
+    tone
+}
+
+/// A and B, each trusting the other (at its address) to talk.
+fn voice_pair() -> (Peer, Peer) {
+    let (a, b) = (Peer::new("A"), Peer::new("B"));
+    a.trust(&b, "bee", "voice", true);
+    b.trust(&a, "ay", "voice", true);
+    (a, b)
+}
+
+/// Half a second after a call is up: the speaker's monitor while `tone` is fed to
+/// the microphone (4 s).
+fn hear_fed(tone: &std::path::Path) -> Vec<f32> {
+    std::thread::sleep(Duration::from_millis(500));
+    let monitor = Monitor::start();
+    let mut mic = feed_mic(tone);
+    std::thread::sleep(Duration::from_secs(4));
+    let _ = mic.kill();
+    let _ = mic.wait();
+    monitor.stop()
 }
 
 /// The 1 kHz tone fed for 3 s, 10 ms at a time: present for most of it, without
@@ -124,11 +142,7 @@ fn a_server_without_a_sound_card_relays_a_group() {
     };
     common::retried(test, || {
         let h = tempfile::tempdir().expect("tempdir");
-        let tone = h.path().join("tone.wav");
-        sh(&format!(
-            "sox -n -r 48000 -c 1 -b 16 {} synth 3 sine 1000 gain -6",
-            tone.display()
-        ));
+        let tone = tone_wav(h.path(), 3);
         // A and B know only the server, which lets both talk; neither can reach the
         // other directly (neither listens where the other would look).
         let (a, b, s) = (Peer::new("A"), Peer::new("B"), Peer::new("S"));
@@ -153,13 +167,7 @@ fn a_server_without_a_sound_card_relays_a_group() {
         );
         talker.wait_for("talking with srv", Duration::from_secs(15));
         server.wait_for("voice relay: ay joined", Duration::from_secs(10));
-        std::thread::sleep(Duration::from_millis(500));
-        let monitor = Monitor::start();
-        let mut mic = feed_mic(&tone);
-        std::thread::sleep(Duration::from_secs(4));
-        let _ = mic.kill();
-        let _ = mic.wait();
-        let heard = monitor.stop();
+        let heard = hear_fed(&tone);
         let a_out = talker.wait_exit(Duration::from_secs(20));
         let b_out = listener.wait_exit(Duration::from_secs(20));
         let s_err = server.stop();
@@ -345,9 +353,7 @@ fn mouth_to_ear_through_a_call_is_the_wire_floor_plus_the_frame() {
     let h = tempfile::tempdir().expect("tempdir");
     let clicks = h.path().join("clicks.wav");
     click_train(&clicks, 10, 0.6);
-    let (a, b) = (Peer::new("A"), Peer::new("B"));
-    a.trust(&b, "bee", "voice", true);
-    b.trust(&a, "ay", "voice", true);
+    let (a, b) = voice_pair();
     let wire_home = tempfile::tempdir().expect("tempdir");
     let mut floor = Measured::new("jhack wire (the floor)");
     let mut gst = Measured::new("GStreamer, low-delay Opus, 10 ms frames");
@@ -480,11 +486,7 @@ fn voice_survives_loss_jitter_and_an_outage_through_a_relay() {
         return;
     };
     let h = tempfile::tempdir().expect("tempdir");
-    let tone = h.path().join("tone.wav");
-    sh(&format!(
-        "sox -n -r 48000 -c 1 -b 16 {} synth 16 sine 1000 gain -6",
-        tone.display()
-    ));
+    let tone = tone_wav(h.path(), 16);
     let (a, b) = (Peer::new("A"), Peer::new("B"));
     let lossy = relay::Impairment {
         loss: 0.05,
@@ -626,14 +628,8 @@ fn hostile_voice_datagrams_are_dropped_and_the_call_goes_on() {
         return;
     };
     let h = tempfile::tempdir().expect("tempdir");
-    let tone = h.path().join("tone.wav");
-    sh(&format!(
-        "sox -n -r 48000 -c 1 -b 16 {} synth 6 sine 1000 gain -6",
-        tone.display()
-    ));
-    let (a, b) = (Peer::new("A"), Peer::new("B"));
-    a.trust(&b, "bee", "voice", true);
-    b.trust(&a, "ay", "voice", true);
+    let tone = tone_wav(h.path(), 6);
+    let (a, b) = voice_pair();
     let raw_dir = tempfile::tempdir().expect("tempdir");
     let me = jhack::net::Identity::load_or_create(&raw_dir.path().join("identity")).expect("id");
     let my_id = me.id.to_string();
