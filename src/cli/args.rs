@@ -211,7 +211,8 @@ pub enum PeerCommand {
         #[arg(long, value_name = "LIST", default_value = "play")]
         allow: String,
         /// Library sync with it: `mirror` (one of my machines: one library on both;
-        /// allow it read,write), or `none`.
+        /// allow it read,write), `mirror-all` (the same, and this machine keeps every
+        /// file: the one that holds the whole library), or `none`.
         #[arg(long, value_name = "RELATION")]
         sync: Option<String>,
     },

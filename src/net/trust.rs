@@ -165,22 +165,28 @@ pub struct TrustedPeer {
     pub sync: Option<SyncRelation>,
 }
 
-/// What a peer's library is to ours, in `peers.toml` as `sync = "mirror"`.
+/// What a peer's library is to ours, in `peers.toml` as `sync = "mirror"` (or
+/// `"mirror-all"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SyncRelation {
     /// One of my own machines: both sides read and write one library (each side
     /// needs `read` and `write` from the other).
     Mirror,
+    /// A mirror from which this machine keeps every file (the machine that holds
+    /// the whole library): every sound's file is fetched as soon as it is known and
+    /// never evicted.
+    MirrorAll,
 }
 
 impl SyncRelation {
     /// The words `peers.toml` and `--sync` accept.
-    pub const NAMES: [&'static str; 1] = ["mirror"];
+    pub const NAMES: [&'static str; 2] = ["mirror", "mirror-all"];
 
-    /// Parses `"mirror"` (any case); `"none"` or `""` is no relation.
+    /// Parses `"mirror"` or `"mirror-all"` (any case); `"none"` or `""` is no relation.
     pub fn parse(text: &str) -> Result<Option<SyncRelation>, String> {
         match text.trim().to_lowercase().as_str() {
             "mirror" => Ok(Some(SyncRelation::Mirror)),
+            "mirror-all" => Ok(Some(SyncRelation::MirrorAll)),
             "" | "none" => Ok(None),
             other => Err(format!(
                 "unknown sync relation '{other}' (valid: {}, none)",
@@ -193,7 +199,13 @@ impl SyncRelation {
     pub fn name(self) -> &'static str {
         match self {
             SyncRelation::Mirror => "mirror",
+            SyncRelation::MirrorAll => "mirror-all",
         }
+    }
+
+    /// Whether the peer mirrors this library (every relation so far does).
+    pub fn is_mirror(self) -> bool {
+        matches!(self, SyncRelation::Mirror | SyncRelation::MirrorAll)
     }
 }
 

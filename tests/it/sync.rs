@@ -413,3 +413,51 @@ fn an_edit_on_one_mirror_is_listed_on_the_other_within_a_fraction_of_a_second() 
         assert!(p99 <= 200.0, "p99 {p99:.1} ms");
     });
 }
+
+#[test]
+fn a_mirror_all_machine_fetches_and_keeps_every_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = mirrors();
+    // B holds the whole library: it keeps every file of what A has.
+    let addr = a.addr();
+    ok(
+        &b.jhack(&[
+            "peer",
+            "add",
+            &a.id,
+            &addr,
+            "--name",
+            "ay",
+            "--allow",
+            "read,write",
+            "--sync",
+            "mirror-all",
+        ]),
+        "jhack peer add --sync mirror-all",
+    );
+    let _sa = a.serve(false, &[]);
+    let _sb = b.serve(false, &[]);
+    let mut ids = Vec::new();
+    for (i, f) in [220, 330, 440].into_iter().enumerate() {
+        let wav = sine_wav(dir.path(), &format!("s{i}.wav"), f, 0.3, -6.0, 48_000, 1);
+        ids.push(a.import(&wav, &format!("sound {i}")));
+    }
+    let took = until("every file on B", APPEAR * 2, || {
+        let list = b.list();
+        (0..3).all(|i| {
+            list.iter()
+                .any(|s| s["name"] == format!("sound {i}").as_str() && s["file"] == "here")
+        })
+    });
+    eprintln!(
+        "3 sounds imported on A: every file on the mirror-all machine {:.0} ms later",
+        took.as_secs_f64() * 1e3
+    );
+    for id in &ids {
+        assert!(b.blob(id).exists());
+    }
+    // Kept for good there: not a remote sound of the cache.
+    assert_eq!(b.sound("sound 0")["origin"], "local");
+    let peers = stdout(&b.jhack(&["peer", "list"]));
+    assert!(peers.contains("mirror-all"), "{peers}");
+}

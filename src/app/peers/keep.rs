@@ -36,7 +36,12 @@ impl PeerHub {
             channels: a.offer.channels,
             format: a.offer.format.clone(),
             loudness_lufs: a.offer.loudness_lufs,
-            origin: Origin::Remote,
+            // The machine that holds the whole library keeps every file for good.
+            origin: if self.keeps_all() {
+                Origin::Local
+            } else {
+                Origin::Remote
+            },
         };
         match instance.keep_remote(a.fetch.path(), new) {
             Ok(m) if m.id == id => {

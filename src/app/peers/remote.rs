@@ -2,7 +2,8 @@
 //! sound, known through library sync) plays at once, streamed from a connected
 //! mirror while it arrives (the verified fetch-while-playing that triggers use), and
 //! is then kept within the remote-sound budget. Sounds bound to keys are pinned:
-//! their files are fetched in the background as soon as they are known.
+//! their files are fetched in the background as soon as they are known. A machine
+//! that mirrors a peer marked `mirror-all` fetches every file, and keeps them all.
 //!
 //! Never fetches from a peer that is not a mirror, and never keeps a byte that was
 //! not verified (keeping goes through [`super::keep`]).
@@ -32,7 +33,7 @@ impl PeerHub {
             .filter(|p| {
                 self.node
                     .trusted(p)
-                    .is_some_and(|t| t.sync == Some(SyncRelation::Mirror))
+                    .is_some_and(|t| t.sync.is_some_and(SyncRelation::is_mirror))
             })
             .collect();
         m.sort_by_key(|p| missed.is_some_and(|v| v.contains(p)));
@@ -98,6 +99,15 @@ impl PeerHub {
         Ok(())
     }
 
+    /// Whether this machine keeps every file: a peer it mirrors is marked
+    /// `mirror-all` in `peers.toml`.
+    pub(super) fn keeps_all(&self) -> bool {
+        self.node
+            .peers()
+            .iter()
+            .any(|p| p.sync.as_deref() == Some(SyncRelation::MirrorAll.name()))
+    }
+
     /// The library may have changed (a key bound, a sync): look for pinned remote
     /// sounds at the next poll.
     pub fn library_changed(&mut self) {
@@ -112,10 +122,11 @@ impl PeerHub {
         }
         self.pins_checked = Some(Instant::now());
         let lib = instance.library();
+        let all = self.keeps_all();
         let wanted: Vec<SoundMeta> = instance
             .sounds()
             .iter()
-            .filter(|m| m.key.is_some() || instance.pinned().contains(&m.id))
+            .filter(|m| all || m.key.is_some() || instance.pinned().contains(&m.id))
             .filter(|m| !lib.has_file(&m.id))
             .filter(|m| !self.arriving.contains_key(&m.id))
             .cloned()

@@ -185,7 +185,7 @@ impl Drop for SyncService {
 /// Why we would not pull from `peer` now (`None`: we would).
 pub(crate) fn why_not(node: &Node, peer: &PeerId) -> Option<String> {
     let t = node.trusted(peer)?;
-    if t.sync != Some(SyncRelation::Mirror) {
+    if !t.sync.is_some_and(SyncRelation::is_mirror) {
         return Some(format!(
             "{} is not a mirror of this library (sync = \"mirror\" in peers.toml, or jhack peer add … --sync mirror)",
             t.name
