@@ -207,9 +207,10 @@ pub enum PeerCommand {
         /// A name for it (default: from its id).
         #[arg(long, value_name = "N")]
         name: Option<String>,
-        /// What it may do here: play, voice, read, write (comma-separated), or none.
-        #[arg(long, value_name = "LIST", default_value = "play")]
-        allow: String,
+        /// What it may do here: play, voice, read, write (comma-separated), or none
+        /// (a new peer: play; a known one keeps what it had).
+        #[arg(long, value_name = "LIST")]
+        allow: Option<String>,
         /// Library sync with it: `mirror` (one of my machines: one library on both;
         /// allow it read,write), `mirror-all` (the same, and this machine keeps every
         /// file: the one that holds the whole library), or `none`.

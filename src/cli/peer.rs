@@ -51,21 +51,30 @@ pub fn run(g: &GlobalArgs, c: PeerCommand) -> Result<(), CliError> {
             if id == me.id {
                 return Err(CliError::input("that is this jhack's own id"));
             }
-            let allow = Permissions::parse(&allow).map_err(|e| CliError::input(chain(&e)))?;
-            let address = addr
-                .as_deref()
-                .map(trust::clean_address)
-                .transpose()
-                .map_err(|e| CliError::input(chain(&e)))?;
-            let name = match name {
-                Some(n) => n,
-                None => format!("peer-{}", id.short().to_lowercase().replace('-', "")),
+            // Updating a peer keeps what is not given again (its name, permissions,
+            // address and sync relation); a new peer may `play` unless told otherwise.
+            let known = store.by_id(&id).cloned();
+            let allow = match allow.as_deref() {
+                Some(a) => Permissions::parse(a).map_err(|e| CliError::input(chain(&e)))?,
+                None => known.as_ref().map_or_else(
+                    || Permissions::parse("play").unwrap_or_default(),
+                    |p| p.allow,
+                ),
+            };
+            let address = match addr.as_deref() {
+                Some(a) => Some(trust::clean_address(a).map_err(|e| CliError::input(chain(&e)))?),
+                None => known.as_ref().and_then(|p| p.address.clone()),
+            };
+            let name = match (name, &known) {
+                (Some(n), _) => n,
+                (None, Some(p)) => p.name.clone(),
+                (None, None) => format!("peer-{}", id.short().to_lowercase().replace('-', "")),
             };
             let sync = match sync.as_deref() {
                 Some(s) => {
                     SyncRelation::parse(s).map_err(|e| CliError::input(format!("--sync: {e}")))?
                 }
-                None => store.by_id(&id).and_then(|p| p.sync),
+                None => known.as_ref().and_then(|p| p.sync),
             };
             let peer = TrustedPeer {
                 name,

@@ -50,6 +50,8 @@ struct Step {
     more: bool,
     /// Records that changed here.
     changed: usize,
+    /// The cursor moved: the peer sent changes it had not sent before.
+    moved: bool,
     /// Its fingerprint equals ours after the merge.
     in_sync: bool,
 }
@@ -63,6 +65,7 @@ fn exchange(
     mode: u8,
 ) -> Result<Step, Failure> {
     let dev = device_of(peer);
+    let before = shared.lib.sync_cursor(dev).map_err(Failure::other)?;
     let ask = shared.lib.sync_ask(dev).map_err(Failure::other)?;
     let mut body = vec![mode];
     body.extend(wire::encode(&ask));
@@ -119,9 +122,11 @@ fn exchange(
             notes,
         });
     }
+    let moved = shared.lib.sync_cursor(dev).map_err(Failure::other)? != before;
     Ok(Step {
         more,
         changed,
+        moved,
         in_sync,
     })
 }
@@ -136,10 +141,15 @@ pub(super) fn live(shared: &Shared, node: &Node, peer: &PeerId) {
         }
         let asked = Instant::now();
         match exchange(shared, node, peer, &name, MAY_HOLD) {
-            // An honest peer holds an ask until it has something for us: two quick
-            // answers in a row that change nothing here (an old or faulty peer, or
-            // one replaying the same records) are not followed by a third at once.
-            Ok(step) if !step.more && step.changed == 0 && asked.elapsed() < QUICK_ANSWER => {
+            // An honest peer holds an ask until it has something new for us: two
+            // quick answers in a row with nothing new (an old or faulty peer, or one
+            // replaying the same records) are not followed by a third at once.
+            Ok(step)
+                if !step.more
+                    && step.changed == 0
+                    && !step.moved
+                    && asked.elapsed() < QUICK_ANSWER =>
+            {
                 idle += 1;
                 if idle >= 2 {
                     idle = 0;
