@@ -293,7 +293,7 @@ impl Instance {
 
     /// Whether the library holds `id` with its file here (not a remote sound).
     pub fn has_sound(&self, id: &SoundId) -> bool {
-        self.sounds.iter().any(|m| m.id == *id) && self.lib.has_file(id)
+        self.sounds.iter().any(|m| m.id == *id) && !self.remote.contains(id)
     }
 
     /// The gain a peer's trigger of a sound it sends plays at, dB: normalised from the

@@ -48,30 +48,20 @@ pub fn dispatch(
             hub.play_on(&meta, &peers, gain_db, reply);
         }
         (Request::Sync { peer }, Some(hub)) => hub.sync_now(&peer, reply),
-        (Request::Play { target, gain_db }, Some(hub))
-            if gain_db.is_finite()
-                && gain_db <= 40.0
-                && find(instance, &target).is_ok_and(|m| !instance.library().has_file(&m.id)) =>
-        {
-            // A remote sound: it streams from a mirror while its file arrives.
-            let r = find(instance, &target)
-                .map_err(|e| chain(&e))
-                .and_then(|m| {
-                    hub.play_here(instance, &m.id, gain_db, std::time::Instant::now())
-                        .map(|()| m)
-                });
-            let _ = reply.send(match r {
-                Ok(m) => {
-                    notice(format!(
-                        "played \"{}\" by a command (fetching its file)",
-                        m.name
-                    ));
-                    Response::Ok {
-                        message: format!("playing {} (its file is arriving from a mirror)", m.name),
-                    }
+        (Request::Play { target, gain_db }, Some(hub)) => {
+            // A remote sound streams from a mirror while its file arrives.
+            let r = play_command(instance, &target, gain_db, notice, |i, m| {
+                if i.remote().contains(&m.id) {
+                    hub.play_here(i, &m.id, gain_db, std::time::Instant::now())
+                        .map(|()| " (its file is arriving from a mirror)")
+                        .map_err(|e| Box::new(Response::failure(e)))
+                } else {
+                    i.play(&m.id, gain_db)
+                        .map(|_| "")
+                        .map_err(|e| Box::new(error(&e)))
                 }
-                Err(e) => Response::failure(e),
             });
+            let _ = reply.send(r);
         }
         (req, hub) => {
             let _ = reply.send(answer(instance, req, notice));
@@ -145,12 +135,7 @@ pub fn answer(instance: &mut Instance, req: Request, notice: &mut dyn FnMut(Stri
         }
         Request::List => Response::Sounds {
             sounds: instance.sounds().to_vec(),
-            not_here: instance
-                .sounds()
-                .iter()
-                .filter(|m| !instance.library().has_file(&m.id))
-                .map(|m| m.id)
-                .collect(),
+            not_here: instance.remote().iter().copied().collect(),
             pinned: instance.pinned().iter().copied().collect(),
         },
         Request::Pin { target, on } => match find(instance, &target) {
@@ -170,21 +155,11 @@ pub fn answer(instance: &mut Instance, req: Request, notice: &mut dyn FnMut(Stri
             Err(e) => error(&e),
         },
         Request::Play { target, gain_db } => {
-            if !gain_db.is_finite() || gain_db > 40.0 {
-                return Response::bad_input(format!("gain {gain_db} dB is out of range"));
-            }
-            match find(instance, &target) {
-                Ok(m) => match instance.play(&m.id, gain_db) {
-                    Ok(_) => {
-                        notice(format!("played \"{}\" by a command", m.name));
-                        Response::Ok {
-                            message: format!("playing {}", m.name),
-                        }
-                    }
-                    Err(e) => error(&e),
-                },
-                Err(e) => error(&e),
-            }
+            play_command(instance, &target, gain_db, notice, |i, m| {
+                i.play(&m.id, gain_db)
+                    .map(|_| "")
+                    .map_err(|e| Box::new(error(&e)))
+            })
         }
         Request::Import {
             paths,
@@ -213,6 +188,33 @@ pub fn answer(instance: &mut Instance, req: Request, notice: &mut dyn FnMut(Stri
                 Err(e) => error(&e),
             }
         }
+    }
+}
+
+/// A play asked for by a command: the gain checked, the sound found, `play` starts
+/// it (giving what to add to the answer), and the owner's log told.
+fn play_command(
+    instance: &mut Instance,
+    target: &str,
+    gain_db: f32,
+    notice: &mut dyn FnMut(String),
+    play: impl FnOnce(&mut Instance, &crate::domain::SoundMeta) -> Result<&'static str, Box<Response>>,
+) -> Response {
+    if !gain_db.is_finite() || gain_db > 40.0 {
+        return Response::bad_input(format!("gain {gain_db} dB is out of range"));
+    }
+    let m = match find(instance, target) {
+        Ok(m) => m,
+        Err(e) => return error(&e),
+    };
+    match play(instance, &m) {
+        Ok(how) => {
+            notice(format!("played \"{}\" by a command{how}", m.name));
+            Response::Ok {
+                message: format!("playing {}{how}", m.name),
+            }
+        }
+        Err(r) => *r,
     }
 }
 

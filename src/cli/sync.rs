@@ -134,7 +134,6 @@ fn here(ctx: &Context, lib: &Arc<Library>, peer: &str) -> Result<PeerSync, CliEr
         .handle()
         .sync_once(&node, &found.id, WITHIN, &progress);
     bar.finish_and_clear();
-    // Let the peer finish taking ours: it may still be asking.
     let status = result.map_err(|e| {
         // The peer's notice travels beside the refused stream: give it a moment.
         let until = std::time::Instant::now() + Duration::from_millis(500);
@@ -146,6 +145,7 @@ fn here(ctx: &Context, lib: &Arc<Library>, peer: &str) -> Result<PeerSync, CliEr
         let why = notice.map_or(e, |d| format!("refused: {d}"));
         CliError::failure(format!("sync with {}: {why}", found.name))
     })?;
+    // The standing now: what the peer took from us meanwhile counts too.
     let status = service.status_of(&found.id).unwrap_or(status);
     drop(service);
     node.shutdown();

@@ -213,11 +213,6 @@ impl Replica {
         !self.by_name.contains_key(name)
     }
 
-    /// Whether names and keys are unique among live records.
-    pub fn names_resolved(&self) -> bool {
-        self.by_name.values().all(|s| s.len() == 1) && self.by_key.values().all(|s| s.len() == 1)
-    }
-
     /// Its device.
     pub fn device(&self) -> Device {
         self.clock.device()

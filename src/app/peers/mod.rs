@@ -249,11 +249,6 @@ impl PeerHub {
         }
     }
 
-    /// How library sync stands with each peer it ran with.
-    pub fn sync_status(&self) -> Vec<crate::app::sync::PeerSync> {
-        self.sync.as_ref().map_or_else(Vec::new, |s| s.status())
-    }
-
     /// Syncs with `peer` now, on a thread of its own; `reply` gets the standing once
     /// the two libraries match, or why they do not.
     pub fn sync_now(&mut self, peer: &str, reply: std::sync::mpsc::Sender<Response>) {

@@ -75,7 +75,7 @@ impl PeerHub {
         extra_db: f32,
         trigger: Instant,
     ) -> Result<(), String> {
-        if instance.library().has_file(id) {
+        if !instance.remote().contains(id) {
             return instance
                 .play_triggered(id, extra_db, trigger)
                 .map(|_| ())

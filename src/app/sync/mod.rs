@@ -132,13 +132,6 @@ impl SyncService {
         Ok(())
     }
 
-    /// How sync stands with each peer it has run with.
-    pub fn status(&self) -> Vec<PeerSync> {
-        let mut v: Vec<PeerSync> = lock(&self.shared.status).values().cloned().collect();
-        v.sort_by(|a, b| a.peer.cmp(&b.peer));
-        v
-    }
-
     /// One peer's standing.
     pub fn status_of(&self, peer: &PeerId) -> Option<PeerSync> {
         lock(&self.shared.status).get(peer).cloned()

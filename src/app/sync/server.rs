@@ -165,16 +165,14 @@ fn answer(shared: &Shared, peer: PeerId, ask: Msg, reply: Reply, now: bool) -> O
             return None;
         }
     };
-    let Some(msg @ Msg::Changes { .. }) = out else {
-        return None;
-    };
+    let msg = out?;
     let (count, ours) = match &msg {
         Msg::Changes {
             records,
             fingerprint,
             ..
         } => (records.len(), *fingerprint),
-        Msg::Ask { .. } => (0, [0; 32]),
+        Msg::Ask { .. } => return None,
     };
     if count == 0 && !now {
         let hold = if ours == theirs {
