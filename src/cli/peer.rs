@@ -82,6 +82,7 @@ pub fn run(g: &GlobalArgs, c: PeerCommand) -> Result<(), CliError> {
                 address,
                 allow,
                 sync,
+                shares: known.as_ref().map_or_else(Vec::new, |p| p.shares.clone()),
             };
             let added = store
                 .add(peer.clone())

@@ -163,10 +163,14 @@ pub struct TrustedPeer {
     pub allow: Permissions,
     /// What its library is to ours (`None`: no library sync with it).
     pub sync: Option<SyncRelation>,
+    /// The tags of our sounds offered to it (`jhack share TAG --with P`): with `read`,
+    /// it may browse and fetch the live sounds carrying any of them, and no others
+    /// unless it mirrors us. Cleaned like sound tags, sorted, no repeats.
+    pub shares: Vec<String>,
 }
 
 /// What a peer's library is to ours, in `peers.toml` as `sync = "mirror"` (or
-/// `"mirror-all"`).
+/// `"mirror-all"`, or `"subscribe"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SyncRelation {
     /// One of my own machines: both sides read and write one library (each side
@@ -176,17 +180,22 @@ pub enum SyncRelation {
     /// the whole library): every sound's file is fetched as soon as it is known and
     /// never evicted.
     MirrorAll,
+    /// Another person's library: the sounds they share with us appear here under
+    /// their name, read-only, and follow their changes (receive only).
+    Subscribe,
 }
 
 impl SyncRelation {
     /// The words `peers.toml` and `--sync` accept.
-    pub const NAMES: [&'static str; 2] = ["mirror", "mirror-all"];
+    pub const NAMES: [&'static str; 3] = ["mirror", "mirror-all", "subscribe"];
 
-    /// Parses `"mirror"` or `"mirror-all"` (any case); `"none"` or `""` is no relation.
+    /// Parses `"mirror"`, `"mirror-all"` or `"subscribe"` (any case); `"none"` or
+    /// `""` is no relation.
     pub fn parse(text: &str) -> Result<Option<SyncRelation>, String> {
         match text.trim().to_lowercase().as_str() {
             "mirror" => Ok(Some(SyncRelation::Mirror)),
             "mirror-all" => Ok(Some(SyncRelation::MirrorAll)),
+            "subscribe" => Ok(Some(SyncRelation::Subscribe)),
             "" | "none" => Ok(None),
             other => Err(format!(
                 "unknown sync relation '{other}' (valid: {}, none)",
@@ -200,10 +209,11 @@ impl SyncRelation {
         match self {
             SyncRelation::Mirror => "mirror",
             SyncRelation::MirrorAll => "mirror-all",
+            SyncRelation::Subscribe => "subscribe",
         }
     }
 
-    /// Whether the peer mirrors this library (every relation so far does).
+    /// Whether the peer mirrors this library (one of my own machines).
     pub fn is_mirror(self) -> bool {
         matches!(self, SyncRelation::Mirror | SyncRelation::MirrorAll)
     }
@@ -247,6 +257,9 @@ pub enum TrustError {
     /// An address that cannot be used.
     #[error("{0}")]
     Address(String),
+    /// A shared tag that cannot be used.
+    #[error("{0}")]
+    BadShare(String),
     /// Another peer (another id) already has this name.
     #[error("another peer is already called '{name}'")]
     NameTaken {
@@ -317,6 +330,8 @@ struct FileEntry {
     allow: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     sync: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    share: Vec<String>,
 }
 
 impl TrustStore {
@@ -421,6 +436,7 @@ impl TrustStore {
             address,
             allow: peer.allow,
             sync: peer.sync,
+            shares: tidy_shares(&peer.shares)?,
         };
         match self.peers.iter_mut().find(|p| p.id == entry.id) {
             Some(existing) => {
@@ -517,6 +533,7 @@ impl TrustStore {
                     address: p.address.clone(),
                     allow: p.allow.names().into_iter().map(str::to_string).collect(),
                     sync: p.sync.map(|r| r.name().to_string()),
+                    share: p.shares.clone(),
                 })
                 .collect(),
         };
@@ -548,13 +565,21 @@ fn validate_entry(entry: FileEntry) -> Result<TrustedPeer, String> {
         Some(s) => SyncRelation::parse(s).map_err(|e| format!("sync: {e}"))?,
         None => None,
     };
+    let shares = tidy_shares(&entry.share).map_err(|e| format!("share: {e}"))?;
     Ok(TrustedPeer {
         name,
         id,
         address,
         allow,
         sync,
+        shares,
     })
+}
+
+/// Shared tags as stored: cleaned like a sound's tags (trimmed, lowercase, sorted,
+/// no repeats).
+fn tidy_shares(tags: &[String]) -> Result<Vec<String>, TrustError> {
+    crate::library::clean_tags(tags).map_err(TrustError::BadShare)
 }
 
 /// Whether two peer names are the same, ignoring case.
@@ -769,6 +794,7 @@ mod tests {
             address: address.map(str::to_string),
             allow: Permissions::parse(allow).expect("permissions"),
             sync: None,
+            shares: Vec::new(),
         }
     }
 

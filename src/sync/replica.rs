@@ -238,6 +238,19 @@ impl Replica {
         self.seq
     }
 
+    /// The records changed after local sequence number `since`, each with the
+    /// sequence number of its latest change, in that order.
+    pub fn log_after(&self, since: u64) -> impl Iterator<Item = (u64, &Record)> + '_ {
+        self.log
+            .range(since.saturating_add(1)..)
+            .filter_map(|(&seq, id)| Some((seq, self.records.get(id)?)))
+    }
+
+    /// The local sequence number of `id`'s latest change.
+    pub fn seq_of(&self, id: &SoundId) -> Option<u64> {
+        self.seq_of.get(id).copied()
+    }
+
     /// The last of `peer`'s sequence numbers held here.
     pub fn cursor(&self, peer: Device) -> u64 {
         self.peers.get(&peer).map_or(0, |p| p.cursor)

@@ -73,6 +73,7 @@ fn pair_with_features(
             address: addr,
             allow: all,
             sync: None,
+            shares: Vec::new(),
         })
         .expect("add");
         t.save().expect("save");
@@ -296,6 +297,7 @@ fn a_peer_speaking_another_protocol_version_is_refused_with_a_clear_message() {
         address: None,
         allow: Permissions::parse("play").expect("play"),
         sync: None,
+        shares: Vec::new(),
     })
     .expect("add");
     t.save().expect("save");

@@ -54,6 +54,7 @@ fn trust(dir: &Path, peer: PeerId, addr: Option<String>, sync: Option<SyncRelati
         address: addr,
         allow: Permissions::parse("read,write").expect("perms"),
         sync,
+        shares: Vec::new(),
     })
     .expect("add");
     t.save().expect("save");
