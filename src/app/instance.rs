@@ -62,6 +62,16 @@ pub enum InstanceError {
     /// Recording failed.
     #[error("recording: {0}")]
     Record(String),
+    /// A sound someone shares with us: it stays theirs.
+    #[error(
+        "{name} is shared with you by {owner} and stays theirs: copy it into your library (jhack copy \"{name}\") to change it"
+    )]
+    NotOurs {
+        /// The sound as listed here.
+        name: String,
+        /// Whose it is.
+        owner: String,
+    },
     /// The bank's thread could not start.
     #[error("cannot start the sound bank")]
     Thread(#[source] std::io::Error),
@@ -95,6 +105,9 @@ pub struct Instance {
     remote: HashSet<SoundId>,
     /// Sounds pinned by hand here.
     pinned: HashSet<SoundId>,
+    /// Sounds others share with us (listed after ours, as `owner/name`), with the
+    /// owners that offer each.
+    shared: HashMap<SoundId, Shared>,
     /// Voices playing banked sounds.
     voices: HashMap<VoiceId, SoundId>,
     /// Sounds streaming from their files.
@@ -124,6 +137,7 @@ impl Instance {
             sounds: Vec::new(),
             remote: HashSet::new(),
             pinned: HashSet::new(),
+            shared: HashMap::new(),
             voices: HashMap::new(),
             streams: Vec::new(),
             recording: None,
@@ -137,6 +151,27 @@ impl Instance {
     /// Re-reads the sound list from the library (and which files are elsewhere).
     pub fn reload(&mut self) -> Result<(), InstanceError> {
         self.sounds = self.lib.list()?;
+        self.shared.clear();
+        let ours: HashSet<SoundId> = self.sounds.iter().map(|m| m.id).collect();
+        for s in self.lib.shared_sounds()? {
+            // The same bytes in our library are ours to play and edit.
+            if ours.contains(&s.sound.id) {
+                continue;
+            }
+            if let Some(known) = self.shared.get_mut(&s.sound.id) {
+                known.owners.push(s.owner);
+                continue;
+            }
+            let name = s.listed_name();
+            self.shared.insert(
+                s.sound.id,
+                Shared {
+                    owners: vec![s.owner],
+                    owner_name: s.owner_name.clone(),
+                },
+            );
+            self.sounds.push(shared_meta(&s, name));
+        }
         self.remote = self
             .sounds
             .iter()
@@ -156,6 +191,27 @@ impl Instance {
     pub fn set_pin(&mut self, id: &SoundId, on: bool) -> Result<(), InstanceError> {
         self.lib.set_pin(id, on)?;
         self.reload()
+    }
+
+    /// The owners (peer ids' bytes) that share `id` with us, when it is a sound
+    /// others share with us rather than ours.
+    pub fn shared_by(&self, id: &SoundId) -> Option<&[[u8; 32]]> {
+        self.shared.get(id).map(|s| s.owners.as_slice())
+    }
+
+    /// Refuses a change to a sound that is not ours.
+    fn ours(&self, id: &SoundId) -> Result<(), InstanceError> {
+        match self.shared.get(id) {
+            Some(s) => Err(InstanceError::NotOurs {
+                name: self
+                    .sounds
+                    .iter()
+                    .find(|m| m.id == *id)
+                    .map_or_else(|| id.short(), |m| m.name.clone()),
+                owner: s.owner_name.clone(),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// The sounds whose files are on other machines (remote sounds), as of the last
@@ -226,12 +282,18 @@ impl Instance {
 
     /// The sound `target` names (name or id prefix).
     pub fn resolve(&self, target: &str) -> Result<SoundMeta, InstanceError> {
-        self.lib
-            .resolve(target)
-            .map_err(|source| InstanceError::Lookup {
-                target: target.to_string(),
-                source,
-            })
+        self.lib.resolve(target).or_else(|source| {
+            // A sound shared with us, by the name it is listed under (`owner/name`).
+            let t = target.trim().to_lowercase();
+            self.sounds
+                .iter()
+                .find(|m| self.shared.contains_key(&m.id) && m.name.to_lowercase() == t)
+                .cloned()
+                .ok_or_else(|| InstanceError::Lookup {
+                    target: target.to_string(),
+                    source,
+                })
+        })
     }
 
     /// Plays `id` here at its normalised gain plus `extra_db`.
@@ -391,6 +453,7 @@ impl Instance {
 
     /// Binds `key` to `id`; a key bound elsewhere is a conflict, never overwritten.
     pub fn bind(&mut self, id: &SoundId, key: &str) -> Result<SoundMeta, InstanceError> {
+        self.ours(id)?;
         let key = crate::config::normalize_key(key).unwrap_or_else(|| key.to_string());
         if let Some(holder) = self.sound_for_key(&key)
             && holder.id != *id
@@ -417,6 +480,7 @@ impl Instance {
 
     /// Applies `edit` to `id` (as `jhack edit`), keeping the bank's pins in step.
     pub fn edit(&mut self, id: &SoundId, edit: &Edit) -> Result<SoundMeta, InstanceError> {
+        self.ours(id)?;
         let m = self.lib.edit(id, edit).map_err(|e| match e {
             LibraryError::Store(StoreError::KeyTaken { key, holder }) => {
                 InstanceError::KeyTaken { key, holder }
@@ -434,6 +498,7 @@ impl Instance {
 
     /// Removes `id` from the library (as `jhack rm`).
     pub fn remove(&mut self, id: &SoundId) -> Result<Option<SoundMeta>, InstanceError> {
+        self.ours(id)?;
         self.bank.unpin(id);
         let m = self.lib.remove(id)?;
         self.reload()?;
@@ -442,6 +507,7 @@ impl Instance {
 
     /// Removes the key of `id`.
     pub fn unbind(&mut self, id: &SoundId) -> Result<SoundMeta, InstanceError> {
+        self.ours(id)?;
         let edit = Edit {
             key: Some(None),
             ..Edit::default()
@@ -454,6 +520,7 @@ impl Instance {
 
     /// Changes the own gain of `id` by `delta_db` (kept within -60..+40 dB).
     pub fn nudge_gain(&mut self, id: &SoundId, delta_db: f32) -> Result<SoundMeta, InstanceError> {
+        self.ours(id)?;
         let Some(m) = self.sounds.iter().find(|m| m.id == *id) else {
             return Err(InstanceError::Unplayable {
                 name: id.short(),
@@ -599,6 +666,34 @@ impl Instance {
             self.bank_keyed();
         }
         Ok(())
+    }
+}
+
+/// Who shares a sound with us.
+#[derive(Debug, Clone)]
+struct Shared {
+    owners: Vec<[u8; 32]>,
+    owner_name: String,
+}
+
+/// How a sound shared with us is listed here.
+fn shared_meta(s: &crate::library::SharedSound, name: String) -> SoundMeta {
+    let o = &s.sound;
+    SoundMeta {
+        id: o.id,
+        name,
+        tags: o.tags.clone(),
+        key: None,
+        gain_db: o.gain_db,
+        frames: o.facts.frames,
+        sample_rate: o.facts.sample_rate,
+        channels: o.facts.channels,
+        format: o.facts.format.clone(),
+        size: o.facts.size,
+        added_ms: 0,
+        loudness_lufs: o.facts.loudness_lufs,
+        last_played_ms: None,
+        origin: crate::domain::Origin::Remote,
     }
 }
 

@@ -235,6 +235,7 @@ fn error(e: &InstanceError) -> Response {
         InstanceError::Lookup { .. }
             | InstanceError::Unplayable { .. }
             | InstanceError::KeyTaken { .. }
+            | InstanceError::NotOurs { .. }
     );
     if bad_input {
         Response::bad_input(chain(e))

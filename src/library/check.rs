@@ -103,6 +103,8 @@ pub struct CheckReport {
     pub unlisted_blobs: usize,
     /// Remote sounds: listed, their files on other machines.
     pub remote: usize,
+    /// Files of sounds others share with us, kept here and verified.
+    pub shared_here: usize,
 }
 
 impl CheckReport {

@@ -16,6 +16,7 @@ mod check;
 mod lock;
 mod lookup;
 mod names;
+mod share;
 mod store;
 mod sync;
 
@@ -26,6 +27,7 @@ pub use check::{CheckReport, Problem};
 pub use lock::{HomeLock, LockError};
 pub use lookup::LookupError;
 pub use names::{clean_name, clean_tags};
+pub use share::{SharedSound, Taken};
 pub use store::{MetaStore, StoreError};
 pub use sync::{Merged, Watcher, fix_text};
 
@@ -126,6 +128,7 @@ pub struct Library {
     blobs: BlobStore,
     store: MetaStore,
     sync: sync::SyncCell,
+    views: share::ViewsCell,
     created: bool,
     _lock: HomeLock,
 }
@@ -160,6 +163,7 @@ impl Library {
             blobs,
             store,
             sync: sync::SyncCell::default(),
+            views: share::ViewsCell::default(),
             created,
             _lock: lock,
         })
@@ -444,7 +448,8 @@ impl Library {
     /// Pins (or unpins) `id` on this machine: its file is fetched ahead and never
     /// evicted. Sounds bound to keys are pinned anyway.
     pub fn set_pin(&self, id: &SoundId, on: bool) -> Result<(), LibraryError> {
-        if self.store.get(id)?.is_none() {
+        if self.store.get(id)?.is_none() && !self.shared_sounds()?.iter().any(|s| s.sound.id == *id)
+        {
             return Err(StoreError::Missing(id.short()).into());
         }
         Ok(self.store.set_pin(id, on)?)
@@ -466,6 +471,30 @@ impl Library {
         report
             .problems
             .extend(self.sync_problems()?.into_iter().map(Problem::Sync));
+        // The kept files of sounds shared with us are verified too.
+        let mut seen = std::collections::HashSet::new();
+        for s in self.shared_sounds()? {
+            let id = s.sound.id;
+            if !seen.insert(id) || self.store.get(&id)?.is_some() {
+                continue;
+            }
+            let path = self.blobs.path(&id);
+            match self.blobs.verify(&id).map_err(LibraryError::io(&path))? {
+                BlobState::Missing => {}
+                BlobState::Intact(size) => {
+                    report.shared_here += 1;
+                    report.bytes += size;
+                    report.unlisted_blobs = report.unlisted_blobs.saturating_sub(1);
+                }
+                BlobState::Corrupt { .. } => {
+                    report.unlisted_blobs = report.unlisted_blobs.saturating_sub(1);
+                    report.problems.push(Problem::CorruptBlob {
+                        name: s.listed_name(),
+                        id,
+                    });
+                }
+            }
+        }
         Ok(report)
     }
 
@@ -483,7 +512,7 @@ impl Library {
                 r.get(id).is_none_or(|rec| !rec.held_elsewhere(me))
             })
         };
-        Ok(all
+        let mut entries: Vec<DiskEntry<SoundId>> = all
             .iter()
             .filter(|m| m.origin == Origin::Remote && self.blobs.contains(&m.id))
             .map(|m| DiskEntry {
@@ -492,7 +521,30 @@ impl Library {
                 last_used_ms: m.last_played_ms.unwrap_or(m.added_ms),
                 pinned: m.key.is_some() || pins.contains(&m.id) || only_here(&m.id),
             })
-            .collect())
+            .collect();
+        drop(guard);
+        // Files of sounds others share with us: their owners keep them, so any may
+        // go; the least recently kept first.
+        let ours: std::collections::HashSet<SoundId> = all.iter().map(|m| m.id).collect();
+        let mut seen = std::collections::HashSet::new();
+        for s in self.shared_sounds()? {
+            let id = s.sound.id;
+            if ours.contains(&id) || !seen.insert(id) || !self.blobs.contains(&id) {
+                continue;
+            }
+            let kept_ms = std::fs::metadata(self.blobs.path(&id))
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_millis() as u64);
+            entries.push(DiskEntry {
+                id,
+                size_bytes: s.sound.facts.size,
+                last_used_ms: kept_ms,
+                pinned: pins.contains(&id),
+            });
+        }
+        Ok(entries)
     }
 
     /// Deletes the files of the least recently used unpinned remote sounds until
@@ -516,6 +568,14 @@ impl Library {
                 let path = self.blobs.path(&id);
                 self.blobs.remove(&id).map_err(LibraryError::io(&path))?;
                 removed.push(m);
+            } else {
+                // A shared sound's file (not ours: no record to tell).
+                let path = self.blobs.path(&id);
+                self.blobs.remove(&id).map_err(LibraryError::io(&path))?;
+                tracing::info!(
+                    "removed the file of the shared sound {} to stay within cache.remote_mb",
+                    id.short()
+                );
             }
         }
         Ok(removed)

@@ -10,6 +10,8 @@
 //! replica's device, clock and last sequence number (`sync_state`). A sync commit
 //! writes the records, the cursors and the sounds they project to in one transaction
 //! over all six trees, so the library and its replica never disagree after a crash.
+//! Sounds other people share with us are kept apart, per owner (`offers`, and each
+//! owner's name and cursor in `offer_owners`): they are never listed as ours.
 
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
@@ -18,6 +20,7 @@ use crate::domain::{SoundId, SoundMeta};
 use crate::sync::hlc::{Device, Stamp};
 use crate::sync::record::Record;
 use crate::sync::replica::Dirty;
+use crate::sync::share::{Offered, ViewChange};
 
 /// Format version of a stored record.
 const RECORD_VERSION: u8 = 1;
@@ -64,6 +67,8 @@ pub struct MetaStore {
     sync_peers: sled::Tree,
     sync_state: sled::Tree,
     pins: sled::Tree,
+    offers: sled::Tree,
+    offer_owners: sled::Tree,
 }
 
 /// A change to one sound's listing, made together with a sync commit.
@@ -222,6 +227,8 @@ impl MetaStore {
             sync_peers: db.open_tree("sync_peers")?,
             sync_state: db.open_tree("sync_state")?,
             pins: db.open_tree("pins")?,
+            offers: db.open_tree("offers")?,
+            offer_owners: db.open_tree("offer_owners")?,
             db,
         })
     }
@@ -482,6 +489,82 @@ impl MetaStore {
         }))
     }
 
+    /// Every subscribed view as kept: per owner, its name, cursor and sounds. A
+    /// damaged entry is skipped (the next full pass brings it again).
+    pub fn offers_load(&self) -> Result<Vec<SavedView>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.offer_owners.iter() {
+            let (k, v) = item?;
+            let (Ok(owner), Ok((name, cursor))) = (
+                <[u8; 32]>::try_from(k.as_ref()),
+                postcard::from_bytes::<(String, u64)>(&v),
+            ) else {
+                continue;
+            };
+            let mut sounds = Vec::new();
+            for item in self.offers.scan_prefix(owner) {
+                let (_, v) = item?;
+                if let Ok(s) = postcard::from_bytes::<Offered>(&v) {
+                    sounds.push(s);
+                }
+            }
+            out.push(SavedView {
+                owner,
+                name,
+                cursor,
+                sounds,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Writes what one answer changed in a view, with its cursor and the owner's
+    /// name, in one transaction, flushed.
+    pub fn offers_commit(
+        &self,
+        owner: &[u8; 32],
+        name: &str,
+        change: &ViewChange,
+        cursor: u64,
+    ) -> Result<(), StoreError> {
+        let key = |id: &SoundId| {
+            let mut k = [0u8; 64];
+            k[..32].copy_from_slice(owner);
+            k[32..].copy_from_slice(&id.0);
+            k
+        };
+        let puts: Vec<([u8; 64], Vec<u8>)> = change
+            .upserts
+            .iter()
+            .map(|s| (key(&s.id), postcard::to_allocvec(s).unwrap_or_default()))
+            .collect();
+        let state = postcard::to_allocvec(&(name, cursor)).unwrap_or_default();
+        flatten((&self.offers, &self.offer_owners).transaction(|(o, st)| {
+            for id in &change.removed {
+                o.remove(key(id).as_slice())?;
+            }
+            for (k, v) in &puts {
+                o.insert(k.as_slice(), v.as_slice())?;
+            }
+            st.insert(owner, state.as_slice())?;
+            Ok(())
+        }))?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Forgets an owner's view (no longer subscribed): its state first, so a crash
+    /// midway leaves entries no view names, cleared the next time.
+    pub fn offers_forget(&self, owner: &[u8; 32]) -> Result<(), StoreError> {
+        self.offer_owners.remove(owner)?;
+        for item in self.offers.scan_prefix(owner) {
+            let (k, _) = item?;
+            self.offers.remove(k)?;
+        }
+        self.db.flush()?;
+        Ok(())
+    }
+
     /// Removes a damaged record (unreadable, so its index entries are found by id).
     pub fn remove_raw(&self, id: &SoundId) -> Result<(), StoreError> {
         self.sounds.remove(id.0)?;
@@ -504,6 +587,19 @@ pub struct IndexDump {
     pub names: Vec<(String, Option<SoundId>)>,
     /// key → id.
     pub keys: Vec<(String, Option<SoundId>)>,
+}
+
+/// One subscribed view as the store keeps it.
+#[derive(Debug, Clone)]
+pub struct SavedView {
+    /// The owner (its peer id's bytes).
+    pub owner: [u8; 32],
+    /// What the owner is called here.
+    pub name: String,
+    /// The last of the owner's sequence numbers the view reflects.
+    pub cursor: u64,
+    /// The offered sounds.
+    pub sounds: Vec<Offered>,
 }
 
 fn to_id(v: &[u8]) -> Option<SoundId> {

@@ -34,7 +34,7 @@ pub use blob::tree;
 pub use blob::{Fetch, FetchError, FetchStats};
 pub use events::{InboundPlay, NetEvent, PeerStatus, Reply};
 pub use identity::{Identity, IdentityError};
-pub use node::{BlobLookup, EventSink, NetError, Node, NodeConfig, channel_sink};
+pub use node::{BlobLookup, EventSink, NetError, Node, NodeConfig, ReadPolicy, channel_sink};
 pub use outbox::Outbox;
 pub use peer_id::{PeerId, PeerIdError};
 pub use router::{DatagramHandler, Feature, MessageHandler, Permission, RouteClash};

@@ -43,6 +43,9 @@ pub fn channel_sink(tx: std::sync::mpsc::Sender<NetEvent>) -> EventSink {
 /// How the node finds the blob of a sound it may serve (`None`: not here).
 pub type BlobLookup = Arc<dyn Fn(&SoundId) -> Option<PathBuf> + Send + Sync>;
 
+/// Which sounds a trusted peer with `read` may fetch (see [`Node::set_read_policy`]).
+pub type ReadPolicy = Arc<dyn Fn(&TrustedPeer, &SoundId) -> bool + Send + Sync>;
+
 /// How a node runs.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
@@ -196,6 +199,7 @@ impl Node {
             next_trigger: AtomicU64::new(1),
             dials: Mutex::new(HashMap::new()),
             router,
+            read_policy: Mutex::new(None),
         });
         if cfg.listen.is_some() {
             rt.spawn(accept_loop(shared.clone()));
@@ -222,6 +226,13 @@ impl Node {
     /// The trusted peer `query` names (name or id prefix).
     pub fn find(&self, query: &str) -> Result<TrustedPeer, NetError> {
         Ok(self.shared.trust().store().find(query)?.clone())
+    }
+
+    /// Narrows what `read` lets a peer fetch: a sound is served to a peer with
+    /// `read` only when `policy` says so (sounds we offered it in a trigger are
+    /// served anyway). Without a policy, `read` reaches every blob here.
+    pub fn set_read_policy(&self, policy: ReadPolicy) {
+        *super::shared::lock(&self.shared.read_policy) = Some(policy);
     }
 
     /// The trust store's entry of `id` (`None`: not trusted).

@@ -98,6 +98,8 @@ pub(crate) struct Shared {
     pub(crate) dials: Mutex<HashMap<PeerId, DialState>>,
     /// Where what peers send goes: streams, datagrams and messages by kind.
     pub(crate) router: Router,
+    /// Which sounds `read` reaches (`None`: all).
+    pub(crate) read_policy: Mutex<Option<super::node::ReadPolicy>>,
 }
 
 pub(crate) use crate::guard::lock;

@@ -237,6 +237,8 @@ impl StreamKind {
     pub const BLOB: StreamKind = StreamKind(1);
     /// A library sync request: one sync message, answered by one (`sync::wire`).
     pub const SYNC: StreamKind = StreamKind(2);
+    /// A shared-sounds request: one share message, answered by one (`sync::share`).
+    pub const SHARE: StreamKind = StreamKind(3);
 
     /// The header's bytes.
     pub fn to_bytes(self) -> [u8; 2] {

@@ -120,6 +120,11 @@ pub enum ShareMsg {
         /// The whole offer's fingerprint.
         fingerprint: [u8; 32],
     },
+    /// Owner: nothing is offered to you, and why.
+    Refused {
+        /// The reason, in words (at most [`MAX_TEXT`] bytes).
+        reason: String,
+    },
 }
 
 /// Why a message was refused.
@@ -149,6 +154,11 @@ pub fn decode(bytes: &[u8]) -> Result<ShareMsg, ShareError> {
         Ok(_) => return bad("trailing bytes".into()),
         Err(e) => return bad(e.to_string()),
     };
+    if let ShareMsg::Refused { reason } = &m
+        && reason.len() > MAX_TEXT
+    {
+        return bad("a refusal too long".into());
+    }
     if let ShareMsg::Offer { sounds, .. } = &m {
         if sounds.len() > BATCH {
             return bad(format!("{} sounds, more than one batch", sounds.len()));
@@ -347,7 +357,8 @@ impl View {
 
     /// Handles the owner's answer. A message that does not answer the current ask
     /// (a late duplicate, a page of an abandoned pass) changes nothing that a newer
-    /// one said: per sound, only a later sequence number wins.
+    /// one said: per sound, only a later sequence number wins. A refused answer
+    /// changes no sound (a full pass under way is abandoned).
     pub fn handle(&mut self, msg: ShareMsg) -> Result<ViewChange, ShareError> {
         let ShareMsg::Offer {
             since,
@@ -367,6 +378,14 @@ impl View {
         if self.pass.is_some() {
             return Ok(out);
         }
+        // Refused whole, before anything is taken.
+        let new = sounds
+            .iter()
+            .filter(|s| !s.deleted && !self.sounds.contains_key(&s.id))
+            .count();
+        if self.sounds.len() + new > MAX_VIEW {
+            return Err(ShareError::TooMany);
+        }
         for s in sounds {
             let newer = self.sounds.get(&s.id).is_none_or(|old| s.seq > old.seq);
             if !newer {
@@ -377,9 +396,6 @@ impl View {
                     out.removed.push(s.id);
                 }
             } else {
-                if !self.sounds.contains_key(&s.id) && self.sounds.len() >= MAX_VIEW {
-                    return Err(ShareError::TooMany);
-                }
                 out.upserts.push(s.clone());
                 self.put(s);
             }

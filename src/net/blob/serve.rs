@@ -2,8 +2,9 @@
 //! framed [`FetchReply`], then raw bytes — the blob's 64 KiB group hashes (when it
 //! has more than one group) and its data from the group asked for to the end.
 //!
-//! A peer may fetch a sound when it has the `read` permission, or when we offered it
-//! that sound in a trigger. We never serve a blob that no longer hashes to its id:
+//! A peer may fetch a sound when it has the `read` permission (narrowed by the
+//! node's read policy: the app lets a mirror fetch anything, anyone else what is
+//! shared with it), or when we offered it that sound in a trigger. We never serve a blob that no longer hashes to its id:
 //! the receiver would refuse it anyway, and ours needs `jhack check`.
 
 use std::io::Read;
@@ -104,13 +105,32 @@ async fn serve(
     request: &FetchRequest,
 ) -> Result<u64, String> {
     let id = request.id;
-    let allowed = link.was_offered(&id) || shared.trusted(&link.id).is_some_and(|t| t.allow.read);
-    if !allowed {
-        let m = format!(
-            "{} may not fetch sounds from {} (no read permission)",
-            link.name, shared.name
-        );
-        return refuse(send, Refusal::NotAllowed, m).await;
+    if !link.was_offered(&id) {
+        let trusted = shared.trusted(&link.id);
+        let Some(t) = trusted.filter(|t| t.allow.read) else {
+            let m = format!(
+                "{} may not fetch sounds from {} (no read permission)",
+                link.name, shared.name
+            );
+            return refuse(send, Refusal::NotAllowed, m).await;
+        };
+        let policy = super::super::shared::lock(&shared.read_policy).clone();
+        // The policy may wait on the library: never on a network thread.
+        let allowed = match policy {
+            Some(p) => tokio::task::spawn_blocking(move || p(&t, &id))
+                .await
+                .unwrap_or(false),
+            None => true,
+        };
+        if !allowed {
+            let m = format!(
+                "{} does not share {} with {}",
+                shared.name,
+                id.short(),
+                link.name
+            );
+            return refuse(send, Refusal::NotAllowed, m).await;
+        }
     }
     let Some(path) = (shared.blobs)(&id) else {
         return refuse(
