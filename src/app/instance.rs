@@ -107,7 +107,7 @@ pub struct Instance {
     pinned: HashSet<SoundId>,
     /// Sounds others share with us (listed after ours, as `owner/name`), with the
     /// owners that offer each.
-    shared: HashMap<SoundId, Shared>,
+    shared: HashMap<SoundId, crate::library::SharedBy>,
     /// Voices playing banked sounds.
     voices: HashMap<VoiceId, SoundId>,
     /// Sounds streaming from their files.
@@ -150,28 +150,9 @@ impl Instance {
 
     /// Re-reads the sound list from the library (and which files are elsewhere).
     pub fn reload(&mut self) -> Result<(), InstanceError> {
-        self.sounds = self.lib.list()?;
-        self.shared.clear();
-        let ours: HashSet<SoundId> = self.sounds.iter().map(|m| m.id).collect();
-        for s in self.lib.shared_sounds()? {
-            // The same bytes in our library are ours to play and edit.
-            if ours.contains(&s.sound.id) {
-                continue;
-            }
-            if let Some(known) = self.shared.get_mut(&s.sound.id) {
-                known.owners.push(s.owner);
-                continue;
-            }
-            let name = s.listed_name();
-            self.shared.insert(
-                s.sound.id,
-                Shared {
-                    owners: vec![s.owner],
-                    owner_name: s.owner_name.clone(),
-                },
-            );
-            self.sounds.push(shared_meta(&s, name));
-        }
+        let (sounds, shared) = self.lib.list_with_shared()?;
+        self.sounds = sounds;
+        self.shared = shared;
         self.remote = self
             .sounds
             .iter()
@@ -195,8 +176,28 @@ impl Instance {
 
     /// The owners (peer ids' bytes) that share `id` with us, when it is a sound
     /// others share with us rather than ours.
-    pub fn shared_by(&self, id: &SoundId) -> Option<&[[u8; 32]]> {
+    pub fn shared_by(&self, id: &SoundId) -> Option<&[crate::library::Owner]> {
         self.shared.get(id).map(|s| s.owners.as_slice())
+    }
+
+    /// The sounds others share with us, each with whose it is (for listings).
+    pub fn owners(&self) -> Vec<(SoundId, String)> {
+        self.shared
+            .iter()
+            .map(|(id, by)| (*id, by.owner_name.clone()))
+            .collect()
+    }
+
+    /// Copies `id`, a sound someone shares with us whose file is here, into our
+    /// library (named `name`, or its own name there): from now on it is ours.
+    pub fn copy_shared(
+        &mut self,
+        id: &SoundId,
+        name: Option<&str>,
+    ) -> Result<SoundMeta, InstanceError> {
+        let meta = self.lib.copy_shared(id, name)?;
+        self.reload()?;
+        Ok(meta)
     }
 
     /// Refuses a change to a sound that is not ours.
@@ -415,6 +416,26 @@ impl Instance {
         }
         self.reload()?;
         Ok(meta)
+    }
+
+    /// Keeps the verified file of `id`, a sound someone shares with us (as theirs:
+    /// a file alone, within the remote-sound budget).
+    pub fn keep_shared(
+        &mut self,
+        path: &std::path::Path,
+        id: &SoundId,
+    ) -> Result<(), InstanceError> {
+        let temp = self.lib.stage_file(path)?;
+        if temp.id != *id {
+            return Err(InstanceError::Unplayable {
+                name: id.short(),
+                reason: format!("the transfer hashed to {}, not to its id", temp.id.short()),
+            });
+        }
+        self.lib.keep_shared_file(temp)?;
+        let budget = crate::cache::DiskBudget::new(self.config.cache.remote_bytes());
+        self.lib.enforce_remote_budget(&budget)?;
+        self.reload()
     }
 
     /// Fades out everything playing.
@@ -666,34 +687,6 @@ impl Instance {
             self.bank_keyed();
         }
         Ok(())
-    }
-}
-
-/// Who shares a sound with us.
-#[derive(Debug, Clone)]
-struct Shared {
-    owners: Vec<[u8; 32]>,
-    owner_name: String,
-}
-
-/// How a sound shared with us is listed here.
-fn shared_meta(s: &crate::library::SharedSound, name: String) -> SoundMeta {
-    let o = &s.sound;
-    SoundMeta {
-        id: o.id,
-        name,
-        tags: o.tags.clone(),
-        key: None,
-        gain_db: o.gain_db,
-        frames: o.facts.frames,
-        sample_rate: o.facts.sample_rate,
-        channels: o.facts.channels,
-        format: o.facts.format.clone(),
-        size: o.facts.size,
-        added_ms: 0,
-        loudness_lufs: o.facts.loudness_lufs,
-        last_played_ms: None,
-        origin: crate::domain::Origin::Remote,
     }
 }
 

@@ -48,6 +48,19 @@ pub fn dispatch(
             hub.play_on(&meta, &peers, gain_db, reply);
         }
         (Request::Sync { peer }, Some(hub)) => hub.sync_now(&peer, reply),
+        (Request::Browse { peer }, Some(hub)) => hub.browse_now(&peer, reply),
+        (Request::Copy { target, name }, Some(hub)) => match find(instance, &target) {
+            // A shared sound whose file is elsewhere: copied once it arrives.
+            Ok(m) if instance.remote().contains(&m.id) && instance.shared_by(&m.id).is_some() => {
+                hub.copy_when_here(instance, &m, name, reply);
+            }
+            Ok(_) => {
+                let _ = reply.send(answer(instance, Request::Copy { target, name }, notice));
+            }
+            Err(e) => {
+                let _ = reply.send(error(&e));
+            }
+        },
         (Request::Play { target, gain_db }, Some(hub)) => {
             // A remote sound streams from a mirror while its file arrives.
             let r = play_command(instance, &target, gain_db, notice, |i, m| {
@@ -84,7 +97,7 @@ fn find(instance: &Instance, target: &str) -> Result<crate::domain::SoundMeta, I
 /// line) when the request changed something.
 pub fn answer(instance: &mut Instance, req: Request, notice: &mut dyn FnMut(String)) -> Response {
     match req {
-        Request::Peers | Request::PlayOn { .. } | Request::Sync { .. } => {
+        Request::Peers | Request::PlayOn { .. } | Request::Sync { .. } | Request::Browse { .. } => {
             Response::failure("this jhack is not on the network")
         }
         Request::Edit {
@@ -137,6 +150,19 @@ pub fn answer(instance: &mut Instance, req: Request, notice: &mut dyn FnMut(Stri
             sounds: instance.sounds().to_vec(),
             not_here: instance.remote().iter().copied().collect(),
             pinned: instance.pinned().iter().copied().collect(),
+            owners: instance.owners(),
+        },
+        Request::Copy { target, name } => match find(instance, &target)
+            .and_then(|m| instance.copy_shared(&m.id, name.as_deref()))
+        {
+            Ok(m) => {
+                notice(format!(
+                    "copied \"{}\" into this library by a command",
+                    m.name
+                ));
+                Response::Sound { sound: m }
+            }
+            Err(e) => error(&e),
         },
         Request::Pin { target, on } => match find(instance, &target) {
             Ok(m) => match instance.set_pin(&m.id, on) {

@@ -102,11 +102,15 @@ pub enum Command {
     },
     /// Add sound files (or folders of them, recursively) to the library.
     Import(ImportArgs),
-    /// List the sounds in the library.
+    /// List the sounds in the library (and those shared with it), or with --peer
+    /// what a peer shares with us.
     List {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// What this peer shares with us now (its name or an id prefix).
+        #[arg(long, value_name = "P")]
+        peer: Option<String>,
     },
     /// Change a library sound's name, key, gain or tags.
     Edit(EditArgs),
@@ -125,6 +129,32 @@ pub enum Command {
     Unpin {
         /// The sound: its name or an id prefix.
         sound: String,
+    },
+    /// Copy a sound someone shares with us into our library (then it is ours).
+    Copy {
+        /// The sound, as listed: owner/name.
+        sound: String,
+        /// Its name in our library (default: its own name).
+        #[arg(long, value_name = "N")]
+        name: Option<String>,
+    },
+    /// Offer the sounds tagged TAG to a peer (it needs read): it may browse them
+    /// (`jhack list --peer`), subscribe to them and fetch them; nothing else.
+    Share {
+        /// The tag.
+        tag: String,
+        /// The peer: its name or an id prefix.
+        #[arg(long = "with", value_name = "P")]
+        with: String,
+    },
+    /// Withdraw a tag offered to a peer: its sounds leave the peer's list and can no
+    /// longer be fetched by it.
+    Unshare {
+        /// The tag.
+        tag: String,
+        /// The peer: its name or an id prefix.
+        #[arg(long = "with", value_name = "P")]
+        with: String,
     },
     /// Verify every sound in the library against its id.
     Check,
@@ -213,7 +243,9 @@ pub enum PeerCommand {
         allow: Option<String>,
         /// Library sync with it: `mirror` (one of my machines: one library on both;
         /// allow it read,write), `mirror-all` (the same, and this machine keeps every
-        /// file: the one that holds the whole library), or `none`.
+        /// file: the one that holds the whole library), `subscribe` (another
+        /// person's: the sounds they share with us appear here, read-only), or
+        /// `none`.
         #[arg(long, value_name = "RELATION")]
         sync: Option<String>,
     },

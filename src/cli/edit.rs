@@ -9,12 +9,63 @@ use crate::app::control::{Request, Response};
 use crate::domain::SoundMeta;
 use crate::library::{Edit, Library, LookupError};
 
-/// The sound `target` names, or the command's error.
+/// The sound of ours `target` names, or the command's error (one shared with us
+/// is refused: it is not ours to change).
 pub fn find(lib: &Library, target: &str) -> Result<SoundMeta, CliError> {
-    lib.resolve(target).map_err(|e| match e {
-        LookupError::Library(e) => library_error(e),
-        e => CliError::input(format!("{target}: {e}")),
-    })
+    match find_any(lib, target)? {
+        (m, None) => Ok(m),
+        (m, Some(owner)) => Err(CliError::input(
+            crate::app::instance::InstanceError::NotOurs {
+                name: m.name,
+                owner,
+            }
+            .to_string(),
+        )),
+    }
+}
+
+/// The sound `target` names, ours or shared with us (then with whose it is).
+fn find_any(lib: &Library, target: &str) -> Result<(SoundMeta, Option<String>), CliError> {
+    match lib.resolve(target) {
+        Ok(m) => Ok((m, None)),
+        Err(LookupError::Library(e)) => Err(library_error(e)),
+        Err(e) => match lib.find_shared(target).map_err(library_error)? {
+            Some((m, by)) => Ok((m, Some(by.owner_name))),
+            None => Err(CliError::input(format!("{target}: {e}"))),
+        },
+    }
+}
+
+/// `jhack copy SOUND [--name N]`: a sound someone shares with us becomes ours, here
+/// or through the running jhack that owns the home (which fetches its file first
+/// when it is not here).
+pub fn copy(g: &GlobalArgs, target: &str, name: Option<&str>) -> Result<(), CliError> {
+    let ctx = Context::load(g)?;
+    let m = match ctx.library_or_owner()? {
+        Owner::Here(lib) => {
+            let (sound, owner) = find_any(&lib, target)?;
+            if owner.is_none() {
+                return Err(CliError::input(format!(
+                    "{} is already in this library",
+                    sound.name
+                )));
+            }
+            lib.copy_shared(&sound.id, name)
+                .map_err(|e| prefixed(&sound.name, library_error(e)))?
+        }
+        Owner::Running(socket) => {
+            let req = Request::Copy {
+                target: target.to_string(),
+                name: name.map(str::to_string),
+            };
+            match ask_owner(&socket, &req)? {
+                Response::Sound { sound } => sound,
+                other => return Err(CliError::failure(format!("unexpected reply: {other:?}"))),
+            }
+        }
+    };
+    outln!("copied into this library as {} ({})", m.name, m.id.short());
+    Ok(())
 }
 
 pub fn edit(g: &GlobalArgs, args: &EditArgs) -> Result<(), CliError> {
@@ -104,7 +155,7 @@ pub fn pin(g: &GlobalArgs, target: &str, on: bool) -> Result<(), CliError> {
     let ctx = Context::load(g)?;
     match ctx.library_or_owner()? {
         Owner::Here(lib) => {
-            let sound = find(&lib, target)?;
+            let (sound, _) = find_any(&lib, target)?;
             lib.set_pin(&sound.id, on)
                 .map_err(|e| prefixed(&sound.name, library_error(e)))?;
             outln!(

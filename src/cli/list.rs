@@ -1,4 +1,7 @@
-//! `jhack list [--json]`: the library as a table (or JSON), sorted by name.
+//! `jhack list [--json]`: the library as a table (or JSON), sorted by name, then the
+//! sounds others share with us (as `owner/name`). `jhack list --peer P [--json]`:
+//! what a peer shares with us now, asked of it (through the running jhack that owns
+//! the home when there is one), kept nowhere.
 
 use std::io::Write;
 
@@ -6,7 +9,7 @@ use super::args::GlobalArgs;
 use super::context::{Context, Owner, ask_owner, library_error};
 use super::error::CliError;
 use crate::app::control::{Request, Response};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use crate::domain::{Origin, SoundId, SoundMeta};
 
@@ -31,30 +34,38 @@ struct Row<'a> {
     file: &'static str,
     /// Its file is kept here (bound to a key, or pinned by hand).
     pinned: bool,
+    /// Whose it is, when someone shares it with us (it is not ours to edit).
+    owner: Option<&'a str>,
 }
 
-pub fn run(g: &GlobalArgs, json: bool) -> Result<(), CliError> {
+pub fn run(g: &GlobalArgs, json: bool, peer: Option<&str>) -> Result<(), CliError> {
+    if let Some(peer) = peer {
+        return offer(g, peer, json);
+    }
     let ctx = Context::load(g)?;
-    let (sounds, not_here, pins) = match ctx.library_or_owner()? {
+    let (sounds, not_here, pins, owners) = match ctx.library_or_owner()? {
         Owner::Here(lib) => {
-            let sounds = lib.list().map_err(library_error)?;
+            let (sounds, by) = lib.list_with_shared().map_err(library_error)?;
             let not_here = sounds
                 .iter()
                 .filter(|m| !lib.has_file(&m.id))
                 .map(|m| m.id)
                 .collect();
             let pins: Vec<SoundId> = lib.pins().map_err(library_error)?.into_iter().collect();
-            (sounds, not_here, pins)
+            let owners = by.into_iter().map(|(id, b)| (id, b.owner_name)).collect();
+            (sounds, not_here, pins, owners)
         }
         Owner::Running(socket) => match ask_owner(&socket, &Request::List)? {
             Response::Sounds {
                 sounds,
                 not_here,
                 pinned,
-            } => (sounds, not_here, pinned),
+                owners,
+            } => (sounds, not_here, pinned, owners),
             other => return Err(CliError::failure(format!("unexpected reply: {other:?}"))),
         },
     };
+    let owners: HashMap<SoundId, String> = owners.into_iter().collect();
     let not_here: HashSet<SoundId> = not_here.into_iter().collect();
     // Sounds bound to keys are pinned too.
     let pinned: HashSet<SoundId> = pins
@@ -64,15 +75,23 @@ pub fn run(g: &GlobalArgs, json: bool) -> Result<(), CliError> {
     let files = Files {
         not_here: &not_here,
         pinned: &pinned,
+        owners: &owners,
     };
-    let out = std::io::stdout();
-    let mut out = std::io::BufWriter::new(out.lock());
-    let written = if json {
-        write_json(&mut out, &sounds, &files)
-    } else {
-        write_table(&mut out, &sounds, &files)
-    };
-    match written.and_then(|()| out.flush()) {
+    print(|out| {
+        if json {
+            write_json(out, &sounds, &files)
+        } else {
+            write_table(out, &sounds, &files)
+        }
+    })
+}
+
+/// Writes to stdout through `f`; a closed pipe (`jhack list | head`) is not an error.
+fn print(
+    f: impl FnOnce(&mut std::io::BufWriter<std::io::StdoutLock<'static>>) -> std::io::Result<()>,
+) -> Result<(), CliError> {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    match f(&mut out).and_then(|()| out.flush()) {
         Ok(()) => Ok(()),
         // A closed pipe (`jhack list | head`) is not an error.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
@@ -80,10 +99,11 @@ pub fn run(g: &GlobalArgs, json: bool) -> Result<(), CliError> {
     }
 }
 
-/// Where each sound's file is, and which are pinned.
+/// Where each sound's file is, which are pinned, and whose the shared ones are.
 struct Files<'a> {
     not_here: &'a HashSet<SoundId>,
     pinned: &'a HashSet<SoundId>,
+    owners: &'a HashMap<SoundId, String>,
 }
 
 impl Files<'_> {
@@ -124,6 +144,7 @@ fn write_json(
             },
             file: files.file(&m.id),
             pinned: files.pinned.contains(&m.id),
+            owner: files.owners.get(&m.id).map(String::as_str),
         })
         .collect();
     serde_json::to_writer(&mut *out, &rows)?;
@@ -195,6 +216,107 @@ fn write_table(
         )?;
     }
     Ok(())
+}
+
+/// One offered sound, as `jhack list --peer --json` prints it.
+#[derive(serde::Serialize)]
+struct OfferRow<'a> {
+    id: String,
+    name: &'a str,
+    tags: &'a [String],
+    duration_s: f64,
+    size: u64,
+    format: &'a str,
+    gain_db: f32,
+}
+
+/// `jhack list --peer P`: what `peer` shares with us now.
+fn offer(g: &GlobalArgs, peer: &str, json: bool) -> Result<(), CliError> {
+    let ctx = Context::load(g)?;
+    let (name, sounds) = match ctx.library_or_owner()? {
+        Owner::Here(lib) => {
+            let lib = std::sync::Arc::new(*lib);
+            let super::sync::OwnNode {
+                service,
+                node,
+                peer: found,
+                denied,
+            } = super::sync::own_node(&ctx, &lib, peer)?;
+            let r = crate::app::sync::follower::browse(
+                &node,
+                &found.id,
+                std::time::Duration::from_secs(30),
+            );
+            drop(service);
+            let sounds = r.map_err(|e| {
+                let told = crate::guard::lock(&denied).take();
+                CliError::failure(format!(
+                    "{}: {}",
+                    found.name,
+                    told.map_or(e, |d| format!("refused: {d}"))
+                ))
+            })?;
+            (found.name, sounds)
+        }
+        Owner::Running(socket) => match ask_owner(
+            &socket,
+            &Request::Browse {
+                peer: peer.to_string(),
+            },
+        )? {
+            Response::Offer { peer, sounds } => (peer, sounds),
+            other => return Err(CliError::failure(format!("unexpected reply: {other:?}"))),
+        },
+    };
+    print(|out| {
+        if json {
+            let rows: Vec<OfferRow<'_>> = sounds
+                .iter()
+                .map(|s| OfferRow {
+                    id: s.id.to_hex(),
+                    name: &s.name,
+                    tags: &s.tags,
+                    duration_s: s.facts.frames as f64 / f64::from(s.facts.sample_rate.max(1)),
+                    size: s.facts.size,
+                    format: &s.facts.format,
+                    gain_db: s.gain_db,
+                })
+                .collect();
+            serde_json::to_writer(&mut *out, &rows)?;
+            return writeln!(out);
+        }
+        if sounds.is_empty() {
+            return writeln!(out, "{name} shares nothing with you");
+        }
+        let name_w = sounds
+            .iter()
+            .map(|s| s.name.chars().count())
+            .max()
+            .unwrap_or(4)
+            .clamp(4, 40);
+        writeln!(
+            out,
+            "{:<12}  {:<name_w$}  {:>8}  {:>8}  TAGS",
+            "ID", "NAME", "DURATION", "SIZE"
+        )?;
+        for s in &sounds {
+            let secs = s.facts.frames as f64 / f64::from(s.facts.sample_rate.max(1));
+            writeln!(
+                out,
+                "{:<12}  {:<name_w$}  {:>7.1}s  {:>8}  {}",
+                s.id.short(),
+                s.name.chars().take(40).collect::<String>(),
+                secs,
+                size(s.facts.size),
+                s.tags.join(",")
+            )?;
+        }
+        writeln!(
+            out,
+            "{} sounds shared by {name} (subscribe with: jhack peer add {name} --sync subscribe)",
+            sounds.len()
+        )
+    })
 }
 
 #[cfg(test)]

@@ -155,7 +155,62 @@ fn offline(p: &TrustedPeer) -> PeerStatus {
         last_error: None,
         sync: p.sync.map(|r| r.name().to_string()),
         sync_state: None,
+        shares: p.shares.clone(),
     }
+}
+
+/// `jhack share TAG --with P` / `jhack unshare TAG --with P`: offers (or withdraws)
+/// the sounds tagged TAG to a peer, in `peers.toml`. A running screen or `jhack
+/// serve` reads the file again within a second: its subscribers see the change at
+/// once, and a withdrawn sound can no longer be fetched.
+pub fn share(g: &GlobalArgs, tag: &str, with: &str, on: bool) -> Result<(), CliError> {
+    let ctx = Context::load(g)?;
+    let path = ctx.home.trust_file();
+    let mut store = TrustStore::load(&path).map_err(|e| CliError::input(chain(&e)))?;
+    let mut peer = store
+        .find(with)
+        .map_err(|e| CliError::input(chain(&e)))?
+        .clone();
+    let tag = crate::library::clean_tags(&[tag.to_string()])
+        .map_err(CliError::input)?
+        .pop()
+        .ok_or_else(|| CliError::input("an empty tag cannot be shared"))?;
+    let had = peer.shares.contains(&tag);
+    if on {
+        peer.shares.push(tag.clone());
+    } else {
+        peer.shares.retain(|t| *t != tag);
+    }
+    let (name, id, allow) = (peer.name.clone(), peer.id, peer.allow);
+    store.add(peer).map_err(|e| CliError::input(chain(&e)))?;
+    store.save().map_err(|e| CliError::failure(chain(&e)))?;
+    let now = store
+        .by_id(&id)
+        .map(|p| p.shares.clone())
+        .unwrap_or_default();
+    match (on, had) {
+        (true, true) => outln!("{tag} was already shared with {name}"),
+        (true, false) => outln!("shared the sounds tagged {tag} with {name}"),
+        (false, true) => outln!("withdrew {tag} from {name}"),
+        (false, false) => outln!("{tag} was not shared with {name}"),
+    }
+    outln!(
+        "  {name} sees: {}",
+        if now.is_empty() {
+            "nothing".to_string()
+        } else {
+            now.join(", ")
+        }
+    );
+    if on && !allow.read {
+        let mut words = allow.names();
+        words.push("read");
+        outln!(
+            "  note: {name} may not read here yet, so it sees nothing: jhack peer add {id} --allow {}",
+            words.join(",")
+        );
+    }
+    Ok(())
 }
 
 fn print_table(peers: &[PeerStatus], known: bool) {
@@ -191,6 +246,11 @@ fn print_table(peers: &[PeerStatus], known: bool) {
             (Some(r), Some(s)) => format!("{state}; {r}: {s}"),
             (Some(r), None) => format!("{state}; {r}"),
             _ => state,
+        };
+        let state = if p.shares.is_empty() {
+            state
+        } else {
+            format!("{state}; shared: {}", p.shares.join(","))
         };
         outln!(
             "{:<w$}  {:<39}  {:<24}  {:<22}  {state}",

@@ -85,14 +85,23 @@ fn counts(lib: &Library) -> Result<(usize, usize), CliError> {
     Ok((all.len(), remote))
 }
 
-/// Syncs with a node of our own.
-fn here(ctx: &Context, lib: &Arc<Library>, peer: &str) -> Result<PeerSync, CliError> {
-    let (service, feature) =
+/// What [`own_node`] brings up: the service bound to the node, the peer, and the
+/// peer's refusal notice when it refuses us.
+pub(super) struct OwnNode {
+    pub(super) service: SyncService,
+    pub(super) node: Arc<Node>,
+    pub(super) peer: crate::net::TrustedPeer,
+    pub(super) denied: Arc<std::sync::Mutex<Option<String>>>,
+}
+
+/// A node of our own for a one-off exchange, connected to `peer`, with the sync
+/// service bound to it (it answers the peer's asks meanwhile).
+pub(super) fn own_node(ctx: &Context, lib: &Arc<Library>, peer: &str) -> Result<OwnNode, CliError> {
+    let (service, features) =
         SyncService::new(lib.clone(), Arc::new(|_| {})).map_err(CliError::failure)?;
     let me = Identity::load_or_create(&ctx.home.identity_dir())
         .map_err(|e| CliError::failure(chain(&e)))?;
     let locate = Arc::new(lib.blob_locator());
-    // A peer that refuses us says why (a notice on the connection): kept for the error.
     let denied = Arc::new(std::sync::Mutex::new(None::<String>));
     let sink: crate::net::EventSink = {
         let denied = denied.clone();
@@ -102,17 +111,30 @@ fn here(ctx: &Context, lib: &Arc<Library>, peer: &str) -> Result<PeerSync, CliEr
             }
         })
     };
-    let node = Node::start_with(
-        me,
-        ctx.node_config(None, false),
-        locate,
-        sink,
-        vec![feature],
-    )
-    .map_err(|e| CliError::failure(chain(&e)))?;
+    let node = Arc::new(
+        Node::start_with(me, ctx.node_config(None, false), locate, sink, features)
+            .map_err(|e| CliError::failure(chain(&e)))?,
+    );
+    service.bind(&node);
     let found = node.find(peer).map_err(|e| CliError::input(chain(&e)))?;
     node.connect(&found, Duration::from_secs(10))
         .map_err(|e| CliError::failure(chain(&e)))?;
+    Ok(OwnNode {
+        service,
+        node,
+        peer: found,
+        denied,
+    })
+}
+
+/// Syncs with a node of our own.
+fn here(ctx: &Context, lib: &Arc<Library>, peer: &str) -> Result<PeerSync, CliError> {
+    let OwnNode {
+        service,
+        node,
+        peer: found,
+        denied,
+    } = own_node(ctx, lib, peer)?;
     let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         let bar = ProgressBar::new_spinner();
         bar.set_style(
@@ -148,6 +170,8 @@ fn here(ctx: &Context, lib: &Arc<Library>, peer: &str) -> Result<PeerSync, CliEr
     // The standing now: what the peer took from us meanwhile counts too.
     let status = service.status_of(&found.id).unwrap_or(status);
     drop(service);
-    node.shutdown();
+    if let Ok(node) = Arc::try_unwrap(node) {
+        node.shutdown();
+    }
     Ok(status)
 }

@@ -27,7 +27,7 @@ pub use check::{CheckReport, Problem};
 pub use lock::{HomeLock, LockError};
 pub use lookup::LookupError;
 pub use names::{clean_name, clean_tags};
-pub use share::{SharedSound, Taken};
+pub use share::{Owner, SharedBy, SharedSound, Taken};
 pub use store::{MetaStore, StoreError};
 pub use sync::{Merged, Watcher, fix_text};
 

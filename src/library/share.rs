@@ -12,9 +12,12 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
-use super::{Library, LibraryError, TempBlob};
-use crate::domain::SoundId;
+use super::{Added, Library, LibraryError, NewSound, TempBlob};
+use crate::domain::{Origin, SoundId, SoundMeta};
 use crate::sync::share::{self, Offered, ShareError, ShareMsg, View, ViewChange};
+
+/// An owner of shared sounds: its peer id's bytes.
+pub type Owner = [u8; super::store::OWNER_LEN];
 
 /// One owner's view as held here.
 struct Held {
@@ -25,14 +28,14 @@ struct Held {
 /// Every owner's view, loaded at first use.
 #[derive(Default)]
 pub(super) struct ViewsCell {
-    views: Mutex<Option<HashMap<[u8; 32], Held>>>,
+    views: Mutex<Option<HashMap<Owner, Held>>>,
 }
 
 /// A sound another person shares with us.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SharedSound {
     /// Its owner (the peer id's bytes).
-    pub owner: [u8; 32],
+    pub owner: Owner,
     /// What the owner is called here.
     pub owner_name: String,
     /// The sound as offered.
@@ -46,6 +49,36 @@ impl SharedSound {
     }
 }
 
+/// Who shares a sound with us.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SharedBy {
+    /// The owners that offer it.
+    pub owners: Vec<Owner>,
+    /// What the first of them is called here.
+    pub owner_name: String,
+}
+
+/// How a sound shared with us is listed here: `owner/name`, no key, from elsewhere.
+fn shared_meta(s: &SharedSound) -> SoundMeta {
+    let o = &s.sound;
+    SoundMeta {
+        id: o.id,
+        name: s.listed_name(),
+        tags: o.tags.clone(),
+        key: None,
+        gain_db: o.gain_db,
+        frames: o.facts.frames,
+        sample_rate: o.facts.sample_rate,
+        channels: o.facts.channels,
+        format: o.facts.format.clone(),
+        size: o.facts.size,
+        added_ms: 0,
+        loudness_lufs: o.facts.loudness_lufs,
+        last_played_ms: None,
+        origin: Origin::Remote,
+    }
+}
+
 /// What taking an owner's answer did.
 #[derive(Debug)]
 pub enum Taken {
@@ -56,7 +89,7 @@ pub enum Taken {
 }
 
 impl Library {
-    fn views(&self) -> Result<MutexGuard<'_, Option<HashMap<[u8; 32], Held>>>, LibraryError> {
+    fn views(&self) -> Result<MutexGuard<'_, Option<HashMap<Owner, Held>>>, LibraryError> {
         let mut guard = crate::guard::lock(&self.views.views);
         if guard.is_none() {
             let mut all = HashMap::new();
@@ -75,7 +108,7 @@ impl Library {
     }
 
     /// What to send `owner` next to follow its offer.
-    pub fn offer_ask(&self, owner: &[u8; 32]) -> Result<ShareMsg, LibraryError> {
+    pub fn offer_ask(&self, owner: &Owner) -> Result<ShareMsg, LibraryError> {
         let g = self.views()?;
         Ok(g.as_ref()
             .and_then(|all| all.get(owner))
@@ -85,7 +118,7 @@ impl Library {
     /// Takes `owner`'s answer into its view (called `name` here) and keeps it.
     pub fn offer_take(
         &self,
-        owner: &[u8; 32],
+        owner: &Owner,
         name: &str,
         msg: ShareMsg,
     ) -> Result<Taken, LibraryError> {
@@ -114,9 +147,17 @@ impl Library {
         Ok(Taken::Changed(change))
     }
 
+    /// The fingerprint of what we hold of `owner`'s offer.
+    pub fn offer_fingerprint(&self, owner: &Owner) -> Result<[u8; 32], LibraryError> {
+        let g = self.views()?;
+        Ok(g.as_ref()
+            .and_then(|all| all.get(owner))
+            .map_or([0; 32], |h| h.view.fingerprint()))
+    }
+
     /// Forgets `owner`'s view (we no longer subscribe to it); its files go with the
     /// remote budget.
-    pub fn offer_forget(&self, owner: &[u8; 32]) -> Result<bool, LibraryError> {
+    pub fn offer_forget(&self, owner: &Owner) -> Result<bool, LibraryError> {
         let mut g = self.views()?;
         let had = g.as_mut().and_then(|all| all.remove(owner)).is_some();
         if had {
@@ -126,7 +167,7 @@ impl Library {
     }
 
     /// The owners we hold a view of.
-    pub fn offer_owners(&self) -> Result<Vec<[u8; 32]>, LibraryError> {
+    pub fn offer_owners(&self) -> Result<Vec<Owner>, LibraryError> {
         let g = self.views()?;
         Ok(g.as_ref()
             .map(|all| all.keys().copied().collect())
@@ -152,6 +193,86 @@ impl Library {
                 .cmp(&(b.owner_name.to_lowercase(), &b.sound.name))
         });
         Ok(out)
+    }
+
+    /// Our sounds sorted by name, then the sounds others share with us (listed as
+    /// `owner/name`; the same bytes in our library are ours and listed once), with
+    /// who shares each.
+    #[allow(clippy::type_complexity)]
+    pub fn list_with_shared(
+        &self,
+    ) -> Result<(Vec<SoundMeta>, HashMap<SoundId, SharedBy>), LibraryError> {
+        let mut sounds = self.list()?;
+        let ours: std::collections::HashSet<SoundId> = sounds.iter().map(|m| m.id).collect();
+        let mut by: HashMap<SoundId, SharedBy> = HashMap::new();
+        for s in self.shared_sounds()? {
+            if ours.contains(&s.sound.id) {
+                continue;
+            }
+            if let Some(known) = by.get_mut(&s.sound.id) {
+                known.owners.push(s.owner);
+                continue;
+            }
+            by.insert(
+                s.sound.id,
+                SharedBy {
+                    owners: vec![s.owner],
+                    owner_name: s.owner_name.clone(),
+                },
+            );
+            sounds.push(shared_meta(&s));
+        }
+        Ok((sounds, by))
+    }
+
+    /// The sound shared with us that is listed as `target` (`owner/name`, any case).
+    pub fn find_shared(&self, target: &str) -> Result<Option<(SoundMeta, SharedBy)>, LibraryError> {
+        let t = target.trim().to_lowercase();
+        let (sounds, mut by) = self.list_with_shared()?;
+        Ok(sounds
+            .into_iter()
+            .find(|m| by.contains_key(&m.id) && m.name.to_lowercase() == t)
+            .and_then(|m| by.remove(&m.id).map(|b| (m, b))))
+    }
+
+    /// Copies `id`, a sound someone shares with us whose file is here, into our
+    /// library (named `name`, or its own name there, numbered when taken): from now
+    /// on it is ours, with its tags and gain.
+    pub fn copy_shared(&self, id: &SoundId, name: Option<&str>) -> Result<SoundMeta, LibraryError> {
+        let Some(s) = self
+            .shared_sounds()?
+            .into_iter()
+            .find(|s| s.sound.id == *id)
+        else {
+            return Err(LibraryError::Invalid(format!(
+                "{} is not a sound shared with this library",
+                id.short()
+            )));
+        };
+        if !self.has_file(id) {
+            return Err(LibraryError::Invalid(format!(
+                "{}: its file is not here yet (a running screen or `jhack serve` fetches it from {})",
+                s.listed_name(),
+                s.owner_name
+            )));
+        }
+        let temp = self.stage_file(&self.blob_path(id))?;
+        let o = s.sound;
+        let new = NewSound {
+            name: name.map_or(o.name, str::to_string),
+            tags: o.tags,
+            key: None,
+            gain_db: o.gain_db,
+            frames: o.facts.frames,
+            sample_rate: o.facts.sample_rate,
+            channels: o.facts.channels,
+            format: o.facts.format,
+            loudness_lufs: o.facts.loudness_lufs,
+            origin: Origin::Local,
+        };
+        match self.add(temp, new)? {
+            Added::New(m) | Added::AlreadyPresent(m) => Ok(m),
+        }
     }
 
     /// Our answer to a subscriber's ask, offering what carries any of `tags`.

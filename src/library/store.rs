@@ -496,7 +496,7 @@ impl MetaStore {
         for item in self.offer_owners.iter() {
             let (k, v) = item?;
             let (Ok(owner), Ok((name, cursor))) = (
-                <[u8; 32]>::try_from(k.as_ref()),
+                <[u8; OWNER_LEN]>::try_from(k.as_ref()),
                 postcard::from_bytes::<(String, u64)>(&v),
             ) else {
                 continue;
@@ -522,18 +522,18 @@ impl MetaStore {
     /// name, in one transaction, flushed.
     pub fn offers_commit(
         &self,
-        owner: &[u8; 32],
+        owner: &[u8; OWNER_LEN],
         name: &str,
         change: &ViewChange,
         cursor: u64,
     ) -> Result<(), StoreError> {
         let key = |id: &SoundId| {
-            let mut k = [0u8; 64];
-            k[..32].copy_from_slice(owner);
-            k[32..].copy_from_slice(&id.0);
+            let mut k = [0u8; OWNER_LEN + 32];
+            k[..OWNER_LEN].copy_from_slice(owner);
+            k[OWNER_LEN..].copy_from_slice(&id.0);
             k
         };
-        let puts: Vec<([u8; 64], Vec<u8>)> = change
+        let puts: Vec<([u8; OWNER_LEN + 32], Vec<u8>)> = change
             .upserts
             .iter()
             .map(|s| (key(&s.id), postcard::to_allocvec(s).unwrap_or_default()))
@@ -555,7 +555,7 @@ impl MetaStore {
 
     /// Forgets an owner's view (no longer subscribed): its state first, so a crash
     /// midway leaves entries no view names, cleared the next time.
-    pub fn offers_forget(&self, owner: &[u8; 32]) -> Result<(), StoreError> {
+    pub fn offers_forget(&self, owner: &[u8; OWNER_LEN]) -> Result<(), StoreError> {
         self.offer_owners.remove(owner)?;
         for item in self.offers.scan_prefix(owner) {
             let (k, _) = item?;
@@ -589,11 +589,14 @@ pub struct IndexDump {
     pub keys: Vec<(String, Option<SoundId>)>,
 }
 
+/// The length of an owner's key (a peer id's bytes).
+pub const OWNER_LEN: usize = 20;
+
 /// One subscribed view as the store keeps it.
 #[derive(Debug, Clone)]
 pub struct SavedView {
     /// The owner (its peer id's bytes).
-    pub owner: [u8; 32],
+    pub owner: [u8; OWNER_LEN],
     /// What the owner is called here.
     pub name: String,
     /// The last of the owner's sequence numbers the view reflects.

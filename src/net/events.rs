@@ -173,6 +173,9 @@ pub struct PeerStatus {
     /// How that sync stands (`in sync`, `syncing`, or why not), while a jhack runs.
     #[serde(default)]
     pub sync_state: Option<String>,
+    /// The tags of our sounds shared with it.
+    #[serde(default)]
+    pub shares: Vec<String>,
 }
 
 /// Round trip in ms from a duration.

@@ -271,6 +271,7 @@ impl Node {
                     },
                     sync: p.sync.map(|r| r.name().to_string()),
                     sync_state: None,
+                    shares: p.shares.clone(),
                 }
             })
             .collect()

@@ -74,7 +74,8 @@ impl Offered {
         if self.name.is_empty() || self.name.len() > MAX_TEXT {
             return Err(format!("a name of {} bytes", self.name.len()));
         }
-        if self.tags.len() > MAX_TAGS || self.tags.iter().any(|t| t.is_empty() || t.len() > MAX_TEXT)
+        if self.tags.len() > MAX_TAGS
+            || self.tags.iter().any(|t| t.is_empty() || t.len() > MAX_TEXT)
         {
             return Err("tags out of bounds".into());
         }
@@ -184,7 +185,10 @@ pub fn fingerprint(replica: &Replica, tags: &BTreeSet<String>) -> [u8; 32] {
     }
     for r in replica.records().values() {
         if r.live() && offered(r, tags) {
-            xor(&mut fp, &Offered::of(r, replica.seq_of(&r.id).unwrap_or(0)).hash());
+            xor(
+                &mut fp,
+                &Offered::of(r, replica.seq_of(&r.id).unwrap_or(0)).hash(),
+            );
         }
     }
     fp

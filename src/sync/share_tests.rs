@@ -49,7 +49,9 @@ fn settle(owner: &Replica, shared: &BTreeSet<String>, view: &mut View) -> usize 
         rounds += 1;
         assert!(rounds < 10_000, "no end to the exchange");
         let a = answer(owner, shared, &view.ask()).expect("an answer");
-        let change = view.handle(decode(&encode(&a)).expect("decodes")).expect("taken");
+        let change = view
+            .handle(decode(&encode(&a)).expect("decodes"))
+            .expect("taken");
         if !change.again {
             return rounds;
         }
@@ -132,7 +134,11 @@ fn a_view_follows_the_offer_through_loss_duplication_and_reordering() {
         }
         settle(&owner, &shared, &mut view);
         assert_eq!(*view.sounds(), expected(&owner, &shared), "seed {seed}");
-        assert_eq!(view.fingerprint(), fingerprint(&owner, &shared), "seed {seed}");
+        assert_eq!(
+            view.fingerprint(),
+            fingerprint(&owner, &shared),
+            "seed {seed}"
+        );
         assert!(!view.in_full_pass());
     }
 }
@@ -177,7 +183,11 @@ fn removals_untagging_and_a_withdrawn_share_empty_the_view() {
     // A tag taken off is found by the fingerprint; a full pass (three pages) drops it.
     owner.tag(&id(4), "fx", false, 21);
     let rounds = settle(&owner, &shared, &mut view);
-    assert_eq!(rounds, 1 + 3, "the ask that finds the difference, then three pages");
+    assert_eq!(
+        rounds,
+        1 + 3,
+        "the ask that finds the difference, then three pages"
+    );
     assert!(!view.sounds().contains_key(&id(4)));
     assert_eq!(view.sounds().len(), 598);
     shared.clear();
@@ -232,7 +242,9 @@ fn a_lying_owner_is_bounded() {
     let mut view = View::default();
     let mut refused = false;
     for page in 0..(MAX_VIEW / BATCH + 2) as u32 {
-        let sounds = (0..BATCH as u32).map(|i| s(page * BATCH as u32 + i)).collect();
+        let sounds = (0..BATCH as u32)
+            .map(|i| s(page * BATCH as u32 + i))
+            .collect();
         let m = ShareMsg::Offer {
             since: view.cursor(),
             upto: u64::from(page) + 1,

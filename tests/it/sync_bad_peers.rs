@@ -178,8 +178,8 @@ fn a_lying_peer_is_refused_with_a_reason_and_the_library_keeps_what_it_had() {
         let news = news.clone();
         Arc::new(move |n| news.lock().unwrap().push(n))
     };
-    let (mut service, feature) = SyncService::new(lib.clone(), sink).expect("service");
-    let honest = Arc::new(node(dh.path(), me, None, vec![feature]));
+    let (mut service, features) = SyncService::new(lib.clone(), sink).expect("service");
+    let honest = Arc::new(node(dh.path(), me, None, features));
     service.attach(honest.clone()).expect("attach");
     let listed = |lib: &Library| lib.list().expect("list").len();
 

@@ -136,6 +136,7 @@ fn peers_view() -> jhack::tui::view::PeersView {
                 last_error: None,
                 sync: Some("mirror".into()),
                 sync_state: Some("in sync".into()),
+                shares: Vec::new(),
             },
             PeerStatus {
                 name: "laptop".into(),
@@ -150,6 +151,7 @@ fn peers_view() -> jhack::tui::view::PeersView {
                 last_error: Some("no answer".into()),
                 sync: None,
                 sync_state: None,
+                shares: Vec::new(),
             },
         ],
         arriving: 1,

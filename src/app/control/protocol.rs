@@ -116,6 +116,19 @@ pub enum Request {
         /// The peer: a name or an id prefix.
         peer: String,
     },
+    /// What a peer shares with us now (as `jhack list --peer`).
+    Browse {
+        /// The peer: a name or an id prefix.
+        peer: String,
+    },
+    /// Copy a sound someone shares with us into our library (as `jhack copy`);
+    /// answered once its file is here and it is ours.
+    Copy {
+        /// The sound, as listed (`owner/name`).
+        target: String,
+        /// Its name in our library (default: its own name).
+        name: Option<String>,
+    },
 }
 
 /// What the owning process answers.
@@ -137,6 +150,16 @@ pub enum Response {
         /// Those pinned by hand here.
         #[serde(default)]
         pinned: Vec<crate::domain::SoundId>,
+        /// Those others share with us, and whose they are.
+        #[serde(default)]
+        owners: Vec<(crate::domain::SoundId, String)>,
+    },
+    /// What a peer shares with us (after `browse`).
+    Offer {
+        /// The peer's name.
+        peer: String,
+        /// Its offered sounds.
+        sounds: Vec<crate::sync::share::Offered>,
     },
     /// What an `import` did.
     Imported {
@@ -337,9 +360,15 @@ impl Request {
                 }
                 Ok(())
             }
-            Request::Sync { peer } => {
+            Request::Sync { peer } | Request::Browse { peer } => {
                 if peer.trim().is_empty() {
-                    return Err(Rejected::bad("sync: no peer named"));
+                    return Err(Rejected::bad("no peer named"));
+                }
+                Ok(())
+            }
+            Request::Copy { target, .. } => {
+                if target.trim().is_empty() {
+                    return Err(Rejected::bad("copy: no sound named"));
                 }
                 Ok(())
             }

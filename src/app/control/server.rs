@@ -58,6 +58,8 @@ impl Limits {
             Request::PlayOn { .. } => self.reply_timeout * 6,
             // The owner answers once the two libraries match (or gives up at 60 s).
             Request::Sync { .. } => Duration::from_secs(75),
+            // A copy waits for its file; a browse for the peer's whole offer.
+            Request::Copy { .. } | Request::Browse { .. } => Duration::from_secs(75),
             _ => self.reply_timeout,
         }
     }

@@ -57,6 +57,7 @@ fn answer(req: Request) -> Response {
             sounds: vec![sample_meta()],
             not_here: vec![],
             pinned: vec![],
+            owners: Vec::new(),
         },
         Request::Peers => Response::Peers { peers: vec![] },
         Request::PlayOn { target, peers, .. } => Response::Ok {
@@ -76,6 +77,13 @@ fn answer(req: Request) -> Response {
         },
         Request::Pin { target, on } => Response::Ok {
             message: format!("pinned {target}: {on}"),
+        },
+        Request::Browse { peer } => Response::Offer {
+            peer,
+            sounds: Vec::new(),
+        },
+        Request::Copy { target, .. } => Response::Ok {
+            message: format!("copied {target}"),
         },
         Request::Sync { peer } => Response::Synced {
             status: crate::app::sync::PeerSync {
@@ -204,6 +212,7 @@ fn every_request_round_trips() {
                 sounds: vec![sample_meta()],
                 not_here: vec![],
                 pinned: vec![],
+                owners: Vec::new(),
             },
         ),
         (
@@ -301,6 +310,7 @@ fn json_shapes_are_as_documented() {
         sounds: vec![sample_meta()],
         not_here: vec![],
         pinned: vec![],
+        owners: Vec::new(),
     });
     assert_eq!(sounds["type"], "sounds");
     assert_eq!(sounds["sounds"][0]["name"], "airhorn");

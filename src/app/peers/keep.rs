@@ -20,10 +20,33 @@ impl PeerHub {
         };
         if let Err(e) = result {
             self.misses.entry(id).or_default().push(a.peer);
-            notice(format!(
-                "\"{}\" from {} did not arrive: {e}",
-                a.offer.name, a.from
-            ));
+            let why = format!("\"{}\" from {} did not arrive: {e}", a.offer.name, a.from);
+            self.finish_copies(instance, &id, Err(why.clone()), notice);
+            notice(why);
+            return;
+        }
+        if instance.shared_by(&id).is_some() {
+            let kept = instance.keep_shared(a.fetch.path(), &id);
+            a.fetch.discard_files();
+            let done = kept.as_ref().map(|_| ()).map_err(|e| chain(e));
+            self.finish_copies(instance, &id, done, notice);
+            match kept {
+                Ok(()) => {
+                    self.misses.remove(&id);
+                    notice(format!(
+                        "kept \"{}\" shared by {} ({} KB, every byte verified)",
+                        a.offer.name,
+                        a.from,
+                        a.offer.size / 1000
+                    ));
+                }
+                Err(e) => notice(format!(
+                    "\"{}\" from {} could not be kept: {}",
+                    a.offer.name,
+                    a.from,
+                    chain(&e)
+                )),
+            }
             return;
         }
         let new = NewSound {

@@ -16,6 +16,7 @@ mod incoming;
 mod keep;
 mod outgoing;
 mod remote;
+mod sharing;
 mod start;
 mod voice;
 
@@ -127,6 +128,8 @@ pub struct PeerHub {
     misses: HashMap<SoundId, Vec<PeerId>>,
     post: Poster,
     arriving: HashMap<SoundId, Arriving>,
+    /// Copies of shared sounds waiting for their files, answered once kept.
+    copies: Vec<sharing::PendingCopy>,
     sent: HashMap<u64, Sent>,
     waiting: HashMap<usize, Waiting>,
     pending: Vec<Pending>,

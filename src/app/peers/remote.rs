@@ -5,8 +5,11 @@
 //! their files are fetched in the background as soon as they are known. A machine
 //! that mirrors a peer marked `mirror-all` fetches every file, and keeps them all.
 //!
-//! Never fetches from a peer that is not a mirror, and never keeps a byte that was
-//! not verified (keeping goes through [`super::keep`]).
+//! A sound someone shares with us is fetched from its owner the same way (and its
+//! file kept as theirs).
+//!
+//! Never fetches our own sounds from a peer that is not a mirror, and never keeps a
+//! byte that was not verified (keeping goes through [`super::keep`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,33 +25,48 @@ const PIN_CHECK: Duration = Duration::from_secs(2);
 const PIN_FETCHES: usize = 2;
 
 impl PeerHub {
-    /// The connected mirrors, in the order to fetch a file from them (those a fetch
-    /// of `id` already failed from last).
-    fn mirrors_for(&self, id: &SoundId) -> Vec<PeerId> {
+    /// Where the file of `id` may come from, in the order to try (those a fetch of
+    /// `id` already failed from last): the connected owners that share it with us,
+    /// or for a sound of ours the connected mirrors.
+    fn sources_for(&self, instance: &Instance, id: &SoundId) -> Vec<PeerId> {
         let missed = self.misses.get(id);
+        let owners: Option<Vec<PeerId>> = instance
+            .shared_by(id)
+            .map(|o| o.iter().filter_map(|b| PeerId::from_bytes(*b)).collect());
         let mut m: Vec<PeerId> = self
             .node
             .connected()
             .into_iter()
-            .filter(|p| {
-                self.node
+            .filter(|p| match &owners {
+                Some(owners) => owners.contains(p),
+                None => self
+                    .node
                     .trusted(p)
-                    .is_some_and(|t| t.sync.is_some_and(SyncRelation::is_mirror))
+                    .is_some_and(|t| t.sync.is_some_and(SyncRelation::is_mirror)),
             })
             .collect();
         m.sort_by_key(|p| missed.is_some_and(|v| v.contains(p)));
         m
     }
 
-    /// Starts fetching the file of `meta` from a connected mirror (or joins the fetch
-    /// already running).
-    fn fetch_file(&mut self, meta: &SoundMeta) -> Result<Arc<Fetch>, String> {
+    /// Starts fetching the file of `meta` from a connected mirror, or the owner that
+    /// shares it (or joins the fetch already running).
+    pub(super) fn fetch_file(
+        &mut self,
+        instance: &Instance,
+        meta: &SoundMeta,
+    ) -> Result<Arc<Fetch>, String> {
         if let Some(a) = self.arriving.get(&meta.id) {
             return Ok(a.fetch.clone());
         }
-        let Some(peer) = self.mirrors_for(&meta.id).into_iter().next() else {
+        let Some(peer) = self.sources_for(instance, &meta.id).into_iter().next() else {
+            let whose = if instance.shared_by(&meta.id).is_some() {
+                "the peer that shares it is not connected"
+            } else {
+                "no mirror is connected"
+            };
             return Err(format!(
-                "\"{}\" is remote (its file is on another machine) and no mirror is connected",
+                "\"{}\" is remote (its file is on another machine) and {whose}",
                 meta.name
             ));
         };
@@ -84,7 +102,7 @@ impl PeerHub {
         let Some(meta) = instance.sounds().iter().find(|m| m.id == *id).cloned() else {
             return Err(format!("{}: not in the library", id.short()));
         };
-        let fetch = self.fetch_file(&meta)?;
+        let fetch = self.fetch_file(instance, &meta)?;
         let from = self
             .arriving
             .get(id)
@@ -126,7 +144,12 @@ impl PeerHub {
         let wanted: Vec<SoundMeta> = instance
             .sounds()
             .iter()
-            .filter(|m| all || m.key.is_some() || instance.pinned().contains(&m.id))
+            // Keeping every file means every file of ours, not every shared one.
+            .filter(|m| {
+                all && instance.shared_by(&m.id).is_none()
+                    || m.key.is_some()
+                    || instance.pinned().contains(&m.id)
+            })
             .filter(|m| !lib.has_file(&m.id))
             .filter(|m| !self.arriving.contains_key(&m.id))
             .cloned()
@@ -135,7 +158,7 @@ impl PeerHub {
             if self.arriving.len() >= PIN_FETCHES {
                 break;
             }
-            match self.fetch_file(&m) {
+            match self.fetch_file(instance, &m) {
                 Ok(_) => tracing::info!("fetching the file of \"{}\" (bound to a key)", m.name),
                 Err(e) => tracing::debug!("{e}"),
             }

@@ -54,7 +54,11 @@ impl PeerHub {
                 trigger_burst: net.trigger_burst,
             };
             let blobs = Arc::new(instance.library().blob_locator());
-            let features = feature.iter().chain(&sync_feature).cloned().collect();
+            let features = feature
+                .iter()
+                .chain(sync_feature.iter().flatten())
+                .cloned()
+                .collect();
             match Node::start_with(identity, cfg, blobs, sink.clone(), features) {
                 Ok(n) => {
                     if i > 0
@@ -80,10 +84,14 @@ impl PeerHub {
         };
         notes.retain(|n| !n.starts_with("cannot listen"));
         let node = Arc::new(node);
-        if let Some(s) = sync.as_mut()
-            && let Err(e) = s.attach(node.clone())
-        {
-            notes.push(format!("no library sync: {e}"));
+        match sync.as_mut() {
+            Some(s) => {
+                if let Err(e) = s.attach(node.clone()) {
+                    notes.push(format!("no library sync: {e}"));
+                }
+            }
+            // `read` reaches what is shared, as everywhere.
+            None => node.set_read_policy(crate::app::sync::read_policy(instance.library_shared())),
         }
         let mut hub = PeerHub {
             started: Vec::new(),
@@ -94,6 +102,7 @@ impl PeerHub {
             misses: HashMap::new(),
             post,
             arriving: HashMap::new(),
+            copies: Vec::new(),
             sent: HashMap::new(),
             waiting: HashMap::new(),
             pending: Vec::new(),

@@ -13,22 +13,25 @@
 //! Must never: run on the network threads (asks arrive through a queue), or touch
 //! the library other than through its replica methods.
 
+pub mod follower;
 mod puller;
 mod server;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use crate::guard::lock;
 use crate::library::Library;
-use crate::net::{Feature, Node, PeerId, Permission, SyncRelation};
+use crate::net::{Feature, Node, PeerId, Permission, ReadPolicy, SyncRelation, TrustedPeer};
 use crate::proto::StreamKind;
 use crate::sync::hlc::Device;
 
 /// The feature's name and version, told to peers.
 pub const FEATURE: &str = "sync/1";
+/// Sharing's name and version.
+pub const SHARE_FEATURE: &str = "share/1";
 
 /// What a sync brought, for the owner's loop (reload the list, tell the person).
 #[derive(Debug, Clone)]
@@ -75,6 +78,8 @@ pub(crate) struct Shared {
     pub(crate) status: Mutex<HashMap<PeerId, PeerSync>>,
     pub(crate) news: NewsSink,
     pub(crate) stop: AtomicBool,
+    /// The node, once bound (weak: the node holds our handlers).
+    pub(crate) node: OnceLock<Weak<Node>>,
 }
 
 impl Shared {
@@ -84,6 +89,40 @@ impl Shared {
         s.peer = name.to_string();
         f(s);
     }
+
+    /// Counts records or sounds a peer took from us.
+    pub(crate) fn count_sent(&self, peer: &PeerId, count: usize) {
+        let name = peer.short();
+        let mut all = lock(&self.status);
+        let s = all.entry(*peer).or_default();
+        if s.peer.is_empty() {
+            s.peer = name;
+        }
+        s.sent += count as u64;
+    }
+
+    /// The tags we share with `peer` now (none when it is not trusted or may not read).
+    pub(crate) fn shares_of(&self, peer: &PeerId) -> BTreeSet<String> {
+        self.node
+            .get()
+            .and_then(Weak::upgrade)
+            .and_then(|n| n.trusted(peer))
+            .filter(|t| t.allow.read)
+            .map(|t| t.shares.into_iter().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// What `read` reaches in this library: everything for a mirror, and for anyone
+/// else the live sounds carrying a tag shared with it.
+pub fn read_policy(lib: Arc<Library>) -> ReadPolicy {
+    Arc::new(move |t: &TrustedPeer, id| {
+        if t.sync.is_some_and(SyncRelation::is_mirror) {
+            return true;
+        }
+        let tags: BTreeSet<String> = t.shares.iter().cloned().collect();
+        lib.is_offered(&tags, id)
+    })
 }
 
 /// Library sync for one home. See the module documentation.
@@ -94,22 +133,24 @@ pub struct SyncService {
 }
 
 impl SyncService {
-    /// The service for `lib` and the feature to start the node with; pullers start
-    /// with [`SyncService::attach`].
-    pub fn new(lib: Arc<Library>, news: NewsSink) -> Result<(SyncService, Feature), String> {
+    /// The service for `lib` and the features to start the node with (sync with
+    /// mirrors, sharing with others); bind it to the node with [`SyncService::bind`],
+    /// and pullers start with [`SyncService::attach`].
+    pub fn new(lib: Arc<Library>, news: NewsSink) -> Result<(SyncService, Vec<Feature>), String> {
         let shared = Arc::new(Shared {
             lib,
             status: Mutex::new(HashMap::new()),
             news,
             stop: AtomicBool::new(false),
+            node: OnceLock::new(),
         });
-        let (server, handler) = server::Server::start(shared.clone())?;
-        let feature = Feature {
-            name: FEATURE,
+        let (server, sync, share) = server::Server::start(shared.clone())?;
+        let feature = |name, kind, handler| Feature {
+            name,
             permission: Permission::Read,
             datagrams: Vec::new(),
             messages: Vec::new(),
-            requests: vec![(StreamKind::SYNC, handler)],
+            requests: vec![(kind, handler)],
         };
         Ok((
             SyncService {
@@ -117,12 +158,24 @@ impl SyncService {
                 server,
                 manager: None,
             },
-            feature,
+            vec![
+                feature(FEATURE, StreamKind::SYNC, sync),
+                feature(SHARE_FEATURE, StreamKind::SHARE, share),
+            ],
         ))
     }
 
-    /// Keeps every connected mirror in sync through `node`, from now until dropped.
+    /// Answers peers through `node`: what we share with whom comes from its trust
+    /// store, and its blobs are served by [`read_policy`].
+    pub fn bind(&self, node: &Arc<Node>) {
+        let _ = self.shared.node.set(Arc::downgrade(node));
+        node.set_read_policy(read_policy(self.shared.lib.clone()));
+    }
+
+    /// Keeps every connected mirror in sync and every subscription followed through
+    /// `node`, from now until dropped.
     pub fn attach(&mut self, node: Arc<Node>) -> Result<(), String> {
+        self.bind(&node);
         let shared = self.shared.clone();
         let t = std::thread::Builder::new()
             .name("jhack-sync".into())
@@ -209,10 +262,16 @@ fn manage(shared: &Arc<Shared>, node: &Arc<Node>) {
             let Some(t) = node.trusted(&peer) else {
                 continue;
             };
-            if t.sync.is_none() {
+            let Some(relation) = t.sync else {
                 continue;
-            }
-            if let Some(why) = why_not(node, &peer) {
+            };
+            let follow = relation == SyncRelation::Subscribe;
+            let why = if follow {
+                follower::why_not(node, &peer)
+            } else {
+                why_not(node, &peer)
+            };
+            if let Some(why) = why {
                 if told.get(&peer) != Some(&why) {
                     tracing::warn!("sync: {why}");
                     shared.update(&peer, &t.name, |s| s.last_error = Some(why.clone()));
@@ -224,7 +283,13 @@ fn manage(shared: &Arc<Shared>, node: &Arc<Node>) {
             let (shared, node) = (shared.clone(), node.clone());
             let spawned = std::thread::Builder::new()
                 .name("jhack-sync-pull".into())
-                .spawn(move || puller::live(&shared, &node, &peer));
+                .spawn(move || {
+                    if follow {
+                        follower::live(&shared, &node, &peer);
+                    } else {
+                        puller::live(&shared, &node, &peer);
+                    }
+                });
             match spawned {
                 Ok(t) => {
                     running.insert(peer, t);
@@ -232,8 +297,41 @@ fn manage(shared: &Arc<Shared>, node: &Arc<Node>) {
                 Err(e) => tracing::warn!("sync: cannot start a puller: {e}"),
             }
         }
+        forget_unsubscribed(shared, node);
         std::thread::sleep(Duration::from_millis(200));
     }
     // Pullers see the stop after their current ask (a long poll ends within
     // `server::LONG_POLL`); they are not waited for.
+}
+
+/// Drops the views of owners we no longer subscribe to (the relation was changed or
+/// the peer removed from `peers.toml`).
+fn forget_unsubscribed(shared: &Shared, node: &Node) {
+    let Ok(owners) = shared.lib.offer_owners() else {
+        return;
+    };
+    for owner in owners {
+        let Some(id) = PeerId::from_bytes(owner) else {
+            continue;
+        };
+        let subscribed = node
+            .trusted(&id)
+            .is_some_and(|t| t.sync == Some(SyncRelation::Subscribe));
+        if subscribed {
+            continue;
+        }
+        match shared.lib.offer_forget(&owner) {
+            Ok(true) => (shared.news)(SyncNews {
+                peer: node.name_of(&id),
+                changed: 0,
+                removed: 0,
+                notes: vec![format!(
+                    "no longer subscribed to {}: its shared sounds are gone from this list",
+                    node.name_of(&id)
+                )],
+            }),
+            Ok(false) => {}
+            Err(e) => tracing::warn!("sync: forgetting a view: {e}"),
+        }
+    }
 }

@@ -18,25 +18,25 @@ use crate::sync::replica::Msg;
 use crate::sync::wire;
 
 /// How long an ask may go unanswered (the peer holds it up to its long poll).
-const ASK_TIMEOUT: Duration = Duration::from_secs(40);
+pub(super) const ASK_TIMEOUT: Duration = Duration::from_secs(40);
 /// How long a new connection's features may take to arrive.
-const FEATURES_WITHIN: Duration = Duration::from_secs(3);
+pub(super) const FEATURES_WITHIN: Duration = Duration::from_secs(3);
 /// The wait after a failed exchange.
-const BACKOFF: Duration = Duration::from_secs(2);
+pub(super) const BACKOFF: Duration = Duration::from_secs(2);
 /// An answer with nothing new that came back faster than this was not held.
-const QUICK_ANSWER: Duration = Duration::from_millis(200);
+pub(super) const QUICK_ANSWER: Duration = Duration::from_millis(200);
 /// The wait after a refusal.
-const REFUSED_BACKOFF: Duration = Duration::from_secs(30);
+pub(super) const REFUSED_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Why an exchange failed.
-struct Failure {
+pub(super) struct Failure {
     /// The peer refused us (no use asking again soon).
-    refused: bool,
-    why: String,
+    pub(super) refused: bool,
+    pub(super) why: String,
 }
 
 impl Failure {
-    fn other(e: impl std::fmt::Display) -> Failure {
+    pub(super) fn other(e: impl std::fmt::Display) -> Failure {
         Failure {
             refused: false,
             why: e.to_string(),

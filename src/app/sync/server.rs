@@ -1,11 +1,13 @@
-//! Answering peers' sync asks, on a thread of its own: an ask with changes to send is
-//! answered at once; one that would get nothing is held (a long poll) until the
-//! library changes or a deadline passes — long when the two libraries match, short
-//! when they differ (the asker may be ahead of us, and its replica needs two
-//! caught-up answers to tell a divergence from a lag).
+//! Answering peers' sync asks (a mirror's) and share asks (a subscriber's), on a
+//! thread of its own: an ask with changes to send is answered at once; one that
+//! would get nothing is held (a long poll) until the library changes or a deadline
+//! passes — long when the two libraries match, short when they differ (the asker
+//! may be ahead of us, and its replica needs two caught-up answers to tell a
+//! divergence from a lag). A held share ask is answered again as soon as what we
+//! share with that peer changes (`peers.toml`, looked at every second).
 //!
-//! A request is one byte of mode ([`MAY_HOLD`] or [`ANSWER_NOW`]) and the sync
-//! message.
+//! A request is one byte of mode ([`MAY_HOLD`] or [`ANSWER_NOW`]) and the sync (or
+//! share) message.
 //!
 //! Must never: answer from a network thread, or hold more asks than peers could
 //! reasonably make (at most [`MAX_PARKED`]; beyond that, asks are answered at once).
@@ -15,11 +17,14 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::time::{Duration, Instant};
 
+use std::collections::BTreeSet;
+
 use super::{Shared, device_of};
 use crate::guard::lock;
 use crate::net::PeerId;
 use crate::net::request::RequestHandler;
 use crate::sync::replica::Msg;
+use crate::sync::share::{self, ShareMsg};
 use crate::sync::wire;
 
 /// Longest an ask is held when the libraries match.
@@ -35,8 +40,16 @@ pub const ANSWER_NOW: u8 = 1;
 
 type Reply = tokio::sync::oneshot::Sender<Vec<u8>>;
 
+/// Which feature a request came for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Sync,
+    Share,
+}
+
 enum In {
     Ask {
+        kind: Kind,
         peer: PeerId,
         body: Vec<u8>,
         reply: Reply,
@@ -45,9 +58,15 @@ enum In {
     Stop,
 }
 
+/// A held ask: a mirror's, or a subscriber's with the tags shared with it then.
+enum Asked {
+    Sync(Msg),
+    Share(ShareMsg, BTreeSet<String>),
+}
+
 struct Parked {
     peer: PeerId,
-    ask: Msg,
+    ask: Asked,
     reply: Reply,
     until: Instant,
 }
@@ -59,8 +78,11 @@ pub(super) struct Server {
 }
 
 impl Server {
-    /// Starts the thread; returns it with the request handler for the node.
-    pub(super) fn start(shared: Arc<Shared>) -> Result<(Server, RequestHandler), String> {
+    /// Starts the thread; returns it with the request handlers for the node (sync,
+    /// share).
+    pub(super) fn start(
+        shared: Arc<Shared>,
+    ) -> Result<(Server, RequestHandler, RequestHandler), String> {
         let (tx, rx) = channel::<In>();
         {
             let tx = std::sync::Mutex::new(tx.clone());
@@ -75,22 +97,25 @@ impl Server {
                 .spawn(move || run(&shared, &rx))
                 .map_err(|e| format!("cannot start the sync thread: {e}"))?
         };
-        let handler: RequestHandler = {
+        let handler = |kind: Kind| -> RequestHandler {
             let tx = std::sync::Mutex::new(tx.clone());
             Arc::new(move |peer: &PeerId, body, reply| {
                 let _ = lock(&tx).send(In::Ask {
+                    kind,
                     peer: *peer,
                     body,
                     reply,
                 });
             })
         };
+        let (sync, share) = (handler(Kind::Sync), handler(Kind::Share));
         Ok((
             Server {
                 tx: std::sync::Mutex::new(tx),
                 thread: Some(thread),
             },
-            handler,
+            sync,
+            share,
         ))
     }
 
@@ -111,19 +136,47 @@ fn run(shared: &Shared, rx: &Receiver<In>) {
             .min()
             .unwrap_or(Duration::from_secs(1));
         match rx.recv_timeout(wait) {
-            Ok(In::Ask { peer, body, reply }) => {
-                match body.split_first().map(|(m, rest)| (*m, wire::decode(rest))) {
-                    Some((mode, Ok(ask @ Msg::Ask { .. }))) => {
-                        let now = mode == ANSWER_NOW || parked.len() >= MAX_PARKED;
-                        if let Some(p) = answer(shared, peer, ask, reply, now) {
-                            parked.push(p);
+            Ok(In::Ask {
+                kind,
+                peer,
+                body,
+                reply,
+            }) => {
+                let Some((&mode, rest)) = body.split_first() else {
+                    tracing::warn!("sync: {peer} sent an empty ask; dropped");
+                    continue;
+                };
+                let ask = match kind {
+                    Kind::Sync => match wire::decode(rest) {
+                        Ok(ask @ Msg::Ask { .. }) => Asked::Sync(ask),
+                        Ok(Msg::Changes { .. }) => {
+                            tracing::warn!(
+                                "sync: {peer} sent changes where an ask belongs; dropped"
+                            );
+                            continue;
                         }
-                    }
-                    Some((_, Ok(Msg::Changes { .. }))) => {
-                        tracing::warn!("sync: {peer} sent changes where an ask belongs; dropped");
-                    }
-                    Some((_, Err(e))) => tracing::warn!("sync: {peer}: {e}; dropped"),
-                    None => tracing::warn!("sync: {peer} sent an empty ask; dropped"),
+                        Err(e) => {
+                            tracing::warn!("sync: {peer}: {e}; dropped");
+                            continue;
+                        }
+                    },
+                    Kind::Share => match share::decode(rest) {
+                        Ok(ask @ ShareMsg::Ask { .. }) => Asked::Share(ask, BTreeSet::new()),
+                        Ok(_) => {
+                            tracing::warn!(
+                                "share: {peer} sent an offer where an ask belongs; dropped"
+                            );
+                            continue;
+                        }
+                        Err(e) => {
+                            tracing::warn!("share: {peer}: {e}; dropped");
+                            continue;
+                        }
+                    },
+                };
+                let now = mode == ANSWER_NOW || parked.len() >= MAX_PARKED;
+                if let Some(p) = answer(shared, peer, ask, reply, now) {
+                    parked.push(p);
                 }
             }
             Ok(In::Changed) => {
@@ -143,17 +196,80 @@ fn run(shared: &Shared, rx: &Receiver<In>) {
         let (due, held): (Vec<Parked>, Vec<Parked>) = std::mem::take(&mut parked)
             .into_iter()
             .partition(|p| p.until <= now);
-        parked = held;
         for p in due {
             let _ = answer(shared, p.peer, p.ask, p.reply, true);
+        }
+        // A held share ask whose shares changed is answered again.
+        for p in held {
+            let moved = match &p.ask {
+                Asked::Share(_, tags) => shared.shares_of(&p.peer) != *tags,
+                Asked::Sync(_) => false,
+            };
+            if !moved {
+                parked.push(p);
+            } else if let Some(p) = answer(shared, p.peer, p.ask, p.reply, false) {
+                parked.push(p);
+            }
         }
         parked.retain(|p| !p.reply.is_closed());
     }
 }
 
-/// Answers `ask`, or gives it back to be held when there is nothing to send yet
-/// (unless `now`).
-fn answer(shared: &Shared, peer: PeerId, ask: Msg, reply: Reply, now: bool) -> Option<Parked> {
+/// Answers a held or new ask of either kind (see [`answer_sync`], [`answer_share`]).
+fn answer(shared: &Shared, peer: PeerId, ask: Asked, reply: Reply, now: bool) -> Option<Parked> {
+    match ask {
+        Asked::Sync(ask) => answer_sync(shared, peer, ask, reply, now),
+        Asked::Share(ask, _) => answer_share(shared, peer, ask, reply, now),
+    }
+}
+
+/// Answers a subscriber's ask from what we share with it now, or gives it back to
+/// be held when nothing changed for it (unless `now`).
+fn answer_share(
+    shared: &Shared,
+    peer: PeerId,
+    ask: ShareMsg,
+    reply: Reply,
+    now: bool,
+) -> Option<Parked> {
+    let tags = shared.shares_of(&peer);
+    let theirs = match &ask {
+        ShareMsg::Ask { fingerprint, .. } => *fingerprint,
+        _ => return None,
+    };
+    let msg = match shared.lib.share_answer(&tags, &ask) {
+        Ok(m) => m?,
+        Err(e) => {
+            tracing::warn!("share: answering {peer}: {e}");
+            return None;
+        }
+    };
+    let (count, full, ours) = match &msg {
+        ShareMsg::Offer {
+            sounds,
+            full,
+            fingerprint,
+            ..
+        } => (sounds.len(), *full, *fingerprint),
+        _ => return None,
+    };
+    if count == 0 && !full && ours == theirs && !now {
+        return Some(Parked {
+            peer,
+            ask: Asked::Share(ask, tags),
+            reply,
+            until: Instant::now() + LONG_POLL,
+        });
+    }
+    if reply.send(share::encode(&msg)).is_ok() && count > 0 {
+        shared.count_sent(&peer, count);
+    }
+    None
+}
+
+/// Answers a mirror's `ask`, or gives it back to be held when there is nothing to
+/// send yet (unless `now`).
+fn answer_sync(shared: &Shared, peer: PeerId, ask: Msg, reply: Reply, now: bool) -> Option<Parked> {
     let theirs = match &ask {
         Msg::Ask { fingerprint, .. } => *fingerprint,
         Msg::Changes { .. } => return None,
@@ -182,19 +298,13 @@ fn answer(shared: &Shared, peer: PeerId, ask: Msg, reply: Reply, now: bool) -> O
         };
         return Some(Parked {
             peer,
-            ask,
+            ask: Asked::Sync(ask),
             reply,
             until: Instant::now() + hold,
         });
     }
     if reply.send(wire::encode(&msg)).is_ok() && count > 0 {
-        let name = peer.short();
-        let mut all = lock(&shared.status);
-        let s = all.entry(peer).or_default();
-        if s.peer.is_empty() {
-            s.peer = name;
-        }
-        s.sent += count as u64;
+        shared.count_sent(&peer, count);
     }
     None
 }
