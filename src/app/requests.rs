@@ -66,7 +66,7 @@ pub fn dispatch(
             let r = play_command(instance, &target, gain_db, notice, |i, m| {
                 if i.remote().contains(&m.id) {
                     hub.play_here(i, &m.id, gain_db, std::time::Instant::now())
-                        .map(|()| " (its file is arriving from a mirror)")
+                        .map(|()| " (its file is arriving)")
                         .map_err(|e| Box::new(Response::failure(e)))
                 } else {
                     i.play(&m.id, gain_db)

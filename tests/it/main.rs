@@ -14,6 +14,7 @@ mod long_file;
 mod mixer;
 mod peer_node;
 mod peers;
+mod share;
 mod sync;
 mod sync_bad_peers;
 mod tui_live;

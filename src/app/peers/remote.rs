@@ -159,7 +159,17 @@ impl PeerHub {
                 break;
             }
             match self.fetch_file(instance, &m) {
-                Ok(_) => tracing::info!("fetching the file of \"{}\" (bound to a key)", m.name),
+                Ok(_) => tracing::info!(
+                    "fetching the file of \"{}\" ({})",
+                    m.name,
+                    if m.key.is_some() {
+                        "bound to a key"
+                    } else if instance.pinned().contains(&m.id) {
+                        "pinned"
+                    } else {
+                        "this machine keeps every file"
+                    }
+                ),
                 Err(e) => tracing::debug!("{e}"),
             }
         }

@@ -31,6 +31,8 @@ use crate::sync::wire;
 pub const LONG_POLL: Duration = Duration::from_secs(20);
 /// Longest an ask is held when they differ.
 const SHORT_POLL: Duration = Duration::from_secs(1);
+/// How often held share asks look at what is shared again.
+const TICK: Duration = Duration::from_secs(1);
 /// Most asks held at once.
 const MAX_PARKED: usize = 256;
 /// Request mode: the ask may be held until there is something to send.
@@ -130,11 +132,13 @@ impl Server {
 fn run(shared: &Shared, rx: &Receiver<In>) {
     let mut parked: Vec<Parked> = Vec::new();
     loop {
+        // At least every second: held share asks look at the shares again.
         let wait = parked
             .iter()
             .map(|p| p.until.saturating_duration_since(Instant::now()))
             .min()
-            .unwrap_or(Duration::from_secs(1));
+            .unwrap_or(TICK)
+            .min(TICK);
         match rx.recv_timeout(wait) {
             Ok(In::Ask {
                 kind,
