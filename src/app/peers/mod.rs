@@ -130,6 +130,8 @@ pub struct PeerHub {
     arriving: HashMap<SoundId, Arriving>,
     /// Copies of shared sounds waiting for their files, answered once kept.
     copies: Vec<sharing::PendingCopy>,
+    /// Files this machine keeps that are not here yet: how many, and their bytes.
+    to_fetch: (usize, u64),
     sent: HashMap<u64, Sent>,
     waiting: HashMap<usize, Waiting>,
     pending: Vec<Pending>,
@@ -172,10 +174,18 @@ impl PeerHub {
                 let Some(s) = p.id.parse().ok().and_then(|id| sync.status_of(&id)) else {
                     continue;
                 };
-                p.sync_state = Some(match (&s.last_error, s.in_sync) {
+                let state = match (&s.last_error, s.in_sync) {
                     (Some(e), _) => e.clone(),
                     (None, true) => "in sync".into(),
                     (None, false) => "syncing".into(),
+                };
+                // Files still to come (pinned, bound to keys, or all of them).
+                p.sync_state = Some(match self.to_fetch {
+                    (0, _) => state,
+                    (n, bytes) => format!(
+                        "{state}, {n} files ({:.1} MB) to fetch",
+                        bytes as f64 / 1e6
+                    ),
                 });
             }
         }

@@ -151,8 +151,12 @@ impl PeerHub {
                     || instance.pinned().contains(&m.id)
             })
             .filter(|m| !lib.has_file(&m.id))
-            .filter(|m| !self.arriving.contains_key(&m.id))
             .cloned()
+            .collect();
+        self.to_fetch = (wanted.len(), wanted.iter().map(|m| m.size).sum());
+        let wanted: Vec<SoundMeta> = wanted
+            .into_iter()
+            .filter(|m| !self.arriving.contains_key(&m.id))
             .collect();
         for m in wanted {
             if self.arriving.len() >= PIN_FETCHES {

@@ -103,6 +103,7 @@ impl PeerHub {
             post,
             arriving: HashMap::new(),
             copies: Vec::new(),
+            to_fetch: (0, 0),
             sent: HashMap::new(),
             waiting: HashMap::new(),
             pending: Vec::new(),

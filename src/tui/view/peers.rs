@@ -174,14 +174,20 @@ fn peer_line<'a>(p: &'a PeerStatus, s: &Screen<'_>) -> Line<'a> {
         spans.push(Span::styled(format!("  ⇅{}", p.transfers), t.notice()));
     }
     // A mirror: ⇄ when in sync, ⇄… while syncing, ⇄! when the last exchange failed
-    // (`jhack peer list` says why).
-    if p.sync.is_some() {
-        let (text, style) = match p.sync_state.as_deref() {
-            Some("in sync") | None => ("  ⇄", t.dim()),
-            Some("syncing") => ("  ⇄…", t.notice()),
-            Some(_) => ("  ⇄!", t.warn()),
+    // (`jhack peer list` says why); a subscription the same with ⇣ (receive only).
+    if let Some(relation) = p.sync.as_deref() {
+        let arrow = if relation == "subscribe" { "⇣" } else { "⇄" };
+        let (mark, style) = match p.sync_state.as_deref() {
+            None => ("", t.dim()),
+            Some(s) if s.contains("to fetch") || s.starts_with("syncing") => ("…", t.notice()),
+            Some(s) if s.starts_with("in sync") => ("", t.dim()),
+            Some(_) => ("!", t.warn()),
         };
-        spans.push(Span::styled(text, style));
+        spans.push(Span::styled(format!("  {arrow}{mark}"), style));
+    }
+    // What we share with it.
+    if !p.shares.is_empty() {
+        spans.push(Span::styled(format!("  ⇡{}", p.shares.join(",")), t.dim()));
     }
     Line::from(spans)
 }
