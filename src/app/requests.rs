@@ -47,7 +47,7 @@ pub fn dispatch(
             ));
             hub.play_on(&meta, &peers, gain_db, reply);
         }
-        (Request::Sync { peer }, Some(hub)) => hub.sync_now(&peer, reply),
+        (Request::Sync { peer, all }, Some(hub)) => hub.sync_now(&peer, all, reply),
         (Request::Browse { peer }, Some(hub)) => hub.browse_now(&peer, reply),
         (Request::Copy { target, name }, Some(hub)) => match find(instance, &target) {
             // A shared sound whose file is elsewhere: copied once it arrives.

@@ -178,6 +178,10 @@ pub enum Command {
     Sync {
         /// The peer: its name or an id prefix.
         peer: String,
+        /// Then fetch every file this library lists and does not hold (with a
+        /// progress bar), and keep them for good.
+        #[arg(long)]
+        all: bool,
         /// Print a JSON summary instead of a line.
         #[arg(long)]
         json: bool,

@@ -108,6 +108,6 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Some(Command::Peer(c)) => peer::run(g, c),
         Some(Command::Serve { listen }) => serve::run(g, listen.as_deref()),
         Some(Command::Talk(args)) => talk::run(g, &args),
-        Some(Command::Sync { peer, json }) => sync::run(g, &peer, json),
+        Some(Command::Sync { peer, all, json }) => sync::run(g, &peer, all, json),
     }
 }

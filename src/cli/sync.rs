@@ -1,7 +1,8 @@
-//! `jhack sync P [--json]`: one sync with a mirror, to completion — both libraries
-//! hold the same records when it ends — through the running jhack that owns the home
-//! when there is one, otherwise with a node of its own (which also answers the
-//! peer's asks, so the peer takes our changes in the same run).
+//! `jhack sync P [--all] [--json]`: one sync with a mirror, to completion — both
+//! libraries hold the same records when it ends, and with `--all` every file is here
+//! too — through the running jhack that owns the home when there is one, otherwise
+//! with a node of its own (which also answers the peer's asks, so the peer takes our
+//! changes in the same run).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +13,7 @@ use super::args::GlobalArgs;
 use super::context::{Context, Owner, ask_owner, library_error};
 use super::error::{CliError, chain};
 use crate::app::control::{Request, Response};
+use crate::app::sync::files::FilesProgress;
 use crate::app::sync::{PeerSync, SyncService};
 use crate::library::Library;
 use crate::net::{Identity, Node};
@@ -27,24 +29,34 @@ struct Summary<'a> {
     sent: u64,
     sounds: usize,
     remote: usize,
+    /// With `--all`: the files fetched, their bytes, and those that failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    files: Option<FilesProgress>,
+    /// With `--all`: seconds spent fetching files.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    files_secs: Option<f64>,
 }
 
-pub fn run(g: &GlobalArgs, peer: &str, json: bool) -> Result<(), CliError> {
+pub fn run(g: &GlobalArgs, peer: &str, all: bool, json: bool) -> Result<(), CliError> {
     let ctx = Context::load(g)?;
-    let (status, counts) = match ctx.library_or_owner()? {
+    let (status, counts, files) = match ctx.library_or_owner()? {
         Owner::Here(lib) => {
             let lib = Arc::new(*lib);
-            let status = here(&ctx, &lib, peer)?;
-            (status, counts(&lib)?)
+            let (status, files) = here(&ctx, &lib, peer, all)?;
+            (status, counts(&lib)?, files)
         }
         Owner::Running(socket) => {
-            let status = match ask_owner(
+            let t0 = std::time::Instant::now();
+            let (status, files) = match ask_owner(
                 &socket,
                 &Request::Sync {
                     peer: peer.to_string(),
+                    all,
                 },
             )? {
-                Response::Synced { status } => status,
+                Response::Synced { status, files } => {
+                    (status, files.map(|f| (f, t0.elapsed().as_secs_f64(), None)))
+                }
                 other => return Err(CliError::failure(format!("unexpected reply: {other:?}"))),
             };
             let counts = match ask_owner(&socket, &Request::List)? {
@@ -53,7 +65,7 @@ pub fn run(g: &GlobalArgs, peer: &str, json: bool) -> Result<(), CliError> {
                 } => (sounds.len(), not_here.len()),
                 _ => (0, 0),
             };
-            (status, counts)
+            (status, counts, files)
         }
     };
     if json {
@@ -64,6 +76,8 @@ pub fn run(g: &GlobalArgs, peer: &str, json: bool) -> Result<(), CliError> {
             sent: status.sent,
             sounds: counts.0,
             remote: counts.1,
+            files: files.as_ref().map(|f| f.0),
+            files_secs: files.as_ref().map(|f| f.1),
         };
         outln!("{}", serde_json::to_string(&s).unwrap_or_default());
     } else {
@@ -75,8 +89,30 @@ pub fn run(g: &GlobalArgs, peer: &str, json: bool) -> Result<(), CliError> {
             counts.0,
             counts.1
         );
+        if let Some((f, secs, _)) = &files {
+            outln!(
+                "fetched {} of {} files ({:.1} MB) in {secs:.2} s, {:.1} MB/s{}",
+                f.done_files,
+                f.files,
+                f.done_bytes as f64 / 1e6,
+                f.done_bytes as f64 / 1e6 / secs.max(1e-9),
+                if f.failed > 0 {
+                    format!("; {} failed", f.failed)
+                } else {
+                    String::new()
+                }
+            );
+        }
     }
-    Ok(())
+    match files {
+        Some((f, _, why)) if f.failed > 0 => Err(CliError::failure(format!(
+            "{} files could not be fetched from {}{}",
+            f.failed,
+            status.peer,
+            why.map_or_else(String::new, |w| format!(" (first: {w})"))
+        ))),
+        _ => Ok(()),
+    }
 }
 
 fn counts(lib: &Library) -> Result<(usize, usize), CliError> {
@@ -127,8 +163,17 @@ pub(super) fn own_node(ctx: &Context, lib: &Arc<Library>, peer: &str) -> Result<
     })
 }
 
-/// Syncs with a node of our own.
-fn here(ctx: &Context, lib: &Arc<Library>, peer: &str) -> Result<PeerSync, CliError> {
+/// What fetching every file did: the standing, the seconds it took, and the first
+/// failure.
+type FilesDone = (FilesProgress, f64, Option<String>);
+
+/// Syncs with a node of our own (and with `all` fetches every file).
+fn here(
+    ctx: &Context,
+    lib: &Arc<Library>,
+    peer: &str,
+    all: bool,
+) -> Result<(PeerSync, Option<FilesDone>), CliError> {
     let OwnNode {
         service,
         node,
@@ -167,11 +212,51 @@ fn here(ctx: &Context, lib: &Arc<Library>, peer: &str) -> Result<PeerSync, CliEr
         let why = notice.map_or(e, |d| format!("refused: {d}"));
         CliError::failure(format!("sync with {}: {why}", found.name))
     })?;
+    let files = if all {
+        Some(fetch_files(&service, &node, &found)?)
+    } else {
+        None
+    };
     // The standing now: what the peer took from us meanwhile counts too.
     let status = service.status_of(&found.id).unwrap_or(status);
     drop(service);
     if let Ok(node) = Arc::try_unwrap(node) {
         node.shutdown();
     }
-    Ok(status)
+    Ok((status, files))
+}
+
+/// Fetches every file from the peer, with a progress bar on a terminal (files,
+/// bytes, rate).
+fn fetch_files(
+    service: &SyncService,
+    node: &Node,
+    peer: &crate::net::TrustedPeer,
+) -> Result<FilesDone, CliError> {
+    let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let t0 = std::time::Instant::now();
+    let progress = |p: &FilesProgress| {
+        bar.set_length(p.bytes);
+        bar.set_position(p.done_bytes);
+        bar.set_message(format!(
+            "files from {}: {}/{}",
+            peer.name, p.done_files, p.files
+        ));
+    };
+    let r = service.handle().fetch_all(node, &peer.id, &progress);
+    bar.finish_and_clear();
+    let (p, why) = r.map_err(|e| CliError::failure(format!("fetching from {}: {e}", peer.name)))?;
+    Ok((p, t0.elapsed().as_secs_f64(), why))
 }

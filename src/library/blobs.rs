@@ -157,6 +157,35 @@ impl BlobStore {
         Ok(true)
     }
 
+    /// Moves files already verified to hold the bytes of their ids (and fsynced)
+    /// into place, then fsyncs each directory touched once. A file whose blob is
+    /// already there is left where it is. Returns the ids put in place.
+    pub fn adopt(&self, files: &[(SoundId, PathBuf)]) -> io::Result<Vec<SoundId>> {
+        let mut dirs = std::collections::BTreeSet::new();
+        let mut placed = Vec::new();
+        // The files' bytes durable first (one filesystem sync for the whole batch
+        // rather than one journal commit per file), then the names.
+        sync_files(&self.dir, files.iter().map(|(_, p)| p.as_path()))?;
+        for (id, path) in files {
+            let dest = self.path(id);
+            if dest.is_file() {
+                continue;
+            }
+            let parent = dest.parent().unwrap_or(&self.dir).to_path_buf();
+            if !dirs.contains(&parent) {
+                fs::create_dir_all(&parent)?;
+            }
+            fs::rename(path, &dest)?;
+            dirs.insert(parent);
+            placed.push(*id);
+        }
+        if !dirs.is_empty() {
+            sync_files(&self.dir, dirs.iter().map(PathBuf::as_path))?;
+            sync_dir(&self.dir)?;
+        }
+        Ok(placed)
+    }
+
     /// Writes `bytes` as a blob (temporary file, fsync, rename); returns its id and
     /// whether it was new.
     pub fn put(&self, bytes: &[u8], extension: Option<&str>) -> io::Result<(SoundId, bool)> {
@@ -226,6 +255,31 @@ impl BlobStore {
 /// Makes a rename or removal in `dir` durable.
 fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
+}
+
+/// Makes `paths` (files or directories on the filesystem of `dir`) durable: on Linux
+/// with one `syncfs` of that filesystem, elsewhere one fsync each.
+fn sync_files<'a>(dir: &Path, paths: impl Iterator<Item = &'a Path>) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let _ = paths;
+        let d = File::open(dir)?;
+        // SAFETY: `syncfs` takes a file descriptor that is open for the call's
+        // duration (`d` lives until the end of this block) and touches no memory.
+        if unsafe { libc::syncfs(d.as_raw_fd()) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = dir;
+        for p in paths {
+            File::open(p)?.sync_all()?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -460,6 +460,48 @@ impl Library {
         Ok(self.store.pins()?)
     }
 
+    /// Takes the files of listed sounds fetched from peers — each already verified
+    /// against its id and fsynced — into the library by moving them into place (no
+    /// copy, no second hash), then records this machine as holding them, all in one
+    /// commit. With `for_good` they are kept like local sounds (never evicted).
+    /// Files of sounds not listed, or already here, are left where they are.
+    /// Returns the sounds whose files are here now.
+    pub fn adopt_fetched(
+        &self,
+        files: &[(SoundId, PathBuf)],
+        for_good: bool,
+    ) -> Result<Vec<SoundId>, LibraryError> {
+        let mut wanted = Vec::with_capacity(files.len());
+        let mut bases = std::collections::HashMap::new();
+        for (id, path) in files {
+            if let Some(mut m) = self.store.get(id)? {
+                if for_good {
+                    m.origin = Origin::Local;
+                }
+                bases.insert(*id, m);
+                wanted.push((*id, path.clone()));
+            }
+        }
+        self.blobs
+            .adopt(&wanted)
+            .map_err(LibraryError::io(self.blobs.dir()))?;
+        // Here now, whether just moved or left in place by a run cut short between
+        // its move and its commit.
+        let placed: Vec<SoundId> = wanted
+            .iter()
+            .map(|(id, _)| *id)
+            .filter(|id| self.blobs.contains(id))
+            .collect();
+        bases.retain(|id, _| self.blobs.contains(id));
+        let now = now_ms();
+        self.change(&bases, |r| {
+            for id in &placed {
+                r.set_holder(id, true, now);
+            }
+        })?;
+        Ok(placed)
+    }
+
     /// Whether the file of `id` is here.
     pub fn has_file(&self, id: &SoundId) -> bool {
         self.blobs.contains(id)

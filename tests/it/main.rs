@@ -17,6 +17,7 @@ mod peers;
 mod share;
 mod sync;
 mod sync_bad_peers;
+mod sync_files;
 mod tui_live;
 mod tui_screen;
 mod voice;

@@ -115,6 +115,9 @@ pub enum Request {
     Sync {
         /// The peer: a name or an id prefix.
         peer: String,
+        /// Then fetch every file this library lists and does not hold.
+        #[serde(default)]
+        all: bool,
     },
     /// What a peer shares with us now (as `jhack list --peer`).
     Browse {
@@ -196,6 +199,9 @@ pub enum Response {
     Synced {
         /// The standing.
         status: crate::app::sync::PeerSync,
+        /// What fetching every file did (with `all`).
+        #[serde(default)]
+        files: Option<crate::app::sync::files::FilesProgress>,
     },
 }
 
@@ -360,7 +366,7 @@ impl Request {
                 }
                 Ok(())
             }
-            Request::Sync { peer } | Request::Browse { peer } => {
+            Request::Sync { peer, .. } | Request::Browse { peer } => {
                 if peer.trim().is_empty() {
                     return Err(Rejected::bad("no peer named"));
                 }

@@ -85,7 +85,8 @@ fn answer(req: Request) -> Response {
         Request::Copy { target, .. } => Response::Ok {
             message: format!("copied {target}"),
         },
-        Request::Sync { peer } => Response::Synced {
+        Request::Sync { peer, .. } => Response::Synced {
+            files: None,
             status: crate::app::sync::PeerSync {
                 peer,
                 in_sync: true,

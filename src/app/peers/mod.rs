@@ -182,10 +182,9 @@ impl PeerHub {
                 // Files still to come (pinned, bound to keys, or all of them).
                 p.sync_state = Some(match self.to_fetch {
                     (0, _) => state,
-                    (n, bytes) => format!(
-                        "{state}, {n} files ({:.1} MB) to fetch",
-                        bytes as f64 / 1e6
-                    ),
+                    (n, bytes) => {
+                        format!("{state}, {n} files ({:.1} MB) to fetch", bytes as f64 / 1e6)
+                    }
                 });
             }
         }
@@ -264,7 +263,7 @@ impl PeerHub {
 
     /// Syncs with `peer` now, on a thread of its own; `reply` gets the standing once
     /// the two libraries match, or why they do not.
-    pub fn sync_now(&mut self, peer: &str, reply: std::sync::mpsc::Sender<Response>) {
+    pub fn sync_now(&mut self, peer: &str, all: bool, reply: std::sync::mpsc::Sender<Response>) {
         let Some(sync) = &self.sync else {
             let _ = reply.send(Response::failure("library sync is off here"));
             return;
@@ -288,7 +287,17 @@ impl PeerHub {
                         std::time::Duration::from_secs(60),
                         &|_| {},
                     ) {
-                        Ok(status) => Response::Synced { status },
+                        Ok(status) if all => match handle.fetch_all(&node, &found.id, &|_| {}) {
+                            Ok((files, _)) => Response::Synced {
+                                status,
+                                files: Some(files),
+                            },
+                            Err(e) => Response::failure(e),
+                        },
+                        Ok(status) => Response::Synced {
+                            status,
+                            files: None,
+                        },
                         Err(e) => Response::failure(e),
                     },
                 };

@@ -13,6 +13,7 @@
 //! Must never: run on the network threads (asks arrive through a queue), or touch
 //! the library other than through its replica methods.
 
+pub mod files;
 pub mod follower;
 mod puller;
 mod server;
@@ -215,6 +216,31 @@ impl SyncHandle {
         progress: &dyn Fn(&PeerSync),
     ) -> Result<PeerSync, String> {
         puller::until_in_sync(&self.shared, node, peer, within, progress)
+    }
+
+    /// Fetches from `peer` every file this library lists and does not hold, and
+    /// keeps them for good (for `jhack sync --all`); then tells the owner's loop.
+    pub fn fetch_all(
+        &self,
+        node: &Node,
+        peer: &PeerId,
+        progress: &dyn Fn(&files::FilesProgress),
+    ) -> Result<(files::FilesProgress, Option<String>), String> {
+        let r = files::fetch_all(&self.shared.lib, node, peer, progress);
+        if let Ok((p, _)) = &r
+            && p.done_files > 0
+        {
+            (self.shared.news)(SyncNews {
+                peer: node.name_of(peer),
+                changed: 0,
+                removed: 0,
+                notes: vec![format!(
+                    "fetched {} files ({} bytes)",
+                    p.done_files, p.done_bytes
+                )],
+            });
+        }
+        r
     }
 }
 

@@ -23,6 +23,9 @@ use crate::proto::{self, FetchReply, FetchRequest, StreamKind};
 
 /// Attempts after an interrupted stream before the fetch fails.
 const MAX_ATTEMPTS: u32 = 5;
+/// Blobs from this size on keep their group hashes on disk, so that a transfer cut
+/// short (this process killed) resumes from its verified prefix.
+const SAVE_TREE_FROM: u64 = 4 << 20;
 /// Times one group may fail verification before the peer is given up on.
 const MAX_REPAIRS: u32 = 3;
 
@@ -361,12 +364,11 @@ async fn fetch_all(link: &Arc<Link>, fetch: &Arc<Fetch>) -> Result<(), FetchErro
             }
         }
     }
-    let path = fetch.path.clone();
-    blocking(move || {
-        file.sync_all()
-            .map_err(|e| FetchError::Disk(format!("{}: {e}", path.display())))
-    })
-    .await
+    // Not fsynced here: whoever keeps the file makes it durable (a copy into the
+    // library is fsynced; a batch taken whole is synced at once), and a partial file
+    // cut short by a crash is verified again, group by group, before it is resumed.
+    drop(file);
+    Ok(())
 }
 
 /// The group hashes saved by an earlier attempt, when they still check out.
@@ -481,6 +483,13 @@ async fn attempt(
         .map_err(|e| FetchError::Peer(format!("{}: {e}", link.name)))?;
     let v = match verifier {
         Some(v) => v.clone(),
+        // A small blob is not worth resuming from disk: its hashes are kept only
+        // for a large one.
+        None if size < SAVE_TREE_FROM => {
+            let v = Arc::new(v);
+            *verifier = Some(v.clone());
+            v
+        }
         None => {
             let v = Arc::new(v);
             let (f, saved) = (fetch.clone(), v.clone());
@@ -502,7 +511,9 @@ async fn attempt(
     // next is read from the network into the other. A batch is started only once the
     // one before it is settled, so the file only ever grows by verified groups, in
     // order.
-    let cap = (GROUP_LEN * BATCH) as usize;
+    // No larger than what is left to come: a small sound does not zero a megabyte.
+    let left = v.size().saturating_sub(from * GROUP_LEN).max(1);
+    let cap = (GROUP_LEN * BATCH).min(left) as usize;
     let mut buf = vec![0u8; cap];
     let mut spare: Option<Vec<u8>> = Some(vec![0u8; cap]);
     let mut inflight: Option<(tokio::task::JoinHandle<Result<Checked, FetchError>>, u64)> = None;

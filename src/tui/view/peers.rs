@@ -176,7 +176,11 @@ fn peer_line<'a>(p: &'a PeerStatus, s: &Screen<'_>) -> Line<'a> {
     // A mirror: ⇄ when in sync, ⇄… while syncing, ⇄! when the last exchange failed
     // (`jhack peer list` says why); a subscription the same with ⇣ (receive only).
     if let Some(relation) = p.sync.as_deref() {
-        let arrow = if relation == "subscribe" { "⇣" } else { "⇄" };
+        let arrow = if relation == "subscribe" {
+            "⇣"
+        } else {
+            "⇄"
+        };
         let (mark, style) = match p.sync_state.as_deref() {
             None => ("", t.dim()),
             Some(s) if s.contains("to fetch") || s.starts_with("syncing") => ("…", t.notice()),

@@ -1,0 +1,172 @@
+//! Fetching every file of a library from a mirror (`jhack sync P --all`): after the
+//! records are in sync, each sound listed here whose file is elsewhere is fetched from
+//! the peer, several at once, verified as it arrives (the blob transfer's group
+//! hashes), and taken into the library in batches — moved into place, one commit for
+//! the batch — so a thousand small files cost a thousand transfers, not a thousand
+//! commits.
+//!
+//! Must never: keep a byte that was not verified (only a finished fetch is taken), or
+//! run on the owner's thread (it waits on the network).
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::domain::{SoundId, SoundMeta};
+use crate::library::Library;
+use crate::net::{Fetch, Node, PeerId};
+
+/// Transfers running at once.
+const IN_FLIGHT: usize = 16;
+/// Files taken into the library per commit.
+const BATCH: usize = 64;
+
+/// How a whole-library fetch stands (and, at the end, what it did).
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FilesProgress {
+    /// Files wanted (listed here, file elsewhere).
+    pub files: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Files here now.
+    pub done_files: u64,
+    /// Bytes verified so far.
+    pub done_bytes: u64,
+    /// Files that could not be fetched.
+    pub failed: u64,
+}
+
+/// Fetches from `peer` every file of a sound listed in `lib` that is not here, and
+/// keeps them for good; `progress` is told as it goes. `Err` only when nothing could
+/// be done at all; files that failed are counted (and the first reason returned in
+/// the summary's standing by the caller's log).
+pub fn fetch_all(
+    lib: &Library,
+    node: &Node,
+    peer: &PeerId,
+    progress: &dyn Fn(&FilesProgress),
+) -> Result<(FilesProgress, Option<String>), String> {
+    let wanted: Vec<SoundMeta> = lib
+        .list()
+        .map_err(|e| crate::domain::chain(&e))?
+        .into_iter()
+        .filter(|m| !lib.has_file(&m.id))
+        .collect();
+    let mut p = FilesProgress {
+        files: wanted.len() as u64,
+        bytes: wanted.iter().map(|m| m.size).sum(),
+        ..FilesProgress::default()
+    };
+    let mut first_error = None;
+    // Batches are kept on a thread of their own while the next transfers run.
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<Done>>();
+    let kept = std::thread::scope(|scope| {
+        let keeper = scope.spawn(move || {
+            let mut kept = 0u64;
+            let mut errors = Vec::new();
+            for batch in rx {
+                match keep(lib, batch) {
+                    Ok(n) => kept += n,
+                    Err(e) => errors.push(e),
+                }
+            }
+            (kept, errors)
+        });
+        transfer(node, peer, wanted, &mut p, &mut first_error, &tx, progress);
+        drop(tx);
+        keeper
+            .join()
+            .unwrap_or((0, vec!["the keeping thread failed".into()]))
+    });
+    let (kept, errors) = kept;
+    p.failed += p.done_files.saturating_sub(kept);
+    p.done_files = kept;
+    if let Some(e) = errors.into_iter().next() {
+        first_error.get_or_insert(e);
+    }
+    progress(&p);
+    Ok((p, first_error))
+}
+
+/// A finished transfer: the sound, its verified file, and the fetch (whose files are
+/// cleaned up once kept).
+type Done = (SoundId, PathBuf, Arc<Fetch>);
+
+/// Runs the transfers, [`IN_FLIGHT`] at once, handing finished ones to the keeper in
+/// batches; counts what arrived in `p.done_files` (the keeper's count replaces it).
+fn transfer(
+    node: &Node,
+    peer: &PeerId,
+    wanted: Vec<SoundMeta>,
+    p: &mut FilesProgress,
+    first_error: &mut Option<String>,
+    keeper: &std::sync::mpsc::Sender<Vec<Done>>,
+    progress: &dyn Fn(&FilesProgress),
+) {
+    let mut queue: VecDeque<SoundMeta> = wanted.into();
+    let mut running: Vec<(SoundMeta, Arc<Fetch>)> = Vec::new();
+    let mut done: Vec<Done> = Vec::new();
+    let mut told = Instant::now();
+    progress(p);
+    while !queue.is_empty() || !running.is_empty() {
+        while running.len() < IN_FLIGHT {
+            let Some(m) = queue.pop_front() else {
+                break;
+            };
+            match node.fetch(peer, &crate::app::peers::offer_of(&m)) {
+                Ok(f) => running.push((m, f)),
+                Err(e) => {
+                    p.failed += 1;
+                    first_error.get_or_insert(format!("{}: {}", m.name, crate::domain::chain(&e)));
+                }
+            }
+        }
+        let mut finished = false;
+        let mut i = 0;
+        while i < running.len() {
+            let Some(r) = running[i].1.result() else {
+                i += 1;
+                continue;
+            };
+            finished = true;
+            let (m, f) = running.swap_remove(i);
+            match r {
+                Ok(()) => {
+                    p.done_bytes += m.size;
+                    p.done_files += 1;
+                    done.push((m.id, f.path().to_path_buf(), f));
+                }
+                Err(e) => {
+                    p.failed += 1;
+                    f.discard_files();
+                    first_error.get_or_insert(format!("{}: {e}", m.name));
+                }
+            }
+        }
+        if done.len() >= BATCH || (running.is_empty() && queue.is_empty() && !done.is_empty()) {
+            let _ = keeper.send(std::mem::take(&mut done));
+        }
+        if told.elapsed() >= Duration::from_millis(100) {
+            progress(p);
+            told = Instant::now();
+        }
+        if !finished {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+/// Takes a batch of finished transfers into the library; returns how many are here
+/// now, or why none are.
+fn keep(lib: &Library, batch: Vec<Done>) -> Result<u64, String> {
+    let files: Vec<(SoundId, PathBuf)> = batch.iter().map(|(id, p, _)| (*id, p.clone())).collect();
+    let kept = lib
+        .adopt_fetched(&files, true)
+        .map(|k| k.len() as u64)
+        .map_err(|e| format!("keeping fetched files: {}", crate::domain::chain(&e)));
+    for (_, _, f) in batch {
+        f.discard_files();
+    }
+    kept
+}
