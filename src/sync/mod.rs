@@ -12,6 +12,7 @@
 
 pub mod hlc;
 pub mod names;
+pub mod reconcile;
 pub mod record;
 pub mod replica;
 pub mod share;

@@ -9,8 +9,9 @@
 //! cursor. Reconnecting with nothing changed is one `Ask` and one empty `Changes`,
 //! whatever the library's size. Each message carries the sender's fingerprint (the
 //! XOR of its records' hashes): when an exchange has caught up but the fingerprints
-//! still differ twice running with nothing new in between, the asker starts that
-//! peer over from sequence 0, which repairs any divergence.
+//! still differ twice running with nothing new in between, the asker reconciles the
+//! two sets range by range ([`super::reconcile`]), which repairs any divergence in a
+//! few round trips whatever the library's size.
 //!
 //! Peers' records are checked before they are merged: a stamp too far ahead of our
 //! clock is refused (and asked for again on the next full pass), so a peer cannot
@@ -22,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use super::hlc::{Clock, Device, Stamp, TooFarAhead};
 use super::names::{self, Fix};
+use super::reconcile::{self, IdPrefix, Node};
 use super::record::{Facts, Field, Record};
 use crate::domain::SoundId;
 
@@ -51,6 +53,19 @@ pub enum Msg {
         /// My fingerprint.
         fingerprint: [u8; 32],
     },
+    /// Repairing a divergence ([`super::reconcile`]): where our sets still differ,
+    /// the records the other side lacks or holds otherwise, and the ids of those we
+    /// want from it.
+    Reconcile {
+        /// Whether this answers a `Reconcile` (else the asker sends it).
+        answer: bool,
+        /// Trie nodes where the two still differ, as the sender sees them.
+        nodes: Vec<Node>,
+        /// The sender's versions of records that differ.
+        records: Vec<Record>,
+        /// Records the sender wants (by id prefix).
+        want: Vec<IdPrefix>,
+    },
 }
 
 /// What handling a message did.
@@ -73,6 +88,8 @@ struct PeerState {
     cursor: u64,
     /// An exchange caught up with differing fingerprints, and our log's end then.
     mismatch_at: Option<u64>,
+    /// The next message of a reconciliation we are running with it.
+    pending: Option<Msg>,
 }
 
 /// See the module documentation.
@@ -84,6 +101,8 @@ pub struct Replica {
     log: BTreeMap<u64, SoundId>,
     seq_of: HashMap<SoundId, u64>,
     fingerprint: [u8; 32],
+    /// Each record's hash, by id (the fingerprint's parts, for reconciliation).
+    hashes: BTreeMap<SoundId, [u8; 32]>,
     peers: HashMap<Device, PeerState>,
     /// Live records by name and by key, to find conflicts without a scan.
     by_name: HashMap<String, BTreeSet<SoundId>>,
@@ -141,6 +160,7 @@ impl Replica {
             log: BTreeMap::new(),
             seq_of: HashMap::new(),
             fingerprint: [0; 32],
+            hashes: BTreeMap::new(),
             peers: HashMap::new(),
             by_name: HashMap::new(),
             by_key: HashMap::new(),
@@ -167,10 +187,11 @@ impl Replica {
                 r.log.remove(&old);
             }
             r.log.insert(at, id);
-            if let Some(old) = r.records.get(&id) {
-                xor(&mut r.fingerprint, &old.hash());
+            let h = record.hash();
+            if let Some(old) = r.hashes.insert(id, h) {
+                xor(&mut r.fingerprint, &old);
             }
-            xor(&mut r.fingerprint, &record.hash());
+            xor(&mut r.fingerprint, &h);
             r.seq = r.seq.max(at);
             r.records.insert(id, record);
         }
@@ -259,8 +280,9 @@ impl Replica {
     /// Replaces (or inserts) a record and logs it under a new sequence number.
     fn store(&mut self, r: Record) {
         if let Some(old) = self.records.get(&r.id) {
-            let h = old.hash();
-            xor(&mut self.fingerprint, &h);
+            if let Some(h) = self.hashes.get(&r.id) {
+                xor(&mut self.fingerprint, h);
+            }
             if old.live() {
                 let (name, key) = (old.name.value.clone(), old.key.value.clone());
                 unindex(&mut self.by_name, &name, &r.id);
@@ -280,7 +302,9 @@ impl Replica {
                 self.touched.insert((true, k.clone()));
             }
         }
-        xor(&mut self.fingerprint, &r.hash());
+        let h = r.hash();
+        xor(&mut self.fingerprint, &h);
+        self.hashes.insert(r.id, h);
         self.seq += 1;
         if let Some(old) = self.seq_of.insert(r.id, self.seq) {
             self.log.remove(&old);
@@ -448,12 +472,21 @@ impl Replica {
         all
     }
 
-    /// What to send `peer` to pull its changes.
+    /// What to send `peer` next: the next step of a reconciliation under way, or an
+    /// ask for its changes.
     pub fn ask(&self, peer: Device) -> Msg {
+        if let Some(m) = self.peers.get(&peer).and_then(|p| p.pending.clone()) {
+            return m;
+        }
         Msg::Ask {
             since: self.cursor(peer),
             fingerprint: self.fingerprint,
         }
+    }
+
+    /// Whether a reconciliation with `peer` is under way.
+    pub fn reconciling(&self, peer: Device) -> bool {
+        self.peers.get(&peer).is_some_and(|p| p.pending.is_some())
     }
 
     /// Handles a message from `peer` at wall time `now_ms`.
@@ -470,6 +503,98 @@ impl Replica {
                 more,
                 fingerprint,
             } => self.on_changes(peer, since, upto, records, more, fingerprint, now_ms),
+            Msg::Reconcile {
+                answer,
+                nodes,
+                records,
+                want,
+            } => self.on_reconcile(peer, answer, &nodes, records, &want, now_ms),
+        }
+    }
+
+    /// Merges a peer's records, each checked against our clock first; returns what
+    /// changed and what was refused (names and keys not yet resolved).
+    fn merge_records(&mut self, records: Vec<Record>, now_ms: u64, out: &mut Outcome) {
+        for r in records {
+            if let Some(e) = r.stamps().find_map(|s| self.clock.check(s, now_ms).err()) {
+                out.refused.push((r.id, e));
+                continue;
+            }
+            let _ = self.clock.observe(r.latest(), now_ms);
+            let merged = match self.records.get(&r.id) {
+                Some(mine) => {
+                    let mut m = mine.clone();
+                    m.merge(&r).then_some(m)
+                }
+                None => Some(r),
+            };
+            if let Some(m) = merged {
+                out.changed.push(m.id);
+                self.store(m);
+            }
+        }
+    }
+
+    /// One step of a reconciliation: the other side's records merged, ours it wants
+    /// given, and the nodes where we still differ sent back. The asker keeps its next
+    /// message to send (none when nothing is left); the answerer replies at once.
+    fn on_reconcile(
+        &mut self,
+        peer: Device,
+        answer: bool,
+        nodes: &[Node],
+        records: Vec<Record>,
+        want: &[IdPrefix],
+        now_ms: u64,
+    ) -> Outcome {
+        let mut out = Outcome::default();
+        // What it wants is what we held before merging its versions (a merge makes
+        // both sides hold the same record, whichever went first).
+        let mut give: Vec<SoundId> = want
+            .iter()
+            .flat_map(|p| reconcile::named(&self.hashes, p))
+            .collect();
+        self.merge_records(records, now_ms, &mut out);
+        if !out.changed.is_empty() {
+            out.fixes = self.resolve(now_ms);
+        }
+        let step = reconcile::answer(&self.hashes, nodes);
+        give.extend(step.give);
+        give.sort_unstable();
+        give.dedup();
+        // At most a batch per message; what is left is found again by the next
+        // comparison of fingerprints.
+        let records: Vec<Record> = give
+            .iter()
+            .filter_map(|id| self.records.get(id).cloned())
+            .take(BATCH)
+            .collect();
+        let mut want = step.want;
+        want.truncate(4 * BATCH);
+        let next = Msg::Reconcile {
+            answer: !answer,
+            nodes: step.nodes,
+            records,
+            want,
+        };
+        let empty = matches!(&next, Msg::Reconcile { nodes, records, want, .. }
+            if nodes.is_empty() && records.is_empty() && want.is_empty());
+        if answer {
+            // We asked: the next step is ours to send, when there is one.
+            self.peers.entry(peer).or_default().pending = (!empty).then_some(next);
+        } else {
+            out.reply = Some(next);
+        }
+        out
+    }
+
+    /// The first message of a reconciliation: our whole set as one node.
+    fn reconcile_start(&self) -> Msg {
+        Msg::Reconcile {
+            answer: false,
+            nodes: vec![reconcile::describe(&self.hashes, Vec::new())],
+            records: Vec::new(),
+            want: Vec::new(),
         }
     }
 
@@ -518,24 +643,7 @@ impl Replica {
         // Only an answer that continues from our cursor (or restarts from 0) moves
         // it; a late duplicate of an old answer merges harmlessly and moves nothing.
         let continues = since <= state.cursor || since == 0;
-        for r in records {
-            if let Some(e) = r.stamps().find_map(|s| self.clock.check(s, now_ms).err()) {
-                out.refused.push((r.id, e));
-                continue;
-            }
-            let _ = self.clock.observe(r.latest(), now_ms);
-            let merged = match self.records.get(&r.id) {
-                Some(mine) => {
-                    let mut m = mine.clone();
-                    m.merge(&r).then_some(m)
-                }
-                None => Some(r),
-            };
-            if let Some(m) = merged {
-                out.changed.push(m.id);
-                self.store(m);
-            }
-        }
+        self.merge_records(records, now_ms, &mut out);
         if !out.changed.is_empty() {
             out.fixes = self.resolve(now_ms);
         }
@@ -551,11 +659,12 @@ impl Replica {
             });
         } else if fingerprint != self.fingerprint && out.refused.is_empty() {
             // Caught up, yet different: once may be the peer not having pulled from
-            // us yet; twice with nothing new here means a divergence: start over.
+            // us yet; twice with nothing new here means a divergence: reconcile.
             match p.mismatch_at {
                 Some(at) if at == self.seq => {
-                    p.cursor = 0;
                     p.mismatch_at = None;
+                    let start = self.reconcile_start();
+                    self.peers.entry(peer).or_default().pending = Some(start);
                 }
                 _ => p.mismatch_at = Some(self.seq),
             }

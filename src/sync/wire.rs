@@ -7,6 +7,7 @@
 //!
 //! Pure; never panics on any bytes.
 
+use super::reconcile::{self, Node};
 use super::record::Record;
 use super::replica::{BATCH, Msg};
 
@@ -51,15 +52,62 @@ pub fn decode(bytes: &[u8]) -> Result<Msg, WireError> {
         Ok(_) => return Err(WireError::Malformed("trailing bytes".into())),
         Err(e) => return Err(WireError::Malformed(e.to_string())),
     };
-    if let Msg::Changes { records, .. } = &m {
-        if records.len() > BATCH {
-            return Err(WireError::TooManyRecords(records.len()));
-        }
-        for r in records {
-            check(r)?;
+    let records = match &m {
+        Msg::Changes { records, .. } | Msg::Reconcile { records, .. } => records.as_slice(),
+        Msg::Ask { .. } => &[],
+    };
+    if records.len() > BATCH {
+        return Err(WireError::TooManyRecords(records.len()));
+    }
+    for r in records {
+        check(r)?;
+    }
+    if let Msg::Reconcile { nodes, want, .. } = &m {
+        check_nodes(nodes)?;
+        if want.len() > 4 * BATCH {
+            return Err(WireError::Malformed(format!(
+                "{} records wanted",
+                want.len()
+            )));
         }
     }
     Ok(m)
+}
+
+/// Most trie nodes in one reconciliation message.
+pub const MAX_NODES: usize = 4096;
+
+/// Reconciliation nodes within bounds: digits below 16, no deeper than the trie,
+/// sixteen children each, short item lists.
+fn check_nodes(nodes: &[Node]) -> Result<(), WireError> {
+    let bad = |what: &str| {
+        Err(WireError::Malformed(format!(
+            "a reconciliation with {what}"
+        )))
+    };
+    if nodes.len() > MAX_NODES {
+        return bad("too many nodes");
+    }
+    for n in nodes {
+        let prefix = match n {
+            Node::Children { prefix, children } => {
+                if children.len() != reconcile::FANOUT {
+                    return bad("a node without sixteen children");
+                }
+                prefix
+            }
+            Node::Items { prefix, items } => {
+                if items.len() > 4 * reconcile::LEAF {
+                    return bad("a node listing too many records");
+                }
+                prefix
+            }
+        };
+        if prefix.len() > reconcile::MAX_DEPTH || prefix.iter().any(|d| *d >= 16) {
+            return bad("a node out of the trie");
+        }
+    }
+    Ok(())
 }
 
 /// A record within bounds, with finite numbers.

@@ -89,7 +89,13 @@ fn exchange(
             more,
             ..
         } => (records.len(), *fingerprint, *more),
-        Msg::Ask { .. } => {
+        // A step of a reconciliation: more follows while we have a next step.
+        Msg::Reconcile {
+            answer: true,
+            records,
+            ..
+        } => (records.len(), [0; 32], true),
+        Msg::Ask { .. } | Msg::Reconcile { .. } => {
             return Err(Failure::other(format!(
                 "{name} answered an ask with an ask"
             )));
@@ -100,6 +106,8 @@ fn exchange(
         .sync_handle(dev, msg)
         .map_err(|e| Failure::other(format!("merging {name}'s changes: {e}")))?;
     let ours = shared.lib.sync_fingerprint().map_err(Failure::other)?;
+    // After a reconciliation step, ask again at once (its next step, or the ask
+    // that compares fingerprints once it is over).
     let in_sync = !more && ours == theirs;
     shared.update(peer, name, |s| {
         s.pulled += count as u64;

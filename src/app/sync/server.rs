@@ -152,8 +152,10 @@ fn run(shared: &Shared, rx: &Receiver<In>) {
                 };
                 let ask = match kind {
                     Kind::Sync => match wire::decode(rest) {
-                        Ok(ask @ Msg::Ask { .. }) => Asked::Sync(ask),
-                        Ok(Msg::Changes { .. }) => {
+                        Ok(ask @ (Msg::Ask { .. } | Msg::Reconcile { answer: false, .. })) => {
+                            Asked::Sync(ask)
+                        }
+                        Ok(Msg::Changes { .. } | Msg::Reconcile { answer: true, .. }) => {
                             tracing::warn!(
                                 "sync: {peer} sent changes where an ask belongs; dropped"
                             );
@@ -276,7 +278,25 @@ fn answer_share(
 fn answer_sync(shared: &Shared, peer: PeerId, ask: Msg, reply: Reply, now: bool) -> Option<Parked> {
     let theirs = match &ask {
         Msg::Ask { fingerprint, .. } => *fingerprint,
-        Msg::Changes { .. } => return None,
+        // A step of a reconciliation: answered at once, never held.
+        Msg::Reconcile { answer: false, .. } => {
+            match shared.lib.sync_handle(device_of(&peer), ask) {
+                Ok(m) => {
+                    if let Some(r @ Msg::Reconcile { .. }) = m.reply {
+                        let count = match &r {
+                            Msg::Reconcile { records, .. } => records.len(),
+                            _ => 0,
+                        };
+                        if reply.send(wire::encode(&r)).is_ok() && count > 0 {
+                            shared.count_sent(&peer, count);
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!("sync: reconciling with {peer}: {e}"),
+            }
+            return None;
+        }
+        Msg::Changes { .. } | Msg::Reconcile { .. } => return None,
     };
     let out = match shared.lib.sync_handle(device_of(&peer), ask.clone()) {
         Ok(m) => m.reply,
@@ -292,7 +312,7 @@ fn answer_sync(shared: &Shared, peer: PeerId, ask: Msg, reply: Reply, now: bool)
             fingerprint,
             ..
         } => (records.len(), *fingerprint),
-        Msg::Ask { .. } => return None,
+        Msg::Ask { .. } | Msg::Reconcile { .. } => return None,
     };
     if count == 0 && !now {
         let hold = if ours == theirs {
