@@ -59,7 +59,11 @@ pub enum Node {
 /// The hex digit `i` of an id.
 fn digit(id: &SoundId, i: usize) -> u8 {
     let b = id.0[i / 2];
-    if i.is_multiple_of(2) { b >> 4 } else { b & 0x0f }
+    if i.is_multiple_of(2) {
+        b >> 4
+    } else {
+        b & 0x0f
+    }
 }
 
 /// Whether `id` lies under `prefix`.

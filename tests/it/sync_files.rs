@@ -192,3 +192,85 @@ fn fetching_a_whole_library_is_no_slower_than_rsync() {
         "jhack is {ratio:.2}x rsync's time (guard 8.0)"
     );
 }
+
+#[test]
+fn kill_9_during_a_whole_library_fetch_loses_nothing_and_the_next_one_completes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = dir.path().join("sounds");
+    std::fs::create_dir_all(&src).expect("dir");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x6b11);
+    for i in 0..460 {
+        let bytes = (8192.0 * 64f64.powf(rng.r#gen::<f64>())) as usize;
+        noise_wav(&src.join(format!("k{i:04}.wav")), bytes, &mut rng);
+    }
+    let (a, b) = (Peer::new("A"), Peer::new("B"));
+    for (x, y, name) in [(&a, &b, "bee"), (&b, &a, "ay")] {
+        ok(
+            &x.jhack(&[
+                "peer",
+                "add",
+                &y.id,
+                &y.addr(),
+                "--name",
+                name,
+                "--allow",
+                "read,write",
+                "--sync",
+                "mirror",
+            ]),
+            "jhack peer add",
+        );
+    }
+    let files: Vec<String> = (0..460)
+        .map(|i| {
+            src.join(format!("k{i:04}.wav"))
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    let mut args = vec!["import"];
+    args.extend(files[..60].iter().map(String::as_str));
+    ok(&a.jhack(&args), "import");
+    let mut sa = a.serve(false, &[]);
+    let mut kills = 0;
+    // Rounds until enough kills landed (a fetch that ends first is not killed).
+    for round in 0..80 {
+        if kills >= 24 {
+            break;
+        }
+        // New sounds on A every round (through its serve), so every fetch has work.
+        let mut args = vec!["import"];
+        args.extend(
+            files[60 + round * 5..65 + round * 5]
+                .iter()
+                .map(String::as_str),
+        );
+        ok(&a.jhack(&args), "import on A");
+        let mut c = jhack(b.home());
+        c.args(["sync", "ay", "--all"]);
+        let mut sync = Proc::start("B (sync --all)", c);
+        std::thread::sleep(Duration::from_millis(rng.gen_range(20..300)));
+        if round % 4 == 3 {
+            // The serving side dies mid-transfer too.
+            sa.kill9();
+            kills += 1;
+            a.check_clean();
+            sa = a.serve(false, &[]);
+        }
+        if sync.exited().is_none() {
+            sync.kill9();
+            kills += 1;
+        }
+        b.check_clean();
+    }
+    eprintln!("{kills} kills -9 during whole-library fetches, both libraries clean after each");
+    assert!(kills >= 20, "only {kills} kills landed");
+    let o = b.jhack(&["sync", "ay", "--all", "--json"]);
+    ok(&o, "the fetch after the kills");
+    let summary: serde_json::Value = serde_json::from_str(stdout(&o).trim()).expect("JSON");
+    assert_eq!(summary["remote"], 0, "every file is here: {summary}");
+    let _ = sa.stop();
+    // Every file here re-hashes to its id.
+    b.check_clean();
+    a.check_clean();
+}
