@@ -18,6 +18,7 @@ pub mod player;
 pub mod recorder;
 pub mod requests;
 pub mod spectrum;
+pub mod ssh;
 pub mod starter;
 pub mod sync;
 pub mod tone;

@@ -252,6 +252,10 @@ pub enum PeerCommand {
         /// `none`.
         #[arg(long, value_name = "RELATION")]
         sync: Option<String>,
+        /// Whether it is the machine with my speakers (yes or no): a screen run over
+        /// SSH on this machine plays there.
+        #[arg(long, value_name = "YES|NO")]
+        speakers: Option<String>,
     },
     /// The trusted peers (online state and round trip when a jhack is running).
     List {

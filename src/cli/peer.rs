@@ -42,6 +42,7 @@ pub fn run(g: &GlobalArgs, c: PeerCommand) -> Result<(), CliError> {
             name,
             allow,
             sync,
+            speakers,
         } => {
             let id: PeerId = id
                 .parse()
@@ -83,6 +84,16 @@ pub fn run(g: &GlobalArgs, c: PeerCommand) -> Result<(), CliError> {
                 allow,
                 sync,
                 shares: known.as_ref().map_or_else(Vec::new, |p| p.shares.clone()),
+                speakers: match speakers.as_deref() {
+                    Some("yes") => true,
+                    Some("no") => false,
+                    Some(other) => {
+                        return Err(CliError::input(format!(
+                            "--speakers {other}: say yes or no"
+                        )));
+                    }
+                    None => known.as_ref().is_some_and(|p| p.speakers),
+                },
             };
             let added = store
                 .add(peer.clone())
@@ -106,6 +117,9 @@ pub fn run(g: &GlobalArgs, c: PeerCommand) -> Result<(), CliError> {
             );
             if let Some(r) = entry.sync {
                 outln!("  library sync: {}", r.name());
+            }
+            if entry.speakers {
+                outln!("  my speakers: a screen run over SSH on this machine plays there");
             }
             Ok(())
         }
@@ -156,6 +170,8 @@ fn offline(p: &TrustedPeer) -> PeerStatus {
         sync: p.sync.map(|r| r.name().to_string()),
         sync_state: None,
         shares: p.shares.clone(),
+        remote: None,
+        speakers: p.speakers,
     }
 }
 

@@ -176,6 +176,13 @@ pub struct PeerStatus {
     /// The tags of our sounds shared with it.
     #[serde(default)]
     pub shares: Vec<String>,
+    /// Where its connection comes from, while connected.
+    #[serde(default)]
+    pub remote: Option<String>,
+    /// Marked in `peers.toml` as the machine with this person's speakers (where an
+    /// SSH-hosted screen plays).
+    #[serde(default)]
+    pub speakers: bool,
 }
 
 /// Round trip in ms from a duration.

@@ -272,6 +272,8 @@ impl Node {
                     sync: p.sync.map(|r| r.name().to_string()),
                     sync_state: None,
                     shares: p.shares.clone(),
+                    remote: link.as_ref().map(|l| l.conn.remote_address().to_string()),
+                    speakers: p.speakers,
                 }
             })
             .collect()

@@ -167,6 +167,9 @@ pub struct TrustedPeer {
     /// it may browse and fetch the live sounds carrying any of them, and no others
     /// unless it mirrors us. Cleaned like sound tags, sorted, no repeats.
     pub shares: Vec<String>,
+    /// The machine with this person's speakers: a screen run over SSH here plays
+    /// there (`speakers = true`; `jhack peer add … --speakers`).
+    pub speakers: bool,
 }
 
 /// What a peer's library is to ours, in `peers.toml` as `sync = "mirror"` (or
@@ -332,6 +335,8 @@ struct FileEntry {
     sync: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     share: Vec<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    speakers: bool,
 }
 
 impl TrustStore {
@@ -437,6 +442,7 @@ impl TrustStore {
             allow: peer.allow,
             sync: peer.sync,
             shares: tidy_shares(&peer.shares)?,
+            speakers: peer.speakers,
         };
         match self.peers.iter_mut().find(|p| p.id == entry.id) {
             Some(existing) => {
@@ -534,6 +540,7 @@ impl TrustStore {
                     allow: p.allow.names().into_iter().map(str::to_string).collect(),
                     sync: p.sync.map(|r| r.name().to_string()),
                     share: p.shares.clone(),
+                    speakers: p.speakers,
                 })
                 .collect(),
         };
@@ -573,6 +580,7 @@ fn validate_entry(entry: FileEntry) -> Result<TrustedPeer, String> {
         allow,
         sync,
         shares,
+        speakers: entry.speakers,
     })
 }
 
@@ -795,6 +803,7 @@ mod tests {
             allow: Permissions::parse(allow).expect("permissions"),
             sync: None,
             shares: Vec::new(),
+            speakers: false,
         }
     }
 

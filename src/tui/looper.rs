@@ -73,6 +73,11 @@ struct Net {
     view: view::PeersView,
     /// Whether the talk key is held (the terminal tells releases) or latched.
     hold: bool,
+    /// The SSH session this screen runs in, when it has no sound device of its own:
+    /// keys then play where the person sits.
+    remote_person: Option<crate::app::ssh::Session>,
+    /// What to run when none of the person's machines is connected.
+    setup: Vec<String>,
 }
 
 impl Net {
@@ -90,6 +95,45 @@ impl Net {
         self.view.peers = peers;
         self.view.arriving = arriving;
         self.view.voice = voice;
+        true
+    }
+
+    /// Over SSH without a sound device: plays keys on the person's own machine while
+    /// it is connected (unless they chose otherwise with `t`), and shows what to run
+    /// while it is not. True when the screen would change.
+    fn place_keys(&mut self, ui: &mut UiState) -> bool {
+        use crate::tui::state::{Person, Target};
+        let Some(session) = &self.remote_person else {
+            return false;
+        };
+        let found = crate::app::ssh::person(&self.view.peers, session).map(|(p, why)| Person {
+            id: p.id.clone(),
+            name: p.name.clone(),
+            why: why.words(),
+        });
+        let hint = if found.is_some() {
+            Vec::new()
+        } else {
+            self.setup.clone()
+        };
+        if found == ui.person && hint == self.view.hint {
+            return false;
+        }
+        self.view.hint = hint;
+        if found != ui.person {
+            ui.person = found;
+            if !ui.target_chosen {
+                ui.target = if ui.person.is_some() {
+                    Target::Person
+                } else {
+                    Target::Here
+                };
+                ui.notice(format!(
+                    "{} (t changes it)",
+                    ui.target.label(ui.person.as_ref())
+                ));
+            }
+        }
         true
     }
 }
@@ -191,6 +235,9 @@ pub fn run(mut instance: Instance, opts: &RunOptions) -> Result<(), String> {
         hub: None,
         view: view::PeersView::default(),
         hold: false,
+        remote_person: crate::app::ssh::session()
+            .filter(|_| instance.status().info.output_is_null()),
+        setup: Vec::new(),
     };
     if let Some((home, hub_opts)) = &opts.net {
         let post = crate::app::peers::poster(tx.clone(), Event::Hub);
@@ -202,8 +249,18 @@ pub fn run(mut instance: Instance, opts: &RunOptions) -> Result<(), String> {
                 for n in h.start_notes() {
                     ui.warn(n);
                 }
+                let dial = crate::app::ssh::dial_address(
+                    std::env::var("SSH_CONNECTION").ok().as_deref(),
+                    h.node().local_addr(),
+                );
+                net.setup = crate::app::ssh::setup_hint(
+                    &h.node().id().to_string(),
+                    dial.as_deref(),
+                    &instance.config().net.display_name(),
+                );
                 net.hub = Some(h);
                 net.refresh();
+                net.place_keys(&mut ui);
             }
             Err(e) => {
                 tracing::warn!("not on the network: {e}");
@@ -413,6 +470,7 @@ fn main_loop(
                 show(ui, net, notes);
             }
             dirty |= net.refresh();
+            dirty |= net.place_keys(ui);
         }
         // The spectrogram: new frames at its own rate.
         if ui.spectrum_visible {

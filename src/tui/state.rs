@@ -149,11 +149,17 @@ pub struct UiState {
     pub freq_range: (f32, f32),
     /// Where hotkeys and Enter play.
     pub target: Target,
+    /// The person's own machine, when this screen runs over SSH without a sound
+    /// device and one is connected (see `app::ssh`).
+    pub person: Option<Person>,
+    /// The person chose where keys play (`t`): no longer chosen for them.
+    pub target_chosen: bool,
     /// Set when the user asked to leave.
     pub quit: bool,
 }
 
-/// Where hotkeys play: here, on the connected peers, or both.
+/// Where hotkeys play: here, on the connected peers, both, or on the person's own
+/// machine (an SSH-hosted screen).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Target {
     /// This machine only.
@@ -163,35 +169,51 @@ pub enum Target {
     Peers,
     /// Both.
     Both,
+    /// The person's own machine only (the screen runs over SSH).
+    Person,
+}
+
+/// The person's own machine, as the screen names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Person {
+    /// Its peer id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Why it is theirs ("your SSH client", "your speakers").
+    pub why: &'static str,
 }
 
 impl Target {
-    /// The next in the cycle.
-    pub fn next(self) -> Target {
+    /// The next in the cycle (the person's machine only when there is one).
+    pub fn next(self, person: bool) -> Target {
         match self {
             Target::Here => Target::Peers,
             Target::Peers => Target::Both,
-            Target::Both => Target::Here,
+            Target::Both if person => Target::Person,
+            Target::Both | Target::Person => Target::Here,
         }
     }
 
     /// Words for the panel's title.
-    pub fn label(self) -> &'static str {
-        match self {
-            Target::Here => "keys play here",
-            Target::Peers => "keys play on peers",
-            Target::Both => "keys play here + peers",
+    pub fn label(self, person: Option<&Person>) -> String {
+        match (self, person) {
+            (Target::Here, _) => "keys play here".into(),
+            (Target::Peers, _) => "keys play on peers".into(),
+            (Target::Both, _) => "keys play here + peers".into(),
+            (Target::Person, Some(p)) => format!("keys play on {} ({})", p.name, p.why),
+            (Target::Person, None) => "keys play on your machine (not connected)".into(),
         }
     }
 
     /// Whether it plays here.
     pub fn here(self) -> bool {
-        self != Target::Peers
+        matches!(self, Target::Here | Target::Both)
     }
 
-    /// Whether it plays on peers.
+    /// Whether it plays on every connected peer.
     pub fn peers(self) -> bool {
-        self != Target::Here
+        matches!(self, Target::Peers | Target::Both)
     }
 }
 
@@ -209,6 +231,8 @@ impl UiState {
             peer_selected: 0,
             message: None,
             target: Target::Here,
+            person: None,
+            target_chosen: false,
             spectrum_visible: true,
             source,
             spectrum_gain_db: 0.0,

@@ -152,6 +152,9 @@ fn play(ui: &mut UiState, cx: &mut Context<'_>, id: &SoundId) {
             return;
         }
     }
+    if ui.target == super::state::Target::Person {
+        return play_on_person(ui, cx, id);
+    }
     if !ui.target.peers() {
         return;
     }
@@ -169,6 +172,23 @@ fn play(ui: &mut UiState, cx: &mut Context<'_>, id: &SoundId) {
     };
     let failed = hub.trigger(&meta, &online, 0.0);
     if let Some(f) = failed.first() {
+        ui.warn(f.clone());
+    }
+}
+
+/// Plays `id` on the person's own machine only (a screen run over SSH).
+fn play_on_person(ui: &mut UiState, cx: &mut Context<'_>, id: &SoundId) {
+    let (Some(hub), Some(person)) = (cx.hub.as_deref_mut(), ui.person.clone()) else {
+        ui.warn("your machine is not connected: nothing played (t: where keys play)");
+        return;
+    };
+    let Ok(peer) = person.id.parse::<crate::net::PeerId>() else {
+        return;
+    };
+    let Some(meta) = cx.instance.sounds().iter().find(|m| m.id == *id).cloned() else {
+        return;
+    };
+    if let Some(f) = hub.trigger(&meta, &[peer], 0.0).first() {
         ui.warn(f.clone());
     }
 }
@@ -244,8 +264,12 @@ fn command(ui: &mut UiState, cx: &mut Context<'_>, cmd: Command) -> Outcome {
             None => ui.warn("no sound selected"),
         },
         Command::Target => {
-            ui.target = ui.target.next();
-            ui.notice(format!("{} (t changes it)", ui.target.label()));
+            ui.target = ui.target.next(ui.person.is_some());
+            ui.target_chosen = true;
+            ui.notice(format!(
+                "{} (t changes it)",
+                ui.target.label(ui.person.as_ref())
+            ));
         }
         Command::Unbind => {
             if let Some(id) = selected_id(ui, cx) {

@@ -74,6 +74,7 @@ fn pair_with_features(
             allow: all,
             sync: None,
             shares: Vec::new(),
+            speakers: false,
         })
         .expect("add");
         t.save().expect("save");
@@ -298,6 +299,7 @@ fn a_peer_speaking_another_protocol_version_is_refused_with_a_clear_message() {
         allow: Permissions::parse("play").expect("play"),
         sync: None,
         shares: Vec::new(),
+        speakers: false,
     })
     .expect("add");
     t.save().expect("save");

@@ -55,6 +55,7 @@ fn trust(dir: &Path, peer: PeerId, addr: Option<String>, sync: Option<SyncRelati
         allow: Permissions::parse("read,write").expect("perms"),
         sync,
         shares: Vec::new(),
+        speakers: false,
     })
     .expect("add");
     t.save().expect("save");

@@ -22,6 +22,18 @@ struct Tui {
 impl Tui {
     /// Starts `jhack tui` for `home` in a `w`×`h` window; `extra` goes before `tui`.
     fn start(home: &Path, w: u16, h: u16, extra: &[&str], stats: Option<&Path>) -> Tui {
+        Tui::start_env(home, w, h, extra, stats, &[])
+    }
+
+    /// [`Tui::start`] with more environment for jhack.
+    fn start_env(
+        home: &Path,
+        w: u16,
+        h: u16,
+        extra: &[&str],
+        stats: Option<&Path>,
+        more_env: &[(&str, &str)],
+    ) -> Tui {
         let socket = format!("jhack-test-{}-{}", std::process::id(), unix_us());
         let mut cmd = format!("{} --home {}", env!("CARGO_BIN_EXE_jhack"), home.display());
         for e in extra {
@@ -49,6 +61,7 @@ impl Tui {
                 env.push(format!("{k}={v}"));
             }
         }
+        env.extend(more_env.iter().map(|(k, v)| format!("{k}={v}")));
         env.push("TERM=xterm-256color".into());
         env.push("COLORTERM=truecolor".into());
         let status = Command::new("tmux")
@@ -846,4 +859,57 @@ fn the_screen_hears_a_peer_talks_to_it_with_the_talk_key_and_mutes_it() {
     let s = tui.wait_for("DONE", Duration::from_secs(10));
     assert!(s.contains("EXITED 0"), "{s}");
     drop(talker);
+}
+
+#[test]
+fn over_ssh_without_a_sound_device_keys_play_on_the_persons_own_machine() {
+    // The session's environment says the person sits at 127.0.0.1 (where their
+    // laptop's jhack connects from); the screen has no sound device.
+    let test = "over_ssh_without_a_sound_device_keys_play_on_the_persons_own_machine";
+    if !have_tmux(test) {
+        return;
+    }
+    use common::peers::Peer;
+    let (a, laptop) = (Peer::new("A"), Peer::new("laptop"));
+    std::fs::write(
+        a.home().join("config.toml"),
+        format!(
+            "[net]\nlisten = \"{}\"\n[screen]\nspectrogram = false\n",
+            a.addr()
+        ),
+    )
+    .expect("config");
+    // The laptop dials this machine; this machine does not know where it is.
+    a.trust(&laptop, "laptop", "play,voice", false);
+    laptop.trust(&a, "server", "play,voice", true);
+    let ssh = format!("127.0.0.1 50022 127.0.0.1 {}", 22);
+    let tui = Tui::start_env(
+        a.home(),
+        120,
+        40,
+        &["--no-audio"],
+        None,
+        &[("SSH_CONNECTION", ssh.as_str())],
+    );
+    // Nothing of the person's is connected yet: the screen says what to run there.
+    let s = tui.wait_for("No sound device here", Duration::from_secs(15));
+    // (The command is wrapped at the panel's width, never cut.)
+    assert!(
+        s.contains("jhack peer add") && s.contains(&a.id) && s.contains("jhack serve"),
+        "{s}"
+    );
+    assert!(s.contains("keys play here"), "{s}");
+    // The laptop connects: keys play there by default, and the screen says so.
+    let mut sl = laptop.serve(false, &[]);
+    let s = tui.wait_for(
+        "keys play on laptop (your SSH client)",
+        Duration::from_secs(15),
+    );
+    assert!(!s.contains("No sound device here"), "the hint goes: {s}");
+    tui.keys(&["1"]);
+    sl.wait_for("server played \"airhorn\" here", Duration::from_secs(5));
+    tui.keys(&["q"]);
+    let s = tui.wait_for("DONE", Duration::from_secs(10));
+    assert!(s.contains("EXITED 0"), "{s}");
+    let _ = sl.stop();
 }

@@ -137,6 +137,8 @@ fn peers_view() -> jhack::tui::view::PeersView {
                 sync: Some("mirror".into()),
                 sync_state: Some("in sync".into()),
                 shares: Vec::new(),
+                remote: None,
+                speakers: false,
             },
             PeerStatus {
                 name: "laptop".into(),
@@ -152,6 +154,8 @@ fn peers_view() -> jhack::tui::view::PeersView {
                 sync: None,
                 sync_state: None,
                 shares: Vec::new(),
+                remote: None,
+                speakers: false,
             },
         ],
         arriving: 1,
@@ -189,6 +193,7 @@ fn peers_view() -> jhack::tui::view::PeersView {
             ],
             volumes: vec![("HQ92-C3GK-JX4N-6RA7-56QK-DMWY-HHZN-HGWT".into(), None)],
         }),
+        hint: Vec::new(),
     }
 }
 
@@ -300,6 +305,39 @@ fn too_small_says_so() {
     let text = render(60, 20, &ui, false);
     assert!(
         text.contains("Window too small (60×20); jhack needs 80×24."),
+        "{text}"
+    );
+}
+
+#[test]
+fn over_ssh_the_panel_says_what_to_run_then_where_keys_play() {
+    // No machine of the person's connected: the commands, wrapped, never cut.
+    let ui = UiState::new(Source::Input);
+    let mut peers = peers_view();
+    peers.voice = None;
+    peers.hint = jhack::app::ssh::setup_hint(
+        "9Y8V-FD6X-R2PE-S9B2-H1P7-QXVJ-DCQ5-84P7",
+        Some("198.51.100.2:7355"),
+        "server",
+    );
+    let text = render_with(120, 40, &ui, true, &peers);
+    assert!(
+        text.contains("9Y8V-FD6X-R2PE-S9B2-H1P7-QXVJ-DCQ5-84P7"),
+        "{text}"
+    );
+    insta::assert_snapshot!("over_ssh_hint_120x40", text);
+    // The laptop connected: keys play there, and the title says so.
+    let mut ui = UiState::new(Source::Input);
+    ui.person = Some(jhack::tui::state::Person {
+        id: "HQ92-C3GK-JX4N-6RA7-56QK-DMWY-HHZN-HGWT".into(),
+        name: "laptop".into(),
+        why: "your SSH client",
+    });
+    ui.target = jhack::tui::state::Target::Person;
+    peers.hint.clear();
+    let text = render_with(120, 40, &ui, true, &peers);
+    assert!(
+        text.contains("keys play on laptop (your SSH client)"),
         "{text}"
     );
 }

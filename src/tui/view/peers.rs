@@ -30,6 +30,9 @@ pub struct PeersView {
     pub log: Vec<String>,
     /// The call, when this screen has one.
     pub voice: Option<VoiceView>,
+    /// What to run so that keys play where the person sits (a screen run over SSH
+    /// without a sound device, none of the person's machines connected).
+    pub hint: Vec<String>,
 }
 
 /// The call as the panel shows it, in the units it shows (so an unchanged picture
@@ -77,12 +80,23 @@ pub(super) fn draw(f: &mut Frame<'_>, area: Rect, s: &Screen<'_>) {
     let v = s.peers;
     let mut title = vec![Span::styled(format!(" {} ", strings::PEERS), t.title())];
     if v.enabled {
-        title.push(Span::styled(format!("· {} ", s.ui.target.label()), t.dim()));
+        title.push(Span::styled(
+            format!("· {} ", s.ui.target.label(s.ui.person.as_ref())),
+            t.dim(),
+        ));
     }
     if let Some(voice) = &v.voice {
         title.push(mic_span(voice, s));
     }
     let mut lines: Vec<Line<'_>> = Vec::new();
+    // Commands to copy: wrapped at spaces, never cut.
+    let width = usize::from(area.width.saturating_sub(2)).max(8);
+    lines.extend(
+        v.hint
+            .iter()
+            .flat_map(|l| wrap_words(l, width))
+            .map(|l| Line::from(Span::styled(l, t.warn()))),
+    );
     if v.peers.is_empty() {
         lines.push(Line::from(Span::styled(strings::NO_PEERS[0], t.dim())));
         match &v.me {
@@ -194,6 +208,27 @@ fn peer_line<'a>(p: &'a PeerStatus, s: &Screen<'_>) -> Line<'a> {
         spans.push(Span::styled(format!("  ⇡{}", p.shares.join(",")), t.dim()));
     }
     Line::from(spans)
+}
+
+/// `text` in lines of at most `width` characters, broken at spaces (a word longer
+/// than a line gets a line of its own); continuation lines are indented by two.
+fn wrap_words(text: &str, width: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        let len = line.chars().count();
+        if len > 0 && len + 1 + word.chars().count() > width {
+            out.push(std::mem::take(&mut line));
+            line.push_str("  ");
+        } else if len > 0 {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.trim().is_empty() {
+        out.push(line);
+    }
+    out
 }
 
 fn mic_span<'a>(v: &VoiceView, s: &Screen<'_>) -> Span<'a> {
