@@ -34,7 +34,6 @@ impl Tui {
         stats: Option<&Path>,
         more_env: &[(&str, &str)],
     ) -> Tui {
-        let socket = format!("jhack-test-{}-{}", std::process::id(), unix_us());
         let mut cmd = format!("{} --home {}", env!("CARGO_BIN_EXE_jhack"), home.display());
         for e in extra {
             cmd.push(' ');
@@ -44,6 +43,12 @@ impl Tui {
         if let Some(s) = stats {
             cmd.push_str(&format!(" --stats-file {}", s.display()));
         }
+        Tui::launch(&cmd, w, h, more_env)
+    }
+
+    /// Runs the shell command `cmd` (which starts a screen) in a `w`×`h` tmux window.
+    fn launch(cmd: &str, w: u16, h: u16, more_env: &[(&str, &str)]) -> Tui {
+        let socket = format!("jhack-test-{}-{}", std::process::id(), unix_us());
         // After jhack exits: its status, whether the terminal is back in cooked mode.
         let script = format!(
             "{cmd}; echo \"EXITED $?\"; stty -a | grep -o -w -- '-\\?icanon'; echo DONE; sleep 600"
@@ -912,4 +917,181 @@ fn over_ssh_without_a_sound_device_keys_play_on_the_persons_own_machine() {
     let s = tui.wait_for("DONE", Duration::from_secs(10));
     assert!(s.contains("EXITED 0"), "{s}");
     let _ = sl.stop();
+}
+
+/// A private OpenSSH server on 127.0.0.1 for one test: its own host key, a test key
+/// allowed in, its own config and pid file; never a system one. Stopped on drop.
+struct Sshd {
+    proc: common::peers::Proc,
+    port: u16,
+    key: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Sshd {
+    /// Starts it, or says why it cannot run here (skipped loudly by the caller).
+    fn start() -> Result<Sshd, String> {
+        let sshd = Path::new("/usr/sbin/sshd");
+        if !sshd.exists() || Command::new("ssh").arg("-V").output().is_err() {
+            return Err("openssh-server or openssh-client is not installed (scripts/install-deps.sh --test installs them)".into());
+        }
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let d = dir.path();
+        for name in ["host", "user"] {
+            let o = Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(d.join(name))
+                .output()
+                .map_err(|e| e.to_string())?;
+            if !o.status.success() {
+                return Err(format!("ssh-keygen: {}", stderr(&o)));
+            }
+        }
+        std::fs::copy(d.join("user.pub"), d.join("authorized_keys")).map_err(|e| e.to_string())?;
+        // sshd's privilege-separation directory.
+        let _ = std::fs::create_dir_all("/run/sshd");
+        let port = common::peers::free_port();
+        let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
+        std::fs::write(
+            d.join("sshd_config"),
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {h}\nAuthorizedKeysFile {a}\nPidFile {p}\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\nAllowUsers {user}\n",
+                h = d.join("host").display(),
+                a = d.join("authorized_keys").display(),
+                p = d.join("sshd.pid").display(),
+            ),
+        )
+        .map_err(|e| e.to_string())?;
+        let mut c = Command::new(sshd);
+        c.arg("-D").arg("-e").arg("-f").arg(d.join("sshd_config"));
+        let proc = common::peers::Proc::start("sshd", c);
+        let t0 = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if t0.elapsed() > Duration::from_secs(10) {
+                return Err(format!("sshd did not listen: {}", proc.stderr()));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(Sshd {
+            proc,
+            port,
+            key: d.join("user"),
+            _dir: dir,
+        })
+    }
+
+    /// The `ssh -t` command line that runs `remote` on it.
+    fn ssh(&self, remote: &str) -> String {
+        let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
+        format!(
+            "ssh -tt -p {} -i {} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o BatchMode=yes {user}@127.0.0.1 '{remote}'",
+            self.port,
+            self.key.display()
+        )
+    }
+}
+
+#[test]
+fn a_screen_started_through_ssh_plays_key_1_on_the_laptops_speaker() {
+    let test = "a_screen_started_through_ssh_plays_key_1_on_the_laptops_speaker";
+    let Some(_audio) = audio_stack(test) else {
+        return;
+    };
+    if !have_tmux(test) {
+        return;
+    }
+    let sshd = match Sshd::start() {
+        Ok(s) => s,
+        Err(why) => {
+            common::skip(test, &why);
+            return;
+        }
+    };
+    use common::peers::Peer;
+    // The server (its library, no sound device: the screen runs there over SSH) and
+    // the laptop (on the virtual speaker), trusting each other once.
+    let (server, laptop) = (Peer::new("server"), Peer::new("laptop"));
+    std::fs::write(
+        server.home().join("config.toml"),
+        format!(
+            "[net]\nlisten = \"{}\"\n[screen]\nspectrogram = false\n",
+            server.addr()
+        ),
+    )
+    .expect("config");
+    server.trust(&laptop, "laptop", "play,voice", false);
+    laptop.trust(&server, "server", "play,voice", true);
+    // A click on z, in the server's library and in a local screen's home.
+    let here = tempfile::tempdir().expect("tempdir");
+    let f = click(here.path());
+    import(server.home(), &f, &["--key", "z", "--name", "click"]);
+    import(here.path(), &f, &["--key", "z", "--name", "click"]);
+    let remote = format!(
+        "env TERM=xterm-256color {} --home {} --no-audio tui",
+        env!("CARGO_BIN_EXE_jhack"),
+        server.home().display()
+    );
+    let tui = Tui::launch(&sshd.ssh(&remote), 120, 40, &[]);
+    let s = tui.wait_for("No sound device here", Duration::from_secs(20));
+    assert!(s.contains(&server.id), "the hint names this machine: {s}");
+    let mut sl = laptop.serve(true, &[]);
+    tui.wait_for(
+        "keys play on laptop (your SSH client)",
+        Duration::from_secs(15),
+    );
+    // Key 1 in the SSH-hosted screen: heard on the laptop's speaker.
+    let mon = Monitor::start();
+    tui.keys(&["1"]);
+    sl.wait_for("server played \"airhorn\" here", Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(800));
+    let captured = mon.stop();
+    let left = channel(&captured, 2, 0);
+    assert!(
+        onset(&left, 0.05).is_some(),
+        "key 1 in the SSH-hosted screen was not heard on the laptop's speaker"
+    );
+    std::thread::sleep(Duration::from_millis(1500)); // the airhorn's tail
+    // Key → laptop speaker, against the same key in a local screen, same run: a
+    // click on z, once fetched by the laptop (the first press sends it).
+    tui.keys(&["z"]);
+    sl.wait_for("kept \"click\"", Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(500));
+    let over_ssh = key_to_speaker_ms(&tui, 5);
+    tui.keys(&["q"]);
+    let s = tui.wait_for("DONE", Duration::from_secs(10));
+    assert!(s.contains("EXITED 0"), "{s}");
+    let _ = sl.stop();
+    drop(sshd.proc);
+    let local = Tui::start(here.path(), 120, 40, &[], None);
+    local.wait_for("click", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(500));
+    let in_place = key_to_speaker_ms(&local, 5);
+    local.keys(&["q"]);
+    local.wait_for("DONE", Duration::from_secs(10));
+    eprintln!(
+        "key -> speaker: SSH-hosted screen, played on the laptop: median {over_ssh:.2} ms; a local screen: median {in_place:.2} ms (target: at most local + 5 ms)"
+    );
+    // A regression guard with headroom (twice the target's margin); the target is
+    // the printed figures'.
+    assert!(
+        over_ssh <= in_place + 10.0,
+        "over SSH {over_ssh:.1} ms, local {in_place:.1} ms"
+    );
+}
+
+/// Median of `n` times from a tmux key press of `z` to its sound on the speaker
+/// monitor, ms.
+fn key_to_speaker_ms(tui: &Tui, n: usize) -> f64 {
+    let mut figures = Vec::new();
+    for _ in 0..n {
+        let mon = Monitor::start();
+        let sent = unix_us() as f64;
+        tui.keys(&["z"]);
+        std::thread::sleep(Duration::from_millis(500));
+        let (captured, arrivals) = mon.stop_timed();
+        let heard = onset_unix_us(&captured, &arrivals, 0.1).expect("z was not heard");
+        figures.push((heard - sent) / 1000.0);
+    }
+    figures.sort_by(f64::total_cmp);
+    figures[figures.len() / 2]
 }
