@@ -20,8 +20,26 @@ pub fn run(g: &GlobalArgs) -> Result<(), CliError> {
         );
     }
     if report.is_clean() {
+        let mut elsewhere = Vec::new();
+        if report.remote > 0 {
+            elsewhere.push(format!(
+                "{} remote (their files on other machines)",
+                report.remote
+            ));
+        }
+        if report.shared_here > 0 {
+            elsewhere.push(format!(
+                "{} files of sounds shared with you",
+                report.shared_here
+            ));
+        }
+        let also = if elsewhere.is_empty() {
+            String::new()
+        } else {
+            format!("; {}", elsewhere.join(", "))
+        };
         outln!(
-            "checked {} sounds ({mb:.1} MB): all intact",
+            "checked {} sounds ({mb:.1} MB): all intact{also}",
             report.sounds_ok
         );
         Ok(())

@@ -3,7 +3,8 @@
 //! subscriber: each owner's view, kept apart from our own records (never listed as
 //! ours, never replicated to our mirrors), each answer committed with its cursor in
 //! one transaction; the file of an offered sound is kept as a blob alone, within the
-//! remote-sound budget, and fetched again when it was evicted.
+//! remote-sound budget, fetched again when it was evicted, and removed once no one
+//! shares the sound with us any more.
 //!
 //! Must never: put another person's sound into our replica (copying it into our
 //! library is an import, by the person's choice), or hold the views' lock while
@@ -144,7 +145,27 @@ impl Library {
                 return Err(e.into());
             }
         }
+        let gone: Vec<SoundId> = change.removed.clone();
+        self.drop_unshared_files(all, &gone)?;
         Ok(Taken::Changed(change))
+    }
+
+    /// Removes the kept files of sounds no longer shared with us by anyone (after
+    /// their records are gone), unless they are ours.
+    fn drop_unshared_files(
+        &self,
+        views: &HashMap<Owner, Held>,
+        ids: &[SoundId],
+    ) -> Result<(), LibraryError> {
+        for id in ids {
+            let still = views.values().any(|h| h.view.sounds().contains_key(id));
+            if still || self.store.get(id)?.is_some() || !self.blobs.contains(id) {
+                continue;
+            }
+            let path = self.blobs.path(id);
+            self.blobs.remove(id).map_err(LibraryError::io(&path))?;
+        }
+        Ok(())
     }
 
     /// The fingerprint of what we hold of `owner`'s offer.
@@ -159,11 +180,16 @@ impl Library {
     /// remote budget.
     pub fn offer_forget(&self, owner: &Owner) -> Result<bool, LibraryError> {
         let mut g = self.views()?;
-        let had = g.as_mut().and_then(|all| all.remove(owner)).is_some();
-        if had {
-            self.store.offers_forget(owner)?;
-        }
-        Ok(had)
+        let Some(all) = g.as_mut() else {
+            return Ok(false);
+        };
+        let Some(held) = all.remove(owner) else {
+            return Ok(false);
+        };
+        self.store.offers_forget(owner)?;
+        let ids: Vec<SoundId> = held.view.sounds().keys().copied().collect();
+        self.drop_unshared_files(all, &ids)?;
+        Ok(true)
     }
 
     /// The owners we hold a view of.

@@ -190,6 +190,17 @@ fn a_shared_tag_is_seen_followed_played_and_copied_by_a_subscriber_and_withdrawn
     );
     // Nothing of bob's went to alice.
     assert!(!listed(&alice, "my late"));
+    // His check verifies the shared files he keeps too (his serve stopped a moment:
+    // check opens the library itself).
+    let _ = sb.stop();
+    let o = bob.jhack(&["check"]);
+    ok(&o, "jhack check on bob");
+    assert!(
+        stdout(&o).contains("2 files of sounds shared with you"),
+        "{}",
+        stdout(&o)
+    );
+    let sb = bob.serve(false, &[]);
 
     // Withdrawn: the shared sounds leave bob's list (his copy stays his).
     let o = alice.jhack(&["unshare", "fx", "--with", "bob"]);
@@ -202,6 +213,10 @@ fn a_shared_tag_is_seen_followed_played_and_copied_by_a_subscriber_and_withdrawn
         took.as_secs_f64() * 1e3
     );
     assert!(listed(&bob, "my late"));
+    // The files of what is no longer shared go with it (his copy stays).
+    until("the withdrawn files gone", APPEAR, || {
+        !bob.blob(&horn_id).exists()
+    });
     let o = bob.jhack(&["list", "--peer", "alice"]);
     ok(&o, "jhack list --peer after the withdrawal");
     assert!(
@@ -224,6 +239,8 @@ fn a_shared_tag_is_seen_followed_played_and_copied_by_a_subscriber_and_withdrawn
     let _ = sa.stop();
     alice.check_clean();
     bob.check_clean();
+    let o = bob.jhack(&["check"]);
+    assert!(!stdout(&o).contains("belong to no sound"), "{}", stdout(&o));
 }
 
 #[test]
