@@ -1035,9 +1035,15 @@ fn a_screen_started_through_ssh_plays_key_1_on_the_laptops_speaker() {
     let s = tui.wait_for("No sound device here", Duration::from_secs(20));
     assert!(s.contains(&server.id), "the hint names this machine: {s}");
     let mut sl = laptop.serve(true, &[]);
-    tui.wait_for(
+    let s = tui.wait_for(
         "keys play on laptop (your SSH client)",
         Duration::from_secs(15),
+    );
+    // The status line names where keys play.
+    assert!(
+        s.lines()
+            .any(|l| l.starts_with("keys play on laptop (your SSH client)")),
+        "{s}"
     );
     // Key 1 in the SSH-hosted screen: heard on the laptop's speaker.
     let mon = Monitor::start();

@@ -340,4 +340,10 @@ fn over_ssh_the_panel_says_what_to_run_then_where_keys_play() {
         text.contains("keys play on laptop (your SSH client)"),
         "{text}"
     );
+    // The status line says so too, in place of the silent device.
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("keys play on laptop (your SSH client)")),
+        "{text}"
+    );
 }

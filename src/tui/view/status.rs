@@ -45,7 +45,13 @@ pub(super) fn draw_status(f: &mut Frame<'_>, area: Rect, s: &Screen<'_>) {
     let t = s.theme;
     let st = &s.audio.stats;
     let mut spans = Vec::new();
-    if s.audio.info.output_is_null() {
+    if let (crate::tui::state::Target::Person, Some(p)) = (s.ui.target, &s.ui.person) {
+        // Over SSH: the sound is where the person sits, and the line says so first.
+        spans.push(Span::styled(
+            format!("keys play on {} ({}) ", p.name, p.why),
+            t.notice(),
+        ));
+    } else if s.audio.info.output_is_null() {
         // Meters of silence say nothing: the state itself goes first.
         spans.push(Span::styled(format!("{} ", strings::NO_AUDIO), t.warn()));
     } else {
