@@ -173,6 +173,23 @@ pub enum Command {
     },
     /// Talk with peers (intercom), both ways at once, until stopped.
     Talk(TalkArgs),
+    /// Carry peer connections over a command's stdin/stdout (an SSH connection, when
+    /// only SSH gets through): peers reach the far end through --listen.
+    Tunnel {
+        /// The local UDP address to give for the far end in peers.toml.
+        #[arg(long, value_name = "ADDR")]
+        listen: String,
+        /// The command that runs `jhack tunnel-end` on the far end, after `--`.
+        #[arg(last = true, required = true, value_name = "COMMAND")]
+        command: Vec<String>,
+    },
+    /// The far end of `jhack tunnel` (run by its SSH command): relays to this home's
+    /// UDP port.
+    TunnelEnd {
+        /// Relay to this address instead of this home's net.listen.
+        #[arg(long, value_name = "ADDR")]
+        to: Option<String>,
+    },
     /// Sync the library with a mirror (a peer added with --sync mirror) until both
     /// hold the same sounds; a running screen or serve keeps its mirrors in sync live.
     Sync {

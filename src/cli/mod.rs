@@ -24,6 +24,7 @@ mod sync;
 mod talk;
 mod tone;
 mod tui;
+mod tunnel;
 mod wire;
 
 use std::process::ExitCode;
@@ -108,6 +109,8 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Some(Command::Peer(c)) => peer::run(g, c),
         Some(Command::Serve { listen }) => serve::run(g, listen.as_deref()),
         Some(Command::Talk(args)) => talk::run(g, &args),
+        Some(Command::Tunnel { listen, command }) => tunnel::run(&listen, &command),
+        Some(Command::TunnelEnd { to }) => tunnel::end(g, to.as_deref()),
         Some(Command::Sync { peer, all, json }) => sync::run(g, &peer, all, json),
     }
 }

@@ -29,6 +29,7 @@ mod shared;
 mod tls;
 mod transport;
 pub mod trust;
+pub mod tunnel;
 
 pub use blob::tree;
 pub use blob::{Fetch, FetchError, FetchStats};

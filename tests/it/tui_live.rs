@@ -982,12 +982,28 @@ impl Sshd {
 
     /// The `ssh -t` command line that runs `remote` on it.
     fn ssh(&self, remote: &str) -> String {
+        let mut argv = self.ssh_argv(remote);
+        argv.insert(1, "-tt".into());
+        let last = argv.pop().unwrap_or_default();
+        format!("{} '{last}'", argv.join(" "))
+    }
+
+    /// The `ssh` arguments (no terminal) that run `remote` on it.
+    fn ssh_argv(&self, remote: &str) -> Vec<String> {
         let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
-        format!(
-            "ssh -tt -p {} -i {} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o BatchMode=yes {user}@127.0.0.1 '{remote}'",
-            self.port,
-            self.key.display()
-        )
+        let mut v: Vec<String> = vec!["ssh".into(), "-p".into(), self.port.to_string()];
+        v.extend(["-i".into(), self.key.display().to_string()]);
+        for o in [
+            "StrictHostKeyChecking=no",
+            "UserKnownHostsFile=/dev/null",
+            "LogLevel=ERROR",
+            "BatchMode=yes",
+        ] {
+            v.extend(["-o".into(), o.into()]);
+        }
+        v.push(format!("{user}@127.0.0.1"));
+        v.push(remote.into());
+        v
     }
 }
 
@@ -1100,4 +1116,98 @@ fn key_to_speaker_ms(tui: &Tui, n: usize) -> f64 {
     }
     figures.sort_by(f64::total_cmp);
     figures[figures.len() / 2]
+}
+
+#[test]
+fn over_the_ssh_connection_alone_key_1_is_still_heard_on_the_laptop() {
+    let test = "over_the_ssh_connection_alone_key_1_is_still_heard_on_the_laptop";
+    let Some(_audio) = audio_stack(test) else {
+        return;
+    };
+    if !have_tmux(test) {
+        return;
+    }
+    let sshd = match Sshd::start() {
+        Ok(s) => s,
+        Err(why) => {
+            common::skip(test, &why);
+            return;
+        }
+    };
+    use common::peers::{Peer, Proc, ok};
+    let (server, laptop) = (Peer::new("server"), Peer::new("laptop"));
+    std::fs::write(
+        server.home().join("config.toml"),
+        format!(
+            "[net]\nlisten = \"{}\"\n[screen]\nspectrogram = false\n",
+            server.addr()
+        ),
+    )
+    .expect("config");
+    // The server trusts the laptop as the person's speakers; the laptop knows the
+    // server only at its tunnel's port: it never reaches the server's UDP port.
+    ok(
+        &server.jhack(&[
+            "peer",
+            "add",
+            &laptop.id,
+            "--name",
+            "laptop",
+            "--allow",
+            "play,voice",
+            "--speakers",
+            "yes",
+        ]),
+        "jhack peer add --speakers yes",
+    );
+    let tport = common::peers::free_port();
+    let via = format!("127.0.0.1:{tport}");
+    ok(
+        &laptop.jhack(&[
+            "peer",
+            "add",
+            &server.id,
+            &via,
+            "--name",
+            "server",
+            "--allow",
+            "play,voice",
+        ]),
+        "jhack peer add (through the tunnel)",
+    );
+    let mut sl = laptop.serve(true, &[]);
+    // The one command on the laptop: the tunnel over SSH.
+    let end = format!(
+        "{} --home {} tunnel-end",
+        env!("CARGO_BIN_EXE_jhack"),
+        server.home().display()
+    );
+    let mut c = jhack(laptop.home());
+    c.args(["tunnel", "--listen", &via, "--"])
+        .args(sshd.ssh_argv(&end));
+    let tunnel = Proc::start("laptop (tunnel)", c);
+    let remote = format!(
+        "env TERM=xterm-256color {} --home {} --no-audio tui",
+        env!("CARGO_BIN_EXE_jhack"),
+        server.home().display()
+    );
+    let tui = Tui::launch(&sshd.ssh(&remote), 120, 40, &[]);
+    tui.wait_for(
+        "keys play on laptop (your speakers)",
+        Duration::from_secs(20),
+    );
+    let mon = Monitor::start();
+    tui.keys(&["1"]);
+    sl.wait_for("server played \"airhorn\" here", Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(800));
+    let captured = mon.stop();
+    assert!(
+        onset(&channel(&captured, 2, 0), 0.05).is_some(),
+        "key 1 over the SSH tunnel was not heard on the laptop's speaker"
+    );
+    tui.keys(&["q"]);
+    tui.wait_for("DONE", Duration::from_secs(10));
+    drop(tunnel);
+    let _ = sl.stop();
+    drop(sshd.proc);
 }
