@@ -103,6 +103,7 @@ pub fn setup_hint(my_id: &str, my_address: Option<&str>, host: &str) -> Vec<Stri
         format!("  jhack peer add {my_id}{at} --name {host} --allow play,voice && jhack serve"),
         "then here (its id: `jhack id` there):".into(),
         "  jhack peer add LAPTOP-ID --allow play,voice --speakers yes".into(),
+        "Only SSH gets through? `jhack tunnel` (see the README).".into(),
     ]
 }
 
