@@ -1078,27 +1078,40 @@ fn a_screen_started_through_ssh_plays_key_1_on_the_laptops_speaker() {
     tui.keys(&["z"]);
     sl.wait_for("kept \"click\"", Duration::from_secs(5));
     std::thread::sleep(Duration::from_millis(500));
-    let over_ssh = key_to_speaker_ms(&tui, 5);
-    tui.keys(&["q"]);
-    let s = tui.wait_for("DONE", Duration::from_secs(10));
-    assert!(s.contains("EXITED 0"), "{s}");
-    let _ = sl.stop();
-    drop(sshd.proc);
+    // The local screen beside it, on its own engine; presses alternate between the
+    // two so both meet the same moments of a busy machine.
     let local = Tui::start(here.path(), 120, 40, &[], None);
     local.wait_for("click", Duration::from_secs(10));
     std::thread::sleep(Duration::from_millis(500));
-    let in_place = key_to_speaker_ms(&local, 5);
-    local.keys(&["q"]);
-    local.wait_for("DONE", Duration::from_secs(10));
-    eprintln!(
-        "key -> speaker: SSH-hosted screen, played on the laptop: median {over_ssh:.2} ms; a local screen: median {in_place:.2} ms (target: at most local + 5 ms)"
-    );
-    // A regression guard with headroom (twice the target's margin); the target is
-    // the printed figures'.
-    assert!(
-        over_ssh <= in_place + 10.0,
-        "over SSH {over_ssh:.1} ms, local {in_place:.1} ms"
-    );
+    common::retried("SSH-hosted key timing", || {
+        let mut over = Vec::new();
+        let mut place = Vec::new();
+        for _ in 0..5 {
+            over.push(key_to_speaker_ms(&tui, 1));
+            place.push(key_to_speaker_ms(&local, 1));
+        }
+        let median = |mut v: Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let (over_ssh, in_place) = (median(over), median(place));
+        eprintln!(
+            "key -> speaker: SSH-hosted screen, played on the laptop: median {over_ssh:.2} ms; a local screen: median {in_place:.2} ms (target: at most local + 5 ms)"
+        );
+        // A regression guard with headroom (twice the target's margin); the target
+        // is the printed figures'.
+        assert!(
+            over_ssh <= in_place + 10.0,
+            "over SSH {over_ssh:.1} ms, local {in_place:.1} ms"
+        );
+    });
+    for t in [&tui, &local] {
+        t.keys(&["q"]);
+        let s = t.wait_for("DONE", Duration::from_secs(10));
+        assert!(s.contains("EXITED 0"), "{s}");
+    }
+    let _ = sl.stop();
+    drop(sshd.proc);
 }
 
 /// Median of `n` times from a tmux key press of `z` to its sound on the speaker
