@@ -894,3 +894,50 @@ fn strangers_refused_at_the_same_time_are_each_named_with_their_own_address() {
     }
     eprintln!("{seen} refusals, each with its own address");
 }
+
+#[test]
+fn through_a_tunnel_trust_and_permissions_hold_end_to_end() {
+    // A stream-carried route (here a plain pipe to `jhack tunnel-end`, as SSH would
+    // carry it): B reaches A only through it. What A allows B is what B gets; a
+    // stranger using the same tunnel is refused as anywhere.
+    let (a, b, c) = (Peer::new("A"), Peer::new("B"), Peer::new("C"));
+    a.trust(&b, "bee", "play", false);
+    let t = free_port();
+    let via = format!("127.0.0.1:{t}");
+    for (x, name) in [(&b, "a"), (&c, "a")] {
+        ok(
+            &x.jhack(&[
+                "peer", "add", &a.id, &via, "--name", name, "--allow", "play",
+            ]),
+            "jhack peer add (through the tunnel)",
+        );
+    }
+    let mut sa = a.serve(false, &[]);
+    let end = format!(
+        "{} --home {} tunnel-end --to {}",
+        env!("CARGO_BIN_EXE_jhack"),
+        a.home().display(),
+        a.addr()
+    );
+    let mut cmd = common::jhack(b.home());
+    cmd.args(["tunnel", "--listen", &via, "--", "sh", "-c", &end]);
+    let mut tunnel = Proc::start("B (tunnel)", cmd);
+    tunnel.wait_for("peers reach the far end through", LINE);
+    // B plays on A through the tunnel.
+    let o = b.play_on("airhorn", "a");
+    ok(&o, "a play through the tunnel");
+    sa.wait_for("bee played \"airhorn\" here", LINE);
+    // A stranger through the same tunnel is refused at the handshake.
+    let o = c.play_on("airhorn", "a");
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_eq!(error_lines(&o).len(), 1, "{}", stderr(&o));
+    let short: String = c.id.chars().take(9).collect();
+    sa.wait_for(&short, LINE);
+    let log = sa.stop();
+    assert_eq!(
+        log.matches(" played \"").count(),
+        1,
+        "only bee's play played:\n{log}"
+    );
+    drop(tunnel);
+}
