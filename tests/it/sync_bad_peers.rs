@@ -252,3 +252,112 @@ fn a_lying_peer_is_refused_with_a_reason_and_the_library_keeps_what_it_had() {
     assert_eq!(report.remote, 1);
     drop(service);
 }
+
+#[test]
+fn a_lying_owner_of_shared_sounds_is_refused_with_a_reason_and_nothing_is_kept() {
+    use jhack::sync::share::{self, Offered, ShareMsg};
+    let (dh, dl) = (
+        tempfile::tempdir().expect("tempdir"),
+        tempfile::tempdir().expect("tempdir"),
+    );
+    let (me, them) = (
+        Identity::load_or_create(&dh.path().join("identity")).expect("identity"),
+        Identity::load_or_create(&dl.path().join("identity")).expect("identity"),
+    );
+    let port = free_port();
+    trust(
+        dh.path(),
+        them.id,
+        Some(format!("127.0.0.1:{port}")),
+        Some(SyncRelation::Subscribe),
+    );
+    trust(dl.path(), me.id, None, None);
+    let liar_id = them.id;
+    let answer: Answer = Arc::new(Mutex::new(Box::new(|| b"not a share message".to_vec())));
+    let asks = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let handler: RequestHandler = {
+        let (answer, asks) = (answer.clone(), asks.clone());
+        Arc::new(move |_, _, reply| {
+            asks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let _ = reply.send((answer.lock().unwrap())());
+        })
+    };
+    let lies = Feature {
+        name: "share/1",
+        permission: Permission::Read,
+        datagrams: Vec::new(),
+        messages: Vec::new(),
+        requests: vec![(StreamKind::SHARE, handler)],
+    };
+    let _liar = node(dl.path(), them, Some(port), vec![lies]);
+    let lib = Arc::new(
+        Library::open(&dh.path().join("library"), &dh.path().join("lock")).expect("library"),
+    );
+    let (mut service, features) = SyncService::new(lib.clone(), Arc::new(|_| {})).expect("service");
+    let honest = Arc::new(node(dh.path(), me, None, features));
+    service.attach(honest.clone()).expect("attach");
+    let shared = |lib: &Library| lib.shared_sounds().expect("shared").len();
+    let offered = |n: u32, gain_db: f32| {
+        let r = record(n, now_ms());
+        Offered {
+            id: r.id,
+            seq: u64::from(n) + 1,
+            facts: r.facts,
+            name: format!("offered {n}"),
+            gain_db,
+            tags: vec!["fx".into()],
+            deleted: false,
+        }
+    };
+    let offer = move |sounds: Vec<Offered>| {
+        share::encode(&ShareMsg::Offer {
+            since: 0,
+            upto: 10,
+            sounds,
+            more: false,
+            full: false,
+            fingerprint: [0; 32],
+        })
+    };
+
+    // Garbage.
+    standing(&service, &liar_id, "garbage", |s| {
+        s.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("malformed share message"))
+    });
+    assert_eq!(shared(&lib), 0);
+    // A number that is not one.
+    *answer.lock().unwrap() = Box::new(move || offer(vec![offered(1, f32::NAN)]));
+    standing(&service, &liar_id, "not a number", |s| {
+        s.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("not finite"))
+    });
+    assert_eq!(shared(&lib), 0);
+    // More sounds than a batch.
+    *answer.lock().unwrap() =
+        Box::new(move || offer((0..BATCH as u32 + 1).map(|n| offered(n, 0.0)).collect()));
+    standing(&service, &liar_id, "too many", |s| {
+        s.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("more than one batch"))
+    });
+    assert_eq!(shared(&lib), 0);
+    // Then an honest offer is taken, and the failures did not make it ask in a loop.
+    *answer.lock().unwrap() = Box::new(move || offer(vec![offered(7, -3.0)]));
+    let t0 = Instant::now();
+    while shared(&lib) == 0 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "the honest offer was not taken"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let s = lib.shared_sounds().expect("shared");
+    assert_eq!(s[0].sound.name, "offered 7");
+    let n = asks.load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!("{n} asks in {:.1} s of lies", t0.elapsed().as_secs_f64());
+    assert!(n < 60, "{n} asks: the follower spun");
+    assert!(lib.check().expect("check").is_clean());
+}
