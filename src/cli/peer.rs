@@ -268,6 +268,11 @@ fn print_table(peers: &[PeerStatus], known: bool) {
         } else {
             format!("{state}; shared: {}", p.shares.join(","))
         };
+        let state = if p.speakers {
+            format!("{state}; my speakers")
+        } else {
+            state
+        };
         outln!(
             "{:<w$}  {:<39}  {:<24}  {:<22}  {state}",
             p.name,

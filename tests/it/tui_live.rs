@@ -1173,6 +1173,8 @@ fn over_the_ssh_connection_alone_key_1_is_still_heard_on_the_laptop() {
         ]),
         "jhack peer add --speakers yes",
     );
+    let listed = stdout(&server.jhack(&["peer", "list"]));
+    assert!(listed.contains("my speakers"), "{listed}");
     let tport = common::peers::free_port();
     let via = format!("127.0.0.1:{tport}");
     ok(
