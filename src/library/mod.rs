@@ -492,7 +492,8 @@ impl Library {
             .map(|(id, _)| *id)
             .filter(|id| self.blobs.contains(id))
             .collect();
-        bases.retain(|id, _| self.blobs.contains(id));
+        let here: std::collections::HashSet<&SoundId> = placed.iter().collect();
+        bases.retain(|id, _| here.contains(id));
         let now = now_ms();
         self.change(&bases, |r| {
             for id in &placed {

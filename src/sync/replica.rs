@@ -68,6 +68,16 @@ pub enum Msg {
     },
 }
 
+impl Msg {
+    /// The records it carries (none in an ask).
+    pub fn records(&self) -> &[Record] {
+        match self {
+            Msg::Changes { records, .. } | Msg::Reconcile { records, .. } => records,
+            Msg::Ask { .. } => &[],
+        }
+    }
+}
+
 /// What handling a message did.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Outcome {
@@ -144,7 +154,7 @@ fn unindex(index: &mut HashMap<String, BTreeSet<SoundId>>, k: &str, id: &SoundId
     }
 }
 
-fn xor(a: &mut [u8; 32], b: &[u8; 32]) {
+pub(super) fn xor(a: &mut [u8; 32], b: &[u8; 32]) {
     for (x, y) in a.iter_mut().zip(b) {
         *x ^= y;
     }

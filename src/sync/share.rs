@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::record::{Facts, Record};
-use super::replica::{BATCH, Replica};
+use super::replica::{BATCH, Replica, xor};
 use super::wire::{MAX_MESSAGE, MAX_TAGS, MAX_TEXT};
 use crate::domain::SoundId;
 
@@ -253,12 +253,6 @@ pub fn answer(replica: &Replica, tags: &BTreeSet<String>, ask: &ShareMsg) -> Opt
         full: false,
         fingerprint,
     })
-}
-
-fn xor(a: &mut [u8; 32], b: &[u8; 32]) {
-    for (x, y) in a.iter_mut().zip(b) {
-        *x ^= y;
-    }
 }
 
 /// A full pass under way: where it started and what it has brought so far.

@@ -52,10 +52,7 @@ pub fn decode(bytes: &[u8]) -> Result<Msg, WireError> {
         Ok(_) => return Err(WireError::Malformed("trailing bytes".into())),
         Err(e) => return Err(WireError::Malformed(e.to_string())),
     };
-    let records = match &m {
-        Msg::Changes { records, .. } | Msg::Reconcile { records, .. } => records.as_slice(),
-        Msg::Ask { .. } => &[],
-    };
+    let records = m.records();
     if records.len() > BATCH {
         return Err(WireError::TooManyRecords(records.len()));
     }

@@ -9,12 +9,9 @@
 //! (`sync::share::decode`), write into our own records, or spin: a failed exchange
 //! waits before the next.
 
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::puller::{
-    ASK_TIMEOUT, BACKOFF, FEATURES_WITHIN, Failure, QUICK_ANSWER, REFUSED_BACKOFF,
-};
+use super::puller::{ASK_TIMEOUT, FEATURES_WITHIN, Failure, keep_asking};
 use super::server::{ANSWER_NOW, MAY_HOLD};
 use super::{SHARE_FEATURE, Shared, SyncNews};
 use crate::library::Taken;
@@ -109,33 +106,9 @@ fn exchange(shared: &Shared, node: &Node, peer: &PeerId, name: &str) -> Result<S
 
 /// Keeps following `peer` while it is connected and the service runs.
 pub(super) fn live(shared: &Shared, node: &Node, peer: &PeerId) {
-    let name = node.name_of(peer);
-    let mut idle = 0;
-    while !shared.stop.load(Ordering::Relaxed) && node.connected().contains(peer) {
-        if why_not(node, peer).is_some() {
-            return;
-        }
-        let asked = Instant::now();
-        match exchange(shared, node, peer, &name) {
-            // An honest owner holds an ask until something changes for us.
-            Ok(step) if !step.again && !step.changed && asked.elapsed() < QUICK_ANSWER => {
-                idle += 1;
-                if idle >= 2 {
-                    idle = 0;
-                    std::thread::sleep(BACKOFF);
-                }
-            }
-            Ok(_) => idle = 0,
-            Err(e) => {
-                tracing::info!("sounds shared by {name}: {}", e.why);
-                shared.update(peer, &name, |s| {
-                    s.in_sync = false;
-                    s.last_error = Some(e.why);
-                });
-                std::thread::sleep(if e.refused { REFUSED_BACKOFF } else { BACKOFF });
-            }
-        }
-    }
+    keep_asking(shared, node, peer, "sounds shared by", why_not, |name| {
+        exchange(shared, node, peer, name).map(|step| !step.again && !step.changed)
+    });
 }
 
 /// What `peer` offers us now, whole (for `jhack list --peer`), within `within`.

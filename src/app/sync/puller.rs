@@ -22,11 +22,11 @@ pub(super) const ASK_TIMEOUT: Duration = Duration::from_secs(40);
 /// How long a new connection's features may take to arrive.
 pub(super) const FEATURES_WITHIN: Duration = Duration::from_secs(3);
 /// The wait after a failed exchange.
-pub(super) const BACKOFF: Duration = Duration::from_secs(2);
+const BACKOFF: Duration = Duration::from_secs(2);
 /// An answer with nothing new that came back faster than this was not held.
-pub(super) const QUICK_ANSWER: Duration = Duration::from_millis(200);
+const QUICK_ANSWER: Duration = Duration::from_millis(200);
 /// The wait after a refusal.
-pub(super) const REFUSED_BACKOFF: Duration = Duration::from_secs(30);
+const REFUSED_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Why an exchange failed.
 pub(super) struct Failure {
@@ -141,6 +141,28 @@ fn exchange(
 
 /// Keeps pulling from `peer` while it is connected and the service runs.
 pub(super) fn live(shared: &Shared, node: &Node, peer: &PeerId) {
+    keep_asking(shared, node, peer, "sync with", why_not, |name| {
+        exchange(shared, node, peer, name, MAY_HOLD)
+            .map(|step| !step.more && step.changed == 0 && !step.moved)
+    });
+}
+
+/// Asks `peer` again and again while it is connected, the service runs and `why_not`
+/// has nothing against it. `ask` does one exchange and says whether it brought
+/// nothing (nothing new, nothing more, no cursor moved).
+///
+/// An honest peer holds an ask until it has something new for us: two quick answers
+/// in a row that bring nothing (an old or faulty peer, or one replaying the same
+/// records) are not followed by a third at once. A failure waits before the next ask;
+/// a refusal, which stands until the peer's trust store changes, waits longer.
+pub(super) fn keep_asking(
+    shared: &Shared,
+    node: &Node,
+    peer: &PeerId,
+    what: &str,
+    why_not: fn(&Node, &PeerId) -> Option<String>,
+    mut ask: impl FnMut(&str) -> Result<bool, Failure>,
+) {
     let name = node.name_of(peer);
     let mut idle = 0;
     while !shared.stop.load(Ordering::Relaxed) && node.connected().contains(peer) {
@@ -148,16 +170,8 @@ pub(super) fn live(shared: &Shared, node: &Node, peer: &PeerId) {
             return;
         }
         let asked = Instant::now();
-        match exchange(shared, node, peer, &name, MAY_HOLD) {
-            // An honest peer holds an ask until it has something new for us: two
-            // quick answers in a row with nothing new (an old or faulty peer, or one
-            // replaying the same records) are not followed by a third at once.
-            Ok(step)
-                if !step.more
-                    && step.changed == 0
-                    && !step.moved
-                    && asked.elapsed() < QUICK_ANSWER =>
-            {
+        match ask(&name) {
+            Ok(true) if asked.elapsed() < QUICK_ANSWER => {
                 idle += 1;
                 if idle >= 2 {
                     idle = 0;
@@ -166,12 +180,11 @@ pub(super) fn live(shared: &Shared, node: &Node, peer: &PeerId) {
             }
             Ok(_) => idle = 0,
             Err(e) => {
-                tracing::info!("sync with {name}: {}", e.why);
+                tracing::info!("{what} {name}: {}", e.why);
                 shared.update(peer, &name, |s| {
                     s.in_sync = false;
                     s.last_error = Some(e.why);
                 });
-                // A refusal stands until the peer's trust store changes: ask rarely.
                 std::thread::sleep(if e.refused { REFUSED_BACKOFF } else { BACKOFF });
             }
         }

@@ -276,26 +276,11 @@ fn answer_share(
 /// Answers a mirror's `ask`, or gives it back to be held when there is nothing to
 /// send yet (unless `now`).
 fn answer_sync(shared: &Shared, peer: PeerId, ask: Msg, reply: Reply, now: bool) -> Option<Parked> {
+    // An ask may be held (by the fingerprint it carries); a step of a reconciliation
+    // is answered at once.
     let theirs = match &ask {
-        Msg::Ask { fingerprint, .. } => *fingerprint,
-        // A step of a reconciliation: answered at once, never held.
-        Msg::Reconcile { answer: false, .. } => {
-            match shared.lib.sync_handle(device_of(&peer), ask) {
-                Ok(m) => {
-                    if let Some(r @ Msg::Reconcile { .. }) = m.reply {
-                        let count = match &r {
-                            Msg::Reconcile { records, .. } => records.len(),
-                            _ => 0,
-                        };
-                        if reply.send(wire::encode(&r)).is_ok() && count > 0 {
-                            shared.count_sent(&peer, count);
-                        }
-                    }
-                }
-                Err(e) => tracing::warn!("sync: reconciling with {peer}: {e}"),
-            }
-            return None;
-        }
+        Msg::Ask { fingerprint, .. } => Some(*fingerprint),
+        Msg::Reconcile { answer: false, .. } => None,
         Msg::Changes { .. } | Msg::Reconcile { .. } => return None,
     };
     let out = match shared.lib.sync_handle(device_of(&peer), ask.clone()) {
@@ -306,16 +291,12 @@ fn answer_sync(shared: &Shared, peer: PeerId, ask: Msg, reply: Reply, now: bool)
         }
     };
     let msg = out?;
-    let (count, ours) = match &msg {
-        Msg::Changes {
-            records,
-            fingerprint,
-            ..
-        } => (records.len(), *fingerprint),
-        Msg::Ask { .. } | Msg::Reconcile { .. } => return None,
-    };
-    if count == 0 && !now {
-        let hold = if ours == theirs {
+    let count = msg.records().len();
+    if let (Some(theirs), Msg::Changes { fingerprint, .. }) = (theirs, &msg)
+        && count == 0
+        && !now
+    {
+        let hold = if *fingerprint == theirs {
             LONG_POLL
         } else {
             SHORT_POLL
