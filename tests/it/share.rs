@@ -16,15 +16,6 @@ use common::*;
 /// How long a change may take to appear on the other side before the test fails.
 const APPEAR: Duration = Duration::from_secs(5);
 
-fn until(what: &str, within: Duration, mut f: impl FnMut() -> bool) -> Duration {
-    let t0 = Instant::now();
-    while !f() {
-        assert!(t0.elapsed() < within, "{what}: not within {within:?}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    t0.elapsed()
-}
-
 fn names(p: &Peer) -> Vec<String> {
     p.list()
         .iter()

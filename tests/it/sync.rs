@@ -15,16 +15,6 @@ use common::*;
 /// (the target is a fraction of a second; this is the guard).
 const APPEAR: Duration = Duration::from_secs(5);
 
-/// Waits until `f` holds; returns how long it took.
-fn until(what: &str, within: Duration, mut f: impl FnMut() -> bool) -> Duration {
-    let t0 = Instant::now();
-    while !f() {
-        assert!(t0.elapsed() < within, "{what}: not within {within:?}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    t0.elapsed()
-}
-
 /// (id, name, key, tags) of every sound, sorted by id.
 fn records(p: &Peer) -> Vec<(String, String, Option<String>, Vec<String>)> {
     let mut v: Vec<_> = p
@@ -65,24 +55,8 @@ fn allow(x: &Peer, y: &Peer, name: &str, what: &str) {
 
 fn mirrors() -> (Peer, Peer) {
     let (a, b) = (Peer::new("A"), Peer::new("B"));
-    for (x, y, name) in [(&a, &b, "bee"), (&b, &a, "ay")] {
-        let addr = y.addr();
-        ok(
-            &x.jhack(&[
-                "peer",
-                "add",
-                &y.id,
-                &addr,
-                "--name",
-                name,
-                "--allow",
-                "read,write",
-                "--sync",
-                "mirror",
-            ]),
-            "jhack peer add --sync mirror",
-        );
-    }
+    a.mirror(&b, "bee");
+    b.mirror(&a, "ay");
     (a, b)
 }
 

@@ -137,23 +137,8 @@ fn fetching_a_whole_library_is_no_slower_than_rsync() {
         theirs.push(secs);
         // jhack: a new machine mirroring A, every record and file.
         let b = Peer::new("B");
-        for (x, y, name) in [(&a, &b, "bee"), (&b, &a, "ay")] {
-            ok(
-                &x.jhack(&[
-                    "peer",
-                    "add",
-                    &y.id,
-                    &y.addr(),
-                    "--name",
-                    name,
-                    "--allow",
-                    "read,write",
-                    "--sync",
-                    "mirror",
-                ]),
-                "jhack peer add",
-            );
-        }
+        a.mirror(&b, "bee");
+        b.mirror(&a, "ay");
         let t0 = Instant::now();
         let o = b.jhack(&["sync", "ay", "--all", "--json"]);
         let secs = t0.elapsed().as_secs_f64();
@@ -204,23 +189,8 @@ fn kill_9_during_a_whole_library_fetch_loses_nothing_and_the_next_one_completes(
         noise_wav(&src.join(format!("k{i:04}.wav")), bytes, &mut rng);
     }
     let (a, b) = (Peer::new("A"), Peer::new("B"));
-    for (x, y, name) in [(&a, &b, "bee"), (&b, &a, "ay")] {
-        ok(
-            &x.jhack(&[
-                "peer",
-                "add",
-                &y.id,
-                &y.addr(),
-                "--name",
-                name,
-                "--allow",
-                "read,write",
-                "--sync",
-                "mirror",
-            ]),
-            "jhack peer add",
-        );
-    }
+    a.mirror(&b, "bee");
+    b.mirror(&a, "ay");
     let files: Vec<String> = (0..460)
         .map(|i| {
             src.join(format!("k{i:04}.wav"))

@@ -243,6 +243,27 @@ impl Peer {
         cmd(self.home(), args)
     }
 
+    /// Trusts `other` under `name` as a mirror of this library (`read,write`, at its
+    /// address).
+    pub fn mirror(&self, other: &Peer, name: &str) {
+        let addr = other.addr();
+        ok(
+            &self.jhack(&[
+                "peer",
+                "add",
+                &other.id,
+                &addr,
+                "--name",
+                name,
+                "--allow",
+                "read,write",
+                "--sync",
+                "mirror",
+            ]),
+            "jhack peer add --sync mirror",
+        );
+    }
+
     /// Trusts `other` under `name`, allowed `allow`, at its address when `at`.
     pub fn trust(&self, other: &Peer, name: &str, allow: &str, at: bool) {
         let addr = other.addr();
@@ -343,4 +364,15 @@ impl Peer {
         ok(&o, "jhack check");
         assert!(stdout(&o).contains("all intact"), "{}", stdout(&o));
     }
+}
+
+/// Waits until `f` holds (checked every 10 ms); returns how long it took. Fails
+/// the test, saying `what`, when it does not hold within `within`.
+pub fn until(what: &str, within: Duration, mut f: impl FnMut() -> bool) -> Duration {
+    let t0 = Instant::now();
+    while !f() {
+        assert!(t0.elapsed() < within, "{what}: not within {within:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    t0.elapsed()
 }
