@@ -621,6 +621,24 @@ impl Instance {
         Ok(Some(r.path))
     }
 
+    /// The file of a stopped recording named by its take (its file name, as
+    /// [`Instance::stop_recording`] made it). Anything else — a path, another
+    /// file, a take already saved — is refused: a take may come from a peer.
+    pub fn take_path(&self, take: &str) -> Result<PathBuf, InstanceError> {
+        let well_formed = take
+            .strip_prefix("recording-")
+            .and_then(|t| t.strip_suffix(".wav"))
+            .is_some_and(|ms| !ms.is_empty() && ms.bytes().all(|b| b.is_ascii_digit()));
+        let path = self.recordings_dir.join(take);
+        if !well_formed || !path.is_file() {
+            return Err(InstanceError::Record(format!(
+                "no stopped recording \"{}\" here",
+                take.escape_debug()
+            )));
+        }
+        Ok(path)
+    }
+
     /// Imports a finished recording under `name` and removes the file.
     pub fn save_recording(
         &mut self,

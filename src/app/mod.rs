@@ -6,6 +6,7 @@
 //! samples and never touches the audio thread's data directly.
 
 pub mod activity;
+pub mod attach;
 pub mod bank;
 pub mod call;
 pub mod control;
@@ -18,6 +19,7 @@ pub mod player;
 pub mod recorder;
 pub mod requests;
 pub mod spectrum;
+pub mod spectrum_feed;
 pub mod ssh;
 pub mod starter;
 pub mod sync;

@@ -16,7 +16,47 @@ pub fn dispatch(
     notice: &mut dyn FnMut(String),
 ) {
     let (req, reply) = call;
+    let engine = instance.engine_shared();
+    let mut hub = hub;
+    route(instance, req, reply, hub.as_deref_mut(), notice);
+    // A switch through the socket moved the engine: the call (and a screen
+    // attached here) follow it.
+    if let Some(hub) = hub
+        && !std::sync::Arc::ptr_eq(&engine, &instance.engine_shared())
+    {
+        hub.engine_changed(instance, notice);
+    }
+}
+
+fn route(
+    instance: &mut Instance,
+    req: Request,
+    reply: std::sync::mpsc::Sender<Response>,
+    hub: Option<&mut PeerHub>,
+    notice: &mut dyn FnMut(String),
+) {
     match (req, hub) {
+        (Request::Talk { down }, Some(hub)) => {
+            let _ = reply.send(match hub.call() {
+                Some(call) => {
+                    call.press(down);
+                    notice(format!(
+                        "microphone {} by a command",
+                        if down { "open" } else { "closed" }
+                    ));
+                    Response::Ok {
+                        message: if down { "talking" } else { "microphone closed" }.into(),
+                    }
+                }
+                None => Response::failure(
+                    "no call here: this jhack relays voice (run `jhack serve --call` to talk from it)",
+                ),
+            });
+        }
+        (Request::Engine, Some(hub)) => {
+            let talking = hub.call().is_some_and(|c| c.pressed());
+            let _ = reply.send(engine_answer(instance, talking));
+        }
         (Request::Peers, Some(hub)) => {
             let _ = reply.send(Response::Peers { peers: hub.peers() });
         }
@@ -85,6 +125,16 @@ pub fn dispatch(
     }
 }
 
+/// The engine's answer: what it runs on, the devices, the recording.
+fn engine_answer(instance: &Instance, talking: bool) -> Response {
+    Response::Engine {
+        info: instance.status().info,
+        devices: instance.devices(),
+        recording_ms: instance.recording_for().map(|d| d.as_millis() as u64),
+        talking,
+    }
+}
+
 /// A key first ("1" is the sound on key 1), then a name or an id prefix.
 fn find(instance: &Instance, target: &str) -> Result<crate::domain::SoundMeta, InstanceError> {
     match instance.sound_for_key(target) {
@@ -100,6 +150,67 @@ pub fn answer(instance: &mut Instance, req: Request, notice: &mut dyn FnMut(Stri
         Request::Peers | Request::PlayOn { .. } | Request::Sync { .. } | Request::Browse { .. } => {
             Response::failure("this jhack is not on the network")
         }
+        Request::Talk { .. } => Response::failure("no call here: this jhack is not on the network"),
+        Request::Engine => engine_answer(instance, false),
+        Request::Switch { output, input } => {
+            if output.is_none() && input.is_none() {
+                return Response::bad_input("switch: name an output or an input device");
+            }
+            let spec = |s: &Option<String>| s.as_deref().map(crate::audio::DeviceSpec::parse);
+            match instance.switch_device(spec(&output), spec(&input)) {
+                Ok(()) => {
+                    let info = instance.status().info;
+                    let now = match &info.input {
+                        Some(i) if input.is_some() => format!("now on {} and {}", info.output.device, i.device),
+                        _ => format!("now on {}", info.output.device),
+                    };
+                    notice(format!("{now} by a command"));
+                    Response::Ok { message: now }
+                }
+                Err(e) => error(&e),
+            }
+        }
+        Request::RecordStart => match instance.start_recording() {
+            Ok(()) => {
+                notice("recording by a command".into());
+                Response::Ok {
+                    message: "recording".into(),
+                }
+            }
+            Err(e) => error(&e),
+        },
+        Request::RecordStop => match instance.stop_recording() {
+            Ok(path) => Response::Recorded {
+                take: path
+                    .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned())),
+            },
+            Err(e) => error(&e),
+        },
+        Request::RecordSave { take, name } => {
+            let name = name.trim();
+            if name.is_empty() {
+                return Response::bad_input("a recording needs a name");
+            }
+            match instance
+                .take_path(&take)
+                .and_then(|p| instance.save_recording(&p, name))
+            {
+                Ok(m) => {
+                    notice(format!("saved a recording as \"{}\" by a command", m.name));
+                    Response::Sound { sound: m }
+                }
+                Err(e) => error(&e),
+            }
+        }
+        Request::RecordDiscard { take } => match instance.take_path(&take) {
+            Ok(p) => {
+                let _ = std::fs::remove_file(p);
+                Response::Ok {
+                    message: "recording discarded".into(),
+                }
+            }
+            Err(e) => error(&e),
+        },
         Request::Edit {
             target,
             name,

@@ -78,7 +78,7 @@ pub enum DeviceError {
 }
 
 /// One device as `jhack devices` lists it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DeviceInfo {
     /// Position in the list, usable as `--output-device N`.
     pub index: usize,
@@ -101,7 +101,7 @@ pub struct DeviceInfo {
 }
 
 /// What an open stream actually runs with.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct StreamInfo {
     /// Host name.
     pub host: String,

@@ -68,7 +68,7 @@ pub struct EngineStats {
 }
 
 /// A plain copy of [`EngineStats`] at one moment.
-#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct StatsSnapshot {
     /// Output callbacks run.
     pub callbacks: u64,

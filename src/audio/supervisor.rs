@@ -25,7 +25,7 @@ const STALL: Duration = Duration::from_secs(2);
 const RETRY: Duration = Duration::from_secs(2);
 
 /// What the engine currently runs on.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EngineInfo {
     /// The output stream.
     pub output: StreamInfo,

@@ -170,6 +170,11 @@ pub enum Command {
         /// Listen here (UDP) instead of the config file's net.listen.
         #[arg(long, value_name = "ADDR")]
         listen: Option<String>,
+        /// Take part in calls with this machine's microphone and speaker (the
+        /// talk key of a screen attached to it opens the microphone), instead of
+        /// relaying voice between the peers.
+        #[arg(long)]
+        call: bool,
     },
     /// Talk with peers (intercom), both ways at once, until stopped.
     Talk(TalkArgs),
@@ -258,8 +263,11 @@ pub enum PeerCommand {
         /// A name for it (default: from its id).
         #[arg(long, value_name = "N")]
         name: Option<String>,
-        /// What it may do here: play, voice, read, write (comma-separated), or none
-        /// (a new peer: play; a known one keeps what it had).
+        /// What it may do here: play, voice, read, write, control (comma-separated),
+        /// all (everything but control), or none (a new peer: play; a known one
+        /// keeps what it had). control lets its screen drive this machine's sound
+        /// devices, meters, spectrogram, recording and talk key: grant it only to
+        /// your own machines.
         #[arg(long, value_name = "LIST")]
         allow: Option<String>,
         /// Library sync with it: `mirror` (one of my machines: one library on both;

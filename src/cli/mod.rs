@@ -107,7 +107,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Some(Command::Stop) => stop(g),
         Some(Command::Id) => peer::id(g),
         Some(Command::Peer(c)) => peer::run(g, c),
-        Some(Command::Serve { listen }) => serve::run(g, listen.as_deref()),
+        Some(Command::Serve { listen, call }) => serve::run(g, listen.as_deref(), call),
         Some(Command::Talk(args)) => talk::run(g, &args),
         Some(Command::Tunnel { listen, command }) => tunnel::run(&listen, &command),
         Some(Command::TunnelEnd { to }) => tunnel::end(g, to.as_deref()),

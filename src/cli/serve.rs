@@ -3,6 +3,9 @@
 //! connections to those with addresses, plays what they trigger (on the null backend
 //! when there is no sound device, so a machine without a sound card can still hold a
 //! library), and writes what happens to stderr, one line each, until it is stopped.
+//! With `--call` it takes part in calls with its own microphone and speaker (the
+//! machine a person sits at, driven by a screen attached over SSH) instead of
+//! relaying voice between its peers.
 
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
@@ -21,7 +24,7 @@ enum Event {
     Control(Call),
 }
 
-pub fn run(g: &GlobalArgs, listen: Option<&str>) -> Result<(), CliError> {
+pub fn run(g: &GlobalArgs, listen: Option<&str>, call: bool) -> Result<(), CliError> {
     let ctx = Context::load(g)?;
     let listen = match listen {
         Some(a) => a.parse().map_err(|_| {
@@ -63,7 +66,11 @@ pub fn run(g: &GlobalArgs, listen: Option<&str>) -> Result<(), CliError> {
         listen: Some(listen),
         dial: ctx.config.net.connect,
         any_port_if_busy: false,
-        voice: crate::app::peers::VoiceRole::Relay,
+        voice: if call {
+crate::app::peers::VoiceRole::push_to_talk()
+        } else {
+            crate::app::peers::VoiceRole::Relay
+        },
         sync: true,
     };
     let mut hub = PeerHub::start(&ctx.home, &instance, opts, post).map_err(CliError::failure)?;

@@ -1,7 +1,7 @@
 //! The shape of interleaved f32 audio: sample rate and channel count.
 
 /// Sample rate and channel count of an interleaved f32 signal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct AudioFormat {
     /// Frames per second.
     pub sample_rate: u32,

@@ -51,6 +51,11 @@ pub enum Permission {
     Read,
     /// Add to the library.
     Write,
+    /// Drive the engine from another screen.
+    Control,
+    /// Any trusted peer: the feature itself decides (an answer to something we
+    /// asked that peer for).
+    Trusted,
 }
 
 impl Permission {
@@ -61,6 +66,8 @@ impl Permission {
             Permission::Voice => p.voice,
             Permission::Read => p.read,
             Permission::Write => p.write,
+            Permission::Control => p.control,
+            Permission::Trusted => true,
         }
     }
 
@@ -71,6 +78,8 @@ impl Permission {
             Permission::Voice => "voice",
             Permission::Read => "read",
             Permission::Write => "write",
+            Permission::Control => "control",
+            Permission::Trusted => "trusted",
         }
     }
 }

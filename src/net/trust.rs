@@ -29,7 +29,8 @@ pub const DEFAULT_PORT: u16 = 7355;
 /// The comment at the top of the file that [`TrustStore::save`] writes.
 const HEADER: &str = "\
 # Peers this jhack trusts: only they may connect, and only for what `allow` lists
-# (play: trigger sounds here; voice: talk to me; read: fetch my library; write: add to it).
+# (play: trigger sounds here; voice: talk to me; read: fetch my library; write: add to it;
+# control: drive my sound devices from its screen, for my own machines only; `all` leaves it out).
 # Edit with `jhack peer add` / `jhack peer rm`, or by hand.
 ";
 
@@ -54,14 +55,18 @@ pub struct Permissions {
     pub read: bool,
     /// Add sounds to this library.
     pub write: bool,
+    /// Drive this engine from its screen (devices, meters, spectrogram, recording,
+    /// the talk key): for one's own machines only, so `all` does not grant it.
+    pub control: bool,
 }
 
 impl Permissions {
     /// The name of each permission, in the order they are written.
-    pub const ALL_NAMES: [&'static str; 4] = ["play", "voice", "read", "write"];
+    pub const ALL_NAMES: [&'static str; 5] = ["play", "voice", "read", "write", "control"];
 
     /// Parses a list such as `"play,read"` (commas and/or spaces between words, any
-    /// case). `"none"` or `""` grants nothing and `"all"` everything. An unknown word
+    /// case). `"none"` or `""` grants nothing and `"all"` everything but `control`,
+    /// which is only ever granted by name. An unknown word
     /// is a [`TrustError::Permission`] naming it and listing the valid ones.
     pub fn parse(text: &str) -> Result<Permissions, TrustError> {
         Permissions::from_words(
@@ -94,6 +99,7 @@ impl Permissions {
                         voice: true,
                         read: true,
                         write: true,
+                        control: permissions.control,
                     };
                 }
                 name => {
@@ -116,13 +122,14 @@ impl Permissions {
         Ok(permissions)
     }
 
-    fn flags(&self) -> [(&'static str, bool); 4] {
-        let [play, voice, read, write] = Permissions::ALL_NAMES;
+    fn flags(&self) -> [(&'static str, bool); 5] {
+        let [play, voice, read, write, control] = Permissions::ALL_NAMES;
         [
             (play, self.play),
             (voice, self.voice),
             (read, self.read),
             (write, self.write),
+            (control, self.control),
         ]
     }
 
@@ -132,6 +139,7 @@ impl Permissions {
             "voice" => Some(&mut self.voice),
             "read" => Some(&mut self.read),
             "write" => Some(&mut self.write),
+            "control" => Some(&mut self.control),
             _ => None,
         }
     }
@@ -859,13 +867,18 @@ mod tests {
         assert_eq!(Permissions::default().to_string(), "none");
         assert!(Permissions::default().names().is_empty());
         let all = Permissions::parse("all").expect("parse");
-        assert_eq!(all.names(), Permissions::ALL_NAMES);
+        assert_eq!(all.names(), ["play", "voice", "read", "write"]);
+        assert!(!all.control, "control is only granted by name");
         assert_eq!(all.to_string(), "play,voice,read,write");
+        let own = Permissions::parse("all,control").expect("parse");
+        assert_eq!(own.names(), Permissions::ALL_NAMES);
+        assert_eq!(own.to_string(), "play,voice,read,write,control");
+        assert_eq!(Permissions::parse("control,all").expect("parse"), own);
         assert_eq!(
             Permissions::parse("write,voice,read,play").expect("parse"),
             all
         );
-        for p in [p, all, Permissions::default()] {
+        for p in [p, all, own, Permissions::default()] {
             assert_eq!(Permissions::parse(&p.to_string()).expect("again"), p);
         }
     }

@@ -239,6 +239,8 @@ impl StreamKind {
     pub const SYNC: StreamKind = StreamKind(2);
     /// A shared-sounds request: one share message, answered by one (`sync::share`).
     pub const SHARE: StreamKind = StreamKind(3);
+    /// A request to an engine a screen is attached to (`app::attach`).
+    pub const ENGINE: StreamKind = StreamKind(4);
 
     /// The header's bytes.
     pub fn to_bytes(self) -> [u8; 2] {
@@ -258,6 +260,8 @@ pub mod datagram_kind {
     /// A voice packet forwarded by a relay: the talker's 20-byte peer id, then the
     /// packet as the talker sent it.
     pub const VOICE_RELAYED: u8 = 2;
+    /// An attached engine's meters and spectrum, to the screen watching it.
+    pub const ENGINE_FRAME: u8 = 3;
 }
 
 /// A request to play a sound.

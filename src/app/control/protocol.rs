@@ -132,6 +132,40 @@ pub enum Request {
         /// Its name in our library (default: its own name).
         name: Option<String>,
     },
+    /// The engine: what it runs on and the devices it could use (for a screen
+    /// attached to this machine).
+    Engine,
+    /// Restart the engine on another output and/or input device, each an index or
+    /// a name as `jhack devices` lists them; what is playing stops.
+    Switch {
+        /// The output device.
+        #[serde(default)]
+        output: Option<String>,
+        /// The input device.
+        #[serde(default)]
+        input: Option<String>,
+    },
+    /// Start recording the input (nothing when a recording runs already).
+    RecordStart,
+    /// Stop the recording; answered with its take, to be saved or discarded.
+    RecordStop,
+    /// Put a stopped take into the library under `name`.
+    RecordSave {
+        /// The take, as `record_stop` answered it.
+        take: String,
+        /// The sound's name.
+        name: String,
+    },
+    /// Throw a stopped take away.
+    RecordDiscard {
+        /// The take, as `record_stop` answered it.
+        take: String,
+    },
+    /// Open (`down`) or close the call's microphone: the talk key.
+    Talk {
+        /// Open it.
+        down: bool,
+    },
 }
 
 /// What the owning process answers.
@@ -194,6 +228,22 @@ pub enum Response {
     Sound {
         /// It.
         sound: SoundMeta,
+    },
+    /// The engine (after `engine`).
+    Engine {
+        /// What it runs on.
+        info: crate::audio::EngineInfo,
+        /// The devices the system offers.
+        devices: Vec<crate::audio::DeviceInfo>,
+        /// How long the recording in progress has run, ms.
+        recording_ms: Option<u64>,
+        /// Whether the call's microphone is open.
+        talking: bool,
+    },
+    /// A stopped recording (after `record_stop`; none when nothing was recording).
+    Recorded {
+        /// Its take, for `record_save` or `record_discard`.
+        take: Option<String>,
     },
     /// How library sync stands with a peer (after `sync`).
     Synced {
@@ -378,8 +428,40 @@ impl Request {
                 }
                 Ok(())
             }
-            Request::Stop | Request::List | Request::Ping | Request::Peers => Ok(()),
+            Request::Switch { output, input } => {
+                let blank = |d: &Option<String>| d.as_deref().is_some_and(|d| d.trim().is_empty());
+                if (output.is_none() && input.is_none()) || blank(output) || blank(input) {
+                    return Err(Rejected::bad("switch: name an output or an input device"));
+                }
+                Ok(())
+            }
+            Request::RecordSave { take, name } => {
+                if take.trim().is_empty() || name.trim().is_empty() {
+                    return Err(Rejected::bad("record_save: a take and a name are needed"));
+                }
+                Ok(())
+            }
+            Request::RecordDiscard { take } => {
+                if take.trim().is_empty() {
+                    return Err(Rejected::bad("record_discard: no take named"));
+                }
+                Ok(())
+            }
+            Request::Stop
+            | Request::List
+            | Request::Ping
+            | Request::Peers
+            | Request::Engine
+            | Request::RecordStart
+            | Request::RecordStop
+            | Request::Talk { .. } => Ok(()),
         }
+    }
+
+    /// Whether the request is well formed, and if not why (one line): what the
+    /// socket checks of every line, for requests that arrive another way.
+    pub fn check(&self) -> Result<(), String> {
+        self.validate().map_err(|r| r.message)
     }
 }
 

@@ -13,6 +13,7 @@
 //! sound; this file routes events and reports first audio.
 
 mod incoming;
+mod engine;
 mod keep;
 mod outgoing;
 mod remote;
@@ -59,6 +60,11 @@ pub enum HubEvent {
     },
     /// Library sync merged a peer's changes here.
     Synced(crate::app::sync::SyncNews),
+    /// A screen attached to this engine asks something of it.
+    EngineAsk(crate::app::attach::host::EngineAsk),
+    /// The engine this screen is attached to sent a frame or an answer (the loop
+    /// looks at them).
+    EngineFrame,
 }
 
 /// How the hub's threads reach the owner's loop.
@@ -138,6 +144,10 @@ pub struct PeerHub {
     next_request: usize,
     notes: Vec<String>,
     log: super::activity::ActivityLog,
+    /// This engine, for screens attached to it.
+    engine_host: Option<crate::app::attach::host::EngineHost>,
+    /// Frames of the engine this screen is attached to.
+    engine_view: Arc<crate::app::attach::view::ViewInbox>,
 }
 
 /// How the hub is started.
@@ -353,6 +363,14 @@ impl PeerHub {
                     reply.send(outcome);
                 }
             }
+            HubEvent::EngineAsk(ask) => {
+                tracing::info!("{} asks this engine: {:?}", self.node.name_of(&ask.peer), ask.request);
+                let (tx, rx) = std::sync::mpsc::channel();
+                let request = ask.request.clone();
+                crate::app::requests::dispatch(instance, Some(self), (request, tx), notice);
+                ask.answer_from(rx);
+            }
+            HubEvent::EngineFrame => {}
             HubEvent::Synced(news) => {
                 self.library_changed();
                 if let Err(e) = instance.reload() {
@@ -382,6 +400,9 @@ impl PeerHub {
             NetEvent::PeerDown { id, name, reason } => {
                 notice(format!("{name} went offline: {reason}"));
                 self.voice_peer_down(&id);
+                if let Some(h) = &self.engine_host {
+                    h.peer_down(&id);
+                }
                 // Its unanswered triggers will not be answered.
                 let lost: Vec<u64> = self
                     .sent

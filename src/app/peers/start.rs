@@ -39,6 +39,17 @@ impl PeerHub {
                 Err(e) => notes.push(format!("no library sync: {e}")),
             }
         }
+        let (engine_view, view_feature) = crate::app::attach::view::ViewInbox::new(post.clone());
+        let engine_host =
+            match crate::app::attach::host::EngineHost::new(instance.engine_shared(), post.clone()) {
+                Ok(h) => Some(h),
+                Err(e) => {
+                    notes.push(format!("screens cannot attach here: {e}"));
+                    None
+                }
+            };
+        let host_feature = engine_host.as_ref().map(|(_, f)| f.clone());
+        let engine_host = engine_host.map(|(h, _)| h);
         for (i, listen) in listen_candidates(opts.listen, opts.any_port_if_busy)
             .into_iter()
             .enumerate()
@@ -57,6 +68,8 @@ impl PeerHub {
             let features = feature
                 .iter()
                 .chain(sync_feature.iter().flatten())
+                .chain(host_feature.iter())
+                .chain(std::iter::once(&view_feature))
                 .cloned()
                 .collect();
             match Node::start_with(identity, cfg, blobs, sink.clone(), features) {
@@ -84,6 +97,9 @@ impl PeerHub {
         };
         notes.retain(|n| !n.starts_with("cannot listen"));
         let node = Arc::new(node);
+        if let Some(h) = &engine_host {
+            h.bind(node.outbox());
+        }
         match sync.as_mut() {
             Some(s) => {
                 if let Err(e) = s.attach(node.clone()) {
@@ -110,6 +126,8 @@ impl PeerHub {
             next_request: 0,
             notes,
             log: crate::app::activity::ActivityLog::open(&home.data_dir().join("peers.log")),
+            engine_host,
+            engine_view,
         };
         if let Err(e) = hub.start_voice(instance) {
             hub.notes.push(format!("no voice: {e}"));

@@ -46,6 +46,18 @@ pub(super) struct CallState {
     volumes: HashMap<PeerId, Option<f32>>,
 }
 
+impl VoiceRole {
+    /// A call with the talk key: low delay, 10 ms frames, the microphone open only
+    /// while the key is down (a screen, or `serve --call`).
+    pub fn push_to_talk() -> VoiceRole {
+        VoiceRole::Call(CallSettings::new(
+            crate::voice::codec::Profile::LowDelay,
+            480,
+            crate::voice::gate::TalkMode::PushToTalk,
+        ))
+    }
+}
+
 impl Voice {
     /// The state for `role`, and the feature to plug into the node.
     pub(super) fn new(role: &VoiceRole) -> (Voice, Option<Feature>) {
