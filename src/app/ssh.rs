@@ -95,12 +95,16 @@ pub fn person<'a>(peers: &'a [PeerStatus], session: &Session) -> Option<(&'a Pee
 
 /// What to run so that the person's own machine plays what this screen plays: on
 /// the laptop, trust this machine and dial it (`jhack serve` keeps the connection,
-/// so it works behind NAT); here, trust the laptop back once its id is known.
+/// so it works behind NAT), letting this screen drive its sound devices and talk
+/// through its microphone (`control`, `--call`); here, trust the laptop back once
+/// its id is known.
 pub fn setup_hint(my_id: &str, my_address: Option<&str>, host: &str) -> Vec<String> {
     let at = my_address.map_or_else(String::new, |a| format!(" {a}"));
     vec![
         "No sound device here, and none of your machines is connected. On your laptop:".into(),
-        format!("  jhack peer add {my_id}{at} --name {host} --allow play,voice && jhack serve"),
+        format!(
+            "  jhack peer add {my_id}{at} --name {host} --allow play,voice,control && jhack serve --call"
+        ),
         "then here (its id: `jhack id` there):".into(),
         "  jhack peer add LAPTOP-ID --allow play,voice --speakers yes".into(),
         "Only SSH gets through? `jhack tunnel` (see the README).".into(),

@@ -22,6 +22,7 @@ use super::waterfall::Waterfall;
 use crate::app::control::Call;
 use crate::app::instance::{AudioStatus, Instance};
 use crate::app::peers::{HubEvent, HubOptions, PeerHub};
+use crate::app::spectrum_feed::Shown;
 use crate::audio::DeviceInfo;
 use crate::domain::{SoundId, SoundMeta};
 
@@ -78,7 +79,16 @@ struct Net {
     remote_person: Option<crate::app::ssh::Session>,
     /// What to run when none of the person's machines is connected.
     setup: Vec<String>,
+    /// The engine this screen shows and drives, when not its own.
+    attached: Option<crate::app::attach::view::Attached>,
+    /// A peer that would not let us attach, and when.
+    attach_refused: Option<(crate::net::PeerId, Instant)>,
 }
+
+/// How long before attaching is tried again where it was refused.
+const ATTACH_RETRY: Duration = Duration::from_secs(15);
+/// Frames a second of an attached engine's meters while no spectrogram is shown.
+const METER_FPS: f32 = 10.0;
 
 impl Net {
     /// Re-reads the peers' state; true when the panel would change.
@@ -135,6 +145,84 @@ impl Net {
             }
         }
         true
+    }
+
+    /// Attaches to the engine of the person's own machine (a screen over SSH
+    /// without a sound device) while it is connected and lets us; detaches when it
+    /// goes. True when the screen changed.
+    fn follow_engine(&mut self, ui: &mut UiState) -> bool {
+        let Some(hub) = &self.hub else {
+            return false;
+        };
+        let want: Option<crate::net::PeerId> = ui
+            .person
+            .as_ref()
+            .and_then(|p| p.id.parse().ok())
+            .filter(|id| hub.can_attach(id));
+        let have = self.attached.as_ref().map(|a| a.peer());
+        if want == have {
+            return false;
+        }
+        if let Some(a) = self.attached.take() {
+            ui.notice(format!("{} went away: showing this machine's engine", a.name()));
+            ui.attached = None;
+        }
+        let Some(id) = want else {
+            return true;
+        };
+        if self
+            .attach_refused
+            .is_some_and(|(p, at)| p == id && at.elapsed() < ATTACH_RETRY)
+        {
+            return true;
+        }
+        match hub.attach(id) {
+            Ok(a) => {
+                ui.attached = Some(a.name().to_owned());
+                self.attached = Some(a);
+            }
+            Err(e) => ui.warn(e),
+        }
+        true
+    }
+
+    /// Acts on the attached engine's answers; true when the screen changed.
+    fn attached_news(&mut self, ui: &mut UiState) -> bool {
+        use crate::app::attach::view::News;
+        let Some(a) = self.attached.as_mut() else {
+            return false;
+        };
+        let news = a.poll();
+        let changed = !news.is_empty();
+        for n in news {
+            match n {
+                News::Say(text, false) => ui.notice(text),
+                News::Say(text, true) => ui.warn(text),
+                News::Take(take) => {
+                    ui.mode = super::state::Mode::Name {
+                        path: take.into(),
+                        input: String::new(),
+                        remote: true,
+                    };
+                }
+                News::Lost(e) => {
+                    let name = a.name().to_owned();
+                    let me = self.view.me.clone().unwrap_or_default();
+                    ui.warn(if e.contains("refused") {
+                        format!(
+                            "{name} does not let this screen drive its sound devices; on {name}: jhack peer add {me} --allow play,voice,control"
+                        )
+                    } else {
+                        format!("{name}'s engine: {e}")
+                    });
+                    self.attach_refused = Some((a.peer(), Instant::now()));
+                    self.attached = None;
+                    ui.attached = None;
+                    return true;
+                }
+            }
+        }
+        changed
     }
 }
 
@@ -238,6 +326,8 @@ pub fn run(mut instance: Instance, opts: &RunOptions) -> Result<(), String> {
         remote_person: crate::app::ssh::session()
             .filter(|_| instance.status().info.output_is_null()),
         setup: Vec::new(),
+        attached: None,
+        attach_refused: None,
     };
     if let Some((home, hub_opts)) = &opts.net {
         let post = crate::app::peers::poster(tx.clone(), Event::Hub);
@@ -306,6 +396,7 @@ fn draw(
     inputs: &[DeviceInfo],
     waterfall: &Waterfall,
     status: &AudioStatus,
+    recording: Option<Duration>,
     size: ratatui::layout::Size,
     peers: &view::PeersView,
 ) -> Result<(), String> {
@@ -325,7 +416,7 @@ fn draw(
         outputs,
         inputs,
         waterfall,
-        recording: instance.recording_for(),
+        recording,
         peers,
     };
     session
@@ -386,10 +477,12 @@ fn main_loop(
         // terminal tells releases; elsewhere it is a latch, handled with the others).
         let event = match event {
             Some(Event::Key(k, _)) if session.key_release && is_talk_key(&k, ui, keymap) => {
-                if let Some(call) = net.hub.as_ref().and_then(|h| h.call())
-                    && k.kind != KeyEventKind::Repeat
-                {
-                    call.press(k.kind == KeyEventKind::Press);
+                let down = k.kind == KeyEventKind::Press;
+                if k.kind == KeyEventKind::Repeat {
+                } else if let Some(a) = net.attached.as_mut() {
+                    a.talk(down);
+                } else if let Some(call) = net.hub.as_ref().and_then(|h| h.call()) {
+                    call.press(down);
                 }
                 net.refresh();
                 outcome.redraw = true;
@@ -410,6 +503,7 @@ fn main_loop(
                     page: view::sound_rows(areas.sounds),
                     pressed,
                     hub: net.hub.as_mut(),
+                    attached: net.attached.as_mut(),
                 };
                 outcome = update::on_key(ui, &mut cx, &k);
             }
@@ -431,6 +525,8 @@ fn main_loop(
                 }
                 outcome.redraw = true;
             }
+            // The attached engine's frames and answers are looked at below.
+            Some(Event::Hub(crate::app::peers::HubEvent::EngineFrame)) => {}
             Some(Event::Hub(e)) => {
                 if let Some(hub) = net.hub.as_mut() {
                     let mut notes = Vec::new();
@@ -471,26 +567,61 @@ fn main_loop(
             }
             dirty |= net.refresh();
             dirty |= net.place_keys(ui);
+            let was = net.attached.is_some();
+            dirty |= net.follow_engine(ui);
+            if was != net.attached.is_some() {
+                engine_moved(instance, net, &mut spectrum, &mut waterfall, ui);
+                (outputs, inputs) = split_devices(instance.devices());
+            }
         }
-        // The spectrogram: new frames at its own rate.
+        if net.attached.is_some() {
+            dirty |= net.attached_news(ui);
+            if net.attached.is_none() {
+                engine_moved(instance, net, &mut spectrum, &mut waterfall, ui);
+                (outputs, inputs) = split_devices(instance.devices());
+            } else if let Some(d) = net.attached.as_mut().and_then(|a| a.new_devices()) {
+                (outputs, inputs) = split_devices(d);
+                dirty = true;
+            }
+        }
+        // The spectrogram: new frames at its own rate (an attached engine's come
+        // already reduced to our bands).
+        let fps = screen_cfg.spectrogram_fps as f32;
         if ui.spectrum_visible {
             let areas = areas_of(size, true);
             if let Some(r) = areas.spectrogram {
                 let (bands, rows) = view::picture_size(r);
                 waterfall.resize(bands, rows);
-                dirty |= spectrum.pull(&mut waterfall, ui);
+                dirty |= match net.attached.as_mut() {
+                    Some(a) => {
+                        let wanted = super::spectrum_link::wanted(ui);
+                        if a.watch(wanted, waterfall.bands(), ui.freq_range, fps) {
+                            waterfall.clear();
+                        }
+                        a.take_rows(|row| waterfall.push(row))
+                    }
+                    None => spectrum.pull(&mut waterfall, ui),
+                };
             }
+        } else if let Some(a) = net.attached.as_mut() {
+            a.watch(Shown::Nothing, 0, ui.freq_range, METER_FPS);
         }
-        let status = instance.status();
-        let key = status_key(&status, instance.recording_for());
+        let (status, recording) = match net.attached.as_ref().and_then(|a| a.status()) {
+            Some((info, stats)) => (
+                AudioStatus { info, stats },
+                net.attached.as_ref().and_then(|a| a.recording_for()),
+            ),
+            None => (instance.status(), instance.recording_for()),
+        };
+        let key = status_key(&status, recording);
         if last_status.as_ref() != Some(&key) {
             dirty = true;
         }
         let due = last_draw.is_none_or(|t| now.duration_since(t) >= min_frame);
         if dirty && due {
             draw(
-                session, instance, ui, keymap, theme, &outputs, &inputs, &waterfall, &status, size,
-                &net.view,
+                session, instance, ui, keymap, theme, &outputs, &inputs, &waterfall, &status,
+                recording, size, &net.view,
             )?;
             if last_draw.is_none() {
                 let from = opts.started.unwrap_or(t0);
@@ -518,6 +649,23 @@ fn main_loop(
         let _ = std::fs::write(path, json + "\n");
     }
     Ok(())
+}
+
+/// The screen moved between its own engine and an attached one: the picture
+/// starts afresh, and its own analysis runs only while it shows its own engine.
+fn engine_moved(
+    instance: &Instance,
+    net: &Net,
+    spectrum: &mut SpectrumLink,
+    waterfall: &mut Waterfall,
+    ui: &mut UiState,
+) {
+    waterfall.clear();
+    if net.attached.is_some() {
+        spectrum.detach(instance);
+    } else {
+        spectrum.attach(instance, ui);
+    }
 }
 
 /// Puts the network's lines in the log, and the last on the message line (a refusal

@@ -54,10 +54,12 @@ pub enum Mode {
     Bind(SoundId),
     /// Naming a finished recording (the text typed so far).
     Name {
-        /// The recording's file.
+        /// The recording's file (on an attached engine: its take).
         path: std::path::PathBuf,
         /// The name typed so far.
         input: String,
+        /// The take is on the attached engine's machine.
+        remote: bool,
     },
     /// The help overlay.
     Help,
@@ -154,6 +156,9 @@ pub struct UiState {
     pub person: Option<Person>,
     /// The person chose where keys play (`t`): no longer chosen for them.
     pub target_chosen: bool,
+    /// The machine whose engine this screen shows and drives (attached), if not
+    /// its own.
+    pub attached: Option<String>,
     /// Set when the user asked to leave.
     pub quit: bool,
 }
@@ -233,6 +238,7 @@ impl UiState {
             target: Target::Here,
             person: None,
             target_chosen: false,
+            attached: None,
             spectrum_visible: true,
             source,
             spectrum_gain_db: 0.0,

@@ -46,6 +46,8 @@ pub struct Context<'a> {
     pub pressed: std::time::Instant,
     /// The peers (none: this screen is not on the network).
     pub hub: Option<&'a mut crate::app::peers::PeerHub>,
+    /// The engine this screen is attached to (none: its own).
+    pub attached: Option<&'a mut crate::app::attach::view::Attached>,
 }
 
 /// Handles one key press.
@@ -85,35 +87,53 @@ pub fn on_key(ui: &mut UiState, cx: &mut Context<'_>, ev: &KeyEvent) -> Outcome 
             }
             redraw
         }
-        Mode::Name { path, mut input } => {
+        Mode::Name {
+            path,
+            mut input,
+            remote,
+        } => {
             match ev.code {
                 KeyCode::Enter => {
                     let name = input.trim().to_string();
                     if name.is_empty() {
                         ui.warn("a name is needed (Esc discards the recording)");
-                        ui.mode = Mode::Name { path, input };
+                        ui.mode = Mode::Name {
+                            path,
+                            input,
+                            remote,
+                        };
                         return redraw;
                     }
                     ui.mode = Mode::Normal;
-                    match cx.instance.save_recording(&path, &name) {
-                        Ok(m) => ui.notice(format!("saved the recording as \"{}\"", m.name)),
-                        Err(e) => ui.warn(crate::domain::chain(&e)),
-                    }
+                    keep_recording(ui, cx, path, remote, Some(name));
                 }
                 KeyCode::Esc => {
-                    let _ = std::fs::remove_file(&path);
                     ui.mode = Mode::Normal;
-                    ui.notice("recording discarded");
+                    keep_recording(ui, cx, path, remote, None);
                 }
                 KeyCode::Backspace => {
                     input.pop();
-                    ui.mode = Mode::Name { path, input };
+                    ui.mode = Mode::Name {
+                        path,
+                        input,
+                        remote,
+                    };
                 }
                 KeyCode::Char(c) if !c.is_control() => {
                     input.push(c);
-                    ui.mode = Mode::Name { path, input };
+                    ui.mode = Mode::Name {
+                        path,
+                        input,
+                        remote,
+                    };
                 }
-                _ => ui.mode = Mode::Name { path, input },
+                _ => {
+                    ui.mode = Mode::Name {
+                        path,
+                        input,
+                        remote,
+                    }
+                }
             }
             redraw
         }
@@ -125,6 +145,34 @@ pub fn on_key(ui: &mut UiState, cx: &mut Context<'_>, ev: &KeyEvent) -> Outcome 
                 Some(cmd) => command(ui, cx, cmd),
                 None => play_key(ui, cx, &key),
             }
+        }
+    }
+}
+
+/// Saves a finished recording as `name`, or discards it (`None`): here, or on the
+/// attached engine's machine when the take is there.
+fn keep_recording(
+    ui: &mut UiState,
+    cx: &mut Context<'_>,
+    path: std::path::PathBuf,
+    remote: bool,
+    name: Option<String>,
+) {
+    if remote {
+        match cx.attached.as_deref() {
+            Some(a) => a.keep_take(path.to_string_lossy().into_owned(), name),
+            None => ui.warn("the recording's machine is no longer attached: its take stays there"),
+        }
+        return;
+    }
+    match name {
+        Some(name) => match cx.instance.save_recording(&path, &name) {
+            Ok(m) => ui.notice(format!("saved the recording as \"{}\"", m.name)),
+            Err(e) => ui.warn(crate::domain::chain(&e)),
+        },
+        None => {
+            let _ = std::fs::remove_file(&path);
+            ui.notice("recording discarded");
         }
     }
 }
@@ -230,7 +278,12 @@ fn command(ui: &mut UiState, cx: &mut Context<'_>, cmd: Command) -> Outcome {
     let page = cx.page.max(1);
     match cmd {
         Command::Quit => ui.quit = true,
-        Command::StopAll | Command::Cancel => cx.instance.stop_all(),
+        Command::StopAll | Command::Cancel => {
+            cx.instance.stop_all();
+            if let Some(a) = cx.attached.as_deref() {
+                a.stop_all();
+            }
+        }
         Command::Help => ui.mode = Mode::Help,
         Command::Filter => {
             ui.focus = Focus::Sounds;
@@ -286,6 +339,17 @@ fn command(ui: &mut UiState, cx: &mut Context<'_>, cmd: Command) -> Outcome {
                 -VOICE_STEP_DB
             };
             peer_volume(ui, cx, Some(d));
+        }
+        Command::Talk if cx.attached.is_some() => {
+            if let Some(a) = cx.attached.as_deref_mut() {
+                let down = !a.talking();
+                a.talk(down);
+                ui.notice(if down {
+                    format!("talking through {}'s microphone (the talk key again stops)", a.name())
+                } else {
+                    format!("{}'s microphone closed", a.name())
+                });
+            }
         }
         Command::Talk => match cx.hub.as_deref().and_then(|h| h.call()) {
             // Where key releases are told the loop handles the talk key itself.
@@ -397,6 +461,17 @@ fn step_range((lo, hi): (f32, f32), cmd: Command) -> (f32, f32) {
 }
 
 fn record(ui: &mut UiState, cx: &mut Context<'_>) {
+    if let Some(a) = cx.attached.as_deref_mut() {
+        let starting = a.recording_for().is_none();
+        a.record();
+        if starting {
+            ui.notice(format!(
+                "recording {}'s microphone… press the record key again to stop",
+                a.name()
+            ));
+        }
+        return;
+    }
     if cx.instance.recording_for().is_none() {
         match cx.instance.start_recording() {
             Ok(()) => ui.notice("recording… press the record key again to stop"),
@@ -409,6 +484,7 @@ fn record(ui: &mut UiState, cx: &mut Context<'_>) {
             ui.mode = Mode::Name {
                 path,
                 input: String::new(),
+                remote: false,
             }
         }
         Ok(None) => {}
@@ -424,6 +500,11 @@ fn switch_device(ui: &mut UiState, cx: &mut Context<'_>) -> bool {
     let Some(d) = list.get(ui.device_selected[which]) else {
         return false;
     };
+    if let Some(a) = cx.attached.as_deref() {
+        a.switch(which == 0, d.index);
+        ui.notice(format!("moving {} to {}…", a.name(), d.name));
+        return false;
+    }
     let spec = DeviceSpec::Index(d.index);
     let (out, inp) = if which == 0 {
         (Some(spec), None)

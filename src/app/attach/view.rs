@@ -274,8 +274,8 @@ impl Attached {
     }
 
     /// What the screen shows now; a changed picture is asked for at once (older
-    /// rows are then dropped), the same one renewed every second.
-    pub fn watch(&mut self, shown: Shown, bands: usize, range: (f32, f32), fps: f32) {
+    /// rows are then dropped: true), the same one renewed every second.
+    pub fn watch(&mut self, shown: Shown, bands: usize, range: (f32, f32), fps: f32) -> bool {
         let want = Watch {
             watch: self.watch.map_or(0, |(w, _)| w.watch),
             shown,
@@ -287,7 +287,7 @@ impl Attached {
         let same = self.watch.is_some_and(|(w, _)| w == want);
         let due = self.watch.is_none_or(|(_, at)| at.elapsed() >= RENEW);
         if same && !due {
-            return;
+            return false;
         }
         let want = if same {
             want
@@ -306,6 +306,7 @@ impl Attached {
             ask: Ask::Watch(want),
             what: For::Watch,
         });
+        !same
     }
 
     /// Stop everything playing there.

@@ -17,7 +17,11 @@ pub(super) fn draw(f: &mut Frame<'_>, area: Rect, s: &Screen<'_>) {
     let out = &s.audio.info.output;
     let period = out.period_frames.unwrap_or(s.audio.stats.period_frames);
     let rate = out.format.sample_rate.max(1);
-    let title = Line::from(Span::styled(format!(" {} ", strings::DEVICES), t.title()));
+    let title = match &s.ui.attached {
+        Some(name) => format!(" {} on {name} ", strings::DEVICES),
+        None => format!(" {} ", strings::DEVICES),
+    };
+    let title = Line::from(Span::styled(title, t.title()));
     let mut lines = vec![Line::from(Span::styled(
         format!(
             "{} kHz {} f {:.1} ms, out {:.1} ms",

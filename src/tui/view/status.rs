@@ -45,12 +45,21 @@ pub(super) fn draw_status(f: &mut Frame<'_>, area: Rect, s: &Screen<'_>) {
     let t = s.theme;
     let st = &s.audio.stats;
     let mut spans = Vec::new();
-    if let (crate::tui::state::Target::Person, Some(p)) = (s.ui.target, &s.ui.person) {
+    let person = match (s.ui.target, &s.ui.person) {
+        (crate::tui::state::Target::Person, Some(p)) => Some(p),
+        _ => None,
+    };
+    if let Some(p) = person {
         // Over SSH: the sound is where the person sits, and the line says so first.
         spans.push(Span::styled(
             format!("keys play on {} ({}) ", p.name, p.why),
             t.notice(),
         ));
+    }
+    if s.ui.attached.is_some() {
+        // The meters are the attached machine's (the devices panel names it).
+        spans.extend(meter(s, "OUT", st.out_peak, st.out_rms));
+    } else if person.is_some() {
     } else if s.audio.info.output_is_null() {
         // Meters of silence say nothing: the state itself goes first.
         spans.push(Span::styled(format!("{} ", strings::NO_AUDIO), t.warn()));

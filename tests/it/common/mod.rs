@@ -7,6 +7,7 @@ pub mod peers;
 pub mod probe;
 #[allow(dead_code)] // the relay offers more than the tests use
 pub mod relay;
+pub mod screen;
 pub mod stack;
 
 use std::io::Read;
@@ -164,20 +165,26 @@ pub struct Monitor {
 
 impl Monitor {
     pub fn start() -> Monitor {
-        Monitor::record(Command::new("parec"))
+        Monitor::record(Command::new("parec"), "test_speaker.monitor")
+    }
+
+    /// Captures another PulseAudio source (e.g. `test_mic_feed.monitor`: what the
+    /// virtual microphone hears).
+    pub fn start_device(device: &str) -> Monitor {
+        Monitor::record(Command::new("parec"), device)
     }
 
     /// Captures what a private stack's virtual speaker plays.
     pub fn start_on(stack: &stack::PrivateStack) -> Monitor {
         let mut cmd = Command::new("parec");
         stack.apply(&mut cmd);
-        Monitor::record(cmd)
+        Monitor::record(cmd, "test_speaker.monitor")
     }
 
-    fn record(mut cmd: Command) -> Monitor {
+    fn record(mut cmd: Command, device: &str) -> Monitor {
         let mut child = cmd
+            .arg(format!("--device={device}"))
             .args([
-                "--device=test_speaker.monitor",
                 "--channels=2",
                 "--rate=48000",
                 "--format=float32le",
