@@ -83,8 +83,12 @@ struct Net {
     attached: Option<crate::app::attach::view::Attached>,
     /// A peer that would not let us attach, and when.
     attach_refused: Option<(crate::net::PeerId, Instant)>,
+    /// What to run there so that it lets us.
+    attach_hint: Vec<String>,
 }
 
+/// How long a warning keeps the message line from the network's news.
+const WARNING_HOLD: Duration = Duration::from_secs(3);
 /// How long before attaching is tried again where it was refused.
 const ATTACH_RETRY: Duration = Duration::from_secs(15);
 /// Frames a second of an attached engine's meters while no spectrogram is shown.
@@ -122,7 +126,7 @@ impl Net {
             why: why.words(),
         });
         let hint = if found.is_some() {
-            Vec::new()
+            self.attach_hint.clone()
         } else {
             self.setup.clone()
         };
@@ -159,6 +163,10 @@ impl Net {
             .as_ref()
             .and_then(|p| p.id.parse().ok())
             .filter(|id| hub.can_attach(id));
+        if want.is_none() {
+            // Gone: when it comes back it may be allowed, so ask again at once.
+            self.attach_refused = None;
+        }
         let have = self.attached.as_ref().map(|a| a.peer());
         if want == have {
             return false;
@@ -180,6 +188,7 @@ impl Net {
             Ok(a) => {
                 ui.attached = Some(a.name().to_owned());
                 self.attached = Some(a);
+                self.attach_hint.clear();
             }
             Err(e) => ui.warn(e),
         }
@@ -208,13 +217,17 @@ impl Net {
                 News::Lost(e) => {
                     let name = a.name().to_owned();
                     let me = self.view.me.clone().unwrap_or_default();
-                    ui.warn(if e.contains("refused") {
-                        format!(
-                            "{name} does not let this screen drive its sound devices; on {name}: jhack peer add {me} --allow play,voice,control"
-                        )
+                    if e.contains("refused") {
+                        ui.warn(format!(
+                            "{name} does not let this screen drive its sound devices (see Peers)"
+                        ));
+                        self.attach_hint = vec![
+                            format!("To show and drive {name}'s sound devices here, on {name}:"),
+                            format!("  jhack peer add {me} --allow play,voice,control"),
+                        ];
                     } else {
-                        format!("{name}'s engine: {e}")
-                    });
+                        ui.warn(format!("{name}'s engine: {e}"));
+                    }
                     self.attach_refused = Some((a.peer(), Instant::now()));
                     self.attached = None;
                     ui.attached = None;
@@ -328,6 +341,7 @@ pub fn run(mut instance: Instance, opts: &RunOptions) -> Result<(), String> {
         setup: Vec::new(),
         attached: None,
         attach_refused: None,
+        attach_hint: Vec::new(),
     };
     if let Some((home, hub_opts)) = &opts.net {
         let post = crate::app::peers::poster(tx.clone(), Event::Hub);
@@ -677,12 +691,21 @@ fn show(ui: &mut UiState, net: &mut Net, notes: Vec<String>) {
     }
     let excess = net.view.log.len().saturating_sub(view::PEER_LOG_LINES);
     net.view.log.drain(..excess);
-    if let Some(n) = notes.into_iter().next_back() {
-        if n.starts_with("refused") || n.contains(" refused ") {
-            ui.warn(n);
-        } else {
-            ui.notice(n);
-        }
+    let Some(n) = notes.into_iter().next_back() else {
+        return;
+    };
+    // A fresh warning stays: the line is in the peers panel's log anyway.
+    if ui
+        .message
+        .as_ref()
+        .is_some_and(|m| m.warn && m.at.elapsed() < WARNING_HOLD)
+    {
+        return;
+    }
+    if n.starts_with("refused") || n.contains(" refused") {
+        ui.warn(n);
+    } else {
+        ui.notice(n);
     }
 }
 

@@ -18,6 +18,7 @@ mod share;
 mod sync;
 mod sync_bad_peers;
 mod sync_files;
+mod tui_attach;
 mod tui_live;
 mod tui_screen;
 mod voice;

@@ -296,6 +296,19 @@ impl Peer {
         self.serve_on(self.port, audio, env)
     }
 
+    /// `jhack serve --call` on the sound devices: the machine a person sits at,
+    /// taking part in calls with its own microphone.
+    pub fn serve_calling(&self) -> Proc {
+        let mut c = self.serve_cmd(self.port, true, &[]);
+        c.arg("--call");
+        let mut p = Proc::start(&format!("{} (serve)", self.name), c);
+        p.wait_for(
+            &format!("serving as {} on 127.0.0.1:{}", self.id, self.port),
+            START,
+        );
+        p
+    }
+
     /// `jhack serve` on another port than its own.
     pub fn serve_on(&self, port: u16, audio: bool, env: &[(&str, &str)]) -> Proc {
         let mut p = Proc::start(
