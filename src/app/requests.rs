@@ -161,7 +161,9 @@ pub fn answer(instance: &mut Instance, req: Request, notice: &mut dyn FnMut(Stri
                 Ok(()) => {
                     let info = instance.status().info;
                     let now = match &info.input {
-                        Some(i) if input.is_some() => format!("now on {} and {}", info.output.device, i.device),
+                        Some(i) if input.is_some() => {
+                            format!("now on {} and {}", info.output.device, i.device)
+                        }
                         _ => format!("now on {}", info.output.device),
                     };
                     notice(format!("{now} by a command"));
@@ -181,8 +183,7 @@ pub fn answer(instance: &mut Instance, req: Request, notice: &mut dyn FnMut(Stri
         },
         Request::RecordStop => match instance.stop_recording() {
             Ok(path) => Response::Recorded {
-                take: path
-                    .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned())),
+                take: path.and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned())),
             },
             Err(e) => error(&e),
         },

@@ -67,7 +67,7 @@ pub fn run(g: &GlobalArgs, listen: Option<&str>, call: bool) -> Result<(), CliEr
         dial: ctx.config.net.connect,
         any_port_if_busy: false,
         voice: if call {
-crate::app::peers::VoiceRole::push_to_talk()
+            crate::app::peers::VoiceRole::push_to_talk()
         } else {
             crate::app::peers::VoiceRole::Relay
         },

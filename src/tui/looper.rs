@@ -172,7 +172,10 @@ impl Net {
             return false;
         }
         if let Some(a) = self.attached.take() {
-            ui.notice(format!("{} went away: showing this machine's engine", a.name()));
+            ui.notice(format!(
+                "{} went away: showing this machine's engine",
+                a.name()
+            ));
             ui.attached = None;
         }
         let Some(id) = want else {

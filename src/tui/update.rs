@@ -345,7 +345,10 @@ fn command(ui: &mut UiState, cx: &mut Context<'_>, cmd: Command) -> Outcome {
                 let down = !a.talking();
                 a.talk(down);
                 ui.notice(if down {
-                    format!("talking through {}'s microphone (the talk key again stops)", a.name())
+                    format!(
+                        "talking through {}'s microphone (the talk key again stops)",
+                        a.name()
+                    )
                 } else {
                     format!("{}'s microphone closed", a.name())
                 });

@@ -82,10 +82,7 @@ fn a_screen_over_ssh_attaches_to_the_laptops_engine_and_drives_it() {
         "the refusal says what to run: {s}"
     );
     assert!(!s.contains("Devices on laptop"), "{s}");
-    sl.wait_for(
-        "may not use engine/1 on",
-        Duration::from_secs(5),
-    );
+    sl.wait_for("may not use engine/1 on", Duration::from_secs(5));
     let _ = sl.stop();
     // The laptop's owner allows it: the screen shows the laptop's engine.
     laptop.trust(&server, "server", "play,voice,control", true);
@@ -142,7 +139,10 @@ fn a_screen_over_ssh_attaches_to_the_laptops_engine_and_drives_it() {
 
     // The talk key opens the laptop's microphone in its call, and closes it.
     tui.keys(&["`"]);
-    tui.wait_for("talking through laptop's microphone", Duration::from_secs(5));
+    tui.wait_for(
+        "talking through laptop's microphone",
+        Duration::from_secs(5),
+    );
     sl.wait_for("microphone open by a command", Duration::from_secs(5));
     tui.keys(&["`"]);
     sl.wait_for("microphone closed by a command", Duration::from_secs(5));
@@ -162,7 +162,10 @@ fn a_screen_over_ssh_attaches_to_the_laptops_engine_and_drives_it() {
         Duration::from_secs(10),
     );
     let _ = feed.wait();
-    sl.wait_for("saved a recording as \"laptop take\"", Duration::from_secs(5));
+    sl.wait_for(
+        "saved a recording as \"laptop take\"",
+        Duration::from_secs(5),
+    );
 
     // Switching the laptop's output from here: the next sound is heard there only.
     tui.keys(&["Tab"]);

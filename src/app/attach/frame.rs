@@ -29,6 +29,10 @@ const BAND_FLOOR_DB: f32 = -120.0;
 const BAND_STEPS_PER_DB: f32 = 2.0;
 /// The quietest meter reading carried, dBFS (silence reads as this).
 const METER_FLOOR_DB: f32 = -200.0;
+/// The loudest.
+const METER_CEILING_DB: f32 = 20.0;
+/// The highest callback load carried (an overloaded callback reads as this).
+const MAX_LOAD: f32 = 65.0;
 
 /// What one frame carries.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -80,7 +84,7 @@ pub enum FrameError {
 
 fn centi(db: f32) -> i16 {
     let db = if db.is_finite() { db } else { METER_FLOOR_DB };
-    (db.clamp(METER_FLOOR_DB, 20.0) * 100.0).round() as i16
+    (db.clamp(METER_FLOOR_DB, METER_CEILING_DB) * 100.0).round() as i16
 }
 
 fn tenths(ms: f32) -> u16 {
@@ -113,7 +117,7 @@ impl EngineFrame {
         }
         b.extend_from_slice(&self.voices.to_be_bytes());
         b.extend_from_slice(&self.xruns.to_be_bytes());
-        let load = (self.load.clamp(0.0, 65.0) * 1000.0).round() as u16;
+        let load = (self.load.clamp(0.0, MAX_LOAD) * 1000.0).round() as u16;
         b.extend_from_slice(&load.to_be_bytes());
         b.extend_from_slice(&tenths(self.trigger_ms).to_be_bytes());
         b.extend_from_slice(&self.period_frames.to_be_bytes());
@@ -154,7 +158,7 @@ impl EngineFrame {
         }
         let mut meters_db = [0.0; 4];
         for (k, m) in meters_db.iter_mut().enumerate() {
-            *m = f32::from(i16_at(4 + 2 * k)) / 100.0;
+            *m = (f32::from(i16_at(4 + 2 * k)) / 100.0).clamp(METER_FLOOR_DB, METER_CEILING_DB);
         }
         Ok(EngineFrame {
             watch: u16_at(1),
@@ -162,7 +166,7 @@ impl EngineFrame {
             meters_db,
             voices: u16_at(12),
             xruns: u32::from_be_bytes([b[14], b[15], b[16], b[17]]),
-            load: f32::from(u16_at(18)) / 1000.0,
+            load: (f32::from(u16_at(18)) / 1000.0).min(MAX_LOAD),
             trigger_ms: f32::from(u16_at(20)) / 10.0,
             period_frames: u16_at(22),
             latency_ms: f32::from(u16_at(24)) / 10.0,
@@ -203,7 +207,10 @@ mod tests {
         assert_eq!(back.watch, 7);
         assert_eq!(back.shown, Some(Shown::Input));
         assert_eq!(back.meters_db, f.meters_db);
-        assert_eq!((back.voices, back.xruns, back.period_frames), (3, 70_000, 256));
+        assert_eq!(
+            (back.voices, back.xruns, back.period_frames),
+            (3, 70_000, 256)
+        );
         assert!((back.load - 0.125).abs() < 1e-3);
         assert!((back.trigger_ms - 1.3).abs() < 0.051);
         assert!((back.latency_ms - 10.7).abs() < 0.051);
@@ -215,7 +222,7 @@ mod tests {
             bands: vec![-50.0; MAX_BANDS],
             ..f
         };
-        assert!(widest.encode().len() <= 1200 - 1, "one datagram on any path");
+        assert!(widest.encode().len() < 1200, "one datagram on any path");
     }
 
     #[test]
@@ -238,7 +245,10 @@ mod tests {
             bands: vec![0.0; MAX_BANDS + 10],
             ..EngineFrame::default()
         };
-        assert_eq!(EngineFrame::decode(&wide.encode()).unwrap().bands.len(), MAX_BANDS);
+        assert_eq!(
+            EngineFrame::decode(&wide.encode()).unwrap().bands.len(),
+            MAX_BANDS
+        );
     }
 
     #[test]
@@ -246,7 +256,10 @@ mod tests {
         let good = sample().encode();
         assert_eq!(
             EngineFrame::decode(&good[..10]),
-            Err(FrameError::Length { got: 10, want: HEADER })
+            Err(FrameError::Length {
+                got: 10,
+                want: HEADER
+            })
         );
         assert!(matches!(
             EngineFrame::decode(&good[..good.len() - 1]),
@@ -260,7 +273,10 @@ mod tests {
         assert_eq!(EngineFrame::decode(&source), Err(FrameError::Source(9)));
         let mut many = good.clone();
         many[HEADER - 2..HEADER].copy_from_slice(&600u16.to_be_bytes());
-        assert_eq!(EngineFrame::decode(&many), Err(FrameError::TooManyBands(600)));
+        assert_eq!(
+            EngineFrame::decode(&many),
+            Err(FrameError::TooManyBands(600))
+        );
         assert!(
             FrameError::TooManyBands(600)
                 .to_string()

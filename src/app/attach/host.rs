@@ -24,7 +24,7 @@ use crate::app::spectrum_feed::{BandMapper, Shown, SpectrumFeed};
 use crate::audio::Engine;
 use crate::guard::lock;
 use crate::net::request::RequestHandler;
-use crate::net::{Feature, Outbox, Permission, PeerId};
+use crate::net::{Feature, Outbox, PeerId, Permission};
 use crate::proto::{StreamKind, datagram_kind};
 
 /// Longest the owner may take to answer a request from an attached screen.
@@ -345,5 +345,127 @@ fn send_frames(
             frame.bands.clone_from(row);
             send(&frame);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audio::EngineConfig;
+
+    fn peer(n: u8) -> PeerId {
+        PeerId::from_public_key(&[n; 32])
+    }
+
+    /// A host on the silent engine, and what it posted to the owner.
+    fn host() -> (EngineHost, Feature, Arc<Mutex<Vec<HubEvent>>>) {
+        let engine = Engine::start(EngineConfig {
+            no_audio: true,
+            ..EngineConfig::default()
+        })
+        .expect("null engine");
+        let posted: Arc<Mutex<Vec<HubEvent>>> = Arc::default();
+        let post: Poster = {
+            let posted = posted.clone();
+            Arc::new(move |e| lock(&posted).push(e))
+        };
+        let (h, f) = EngineHost::new(Arc::new(engine), post).expect("host");
+        (h, f, posted)
+    }
+
+    /// Sends `body` from `who` as a request; the answer given at once, if any.
+    fn ask(f: &Feature, who: PeerId, body: &[u8]) -> Option<Response> {
+        let (tx, mut rx) = tokio::sync::oneshot::channel();
+        (f.requests[0].1)(&who, body.to_vec(), tx);
+        rx.try_recv()
+            .ok()
+            .map(|b| serde_json::from_slice(&b).expect("a response"))
+    }
+
+    fn json(a: &Ask) -> Vec<u8> {
+        serde_json::to_vec(a).expect("json")
+    }
+
+    fn refusal(r: Option<Response>) -> String {
+        match r {
+            Some(Response::Error { message, status: 2 }) => message,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn only_the_engines_requests_reach_the_owner_and_bad_ones_get_one_line() {
+        let (_h, f, posted) = host();
+        assert_eq!(f.permission, Permission::Control);
+        let p = peer(1);
+        let m = refusal(ask(&f, p, b"\xff garbage"));
+        assert!(m.starts_with("not an engine request"), "{m}");
+        let m = refusal(ask(
+            &f,
+            p,
+            &json(&Ask::Control {
+                request: Request::List,
+            }),
+        ));
+        assert!(m.contains("drives the engine only"), "{m}");
+        let m = refusal(ask(
+            &f,
+            p,
+            &json(&Ask::Control {
+                request: Request::Switch {
+                    output: None,
+                    input: Some(" ".into()),
+                },
+            }),
+        ));
+        assert!(m.contains("name an output or an input"), "{m}");
+        assert!(lock(&posted).is_empty(), "nothing bad reached the owner");
+        // A good one goes to the owner, with its answer handle; none is given here.
+        let r = ask(
+            &f,
+            p,
+            &json(&Ask::Control {
+                request: Request::Engine,
+            }),
+        );
+        assert_eq!(r, None);
+        let posted = std::mem::take(&mut *lock(&posted));
+        assert!(
+            matches!(&posted[..], [HubEvent::EngineAsk(a)] if a.peer == p && a.request == Request::Engine),
+            "{} events posted",
+            posted.len()
+        );
+    }
+
+    #[test]
+    fn a_watch_is_kept_per_peer_until_unwatched_or_the_peer_goes() {
+        let (h, f, _) = host();
+        let w = Watch {
+            watch: 1,
+            shown: Shown::Output,
+            bands: 80,
+            lo_hz: 40.0,
+            hi_hz: 16_000.0,
+            fps: 12.0,
+        };
+        let (a, b) = (peer(1), peer(2));
+        for p in [a, b] {
+            assert!(matches!(
+                ask(&f, p, &json(&Ask::Watch(w))),
+                Some(Response::Ok { .. })
+            ));
+        }
+        let mut now = h.watchers();
+        now.sort();
+        let mut both = vec![a, b];
+        both.sort();
+        assert_eq!(now, both);
+        assert!(matches!(
+            ask(&f, a, &json(&Ask::Unwatch)),
+            Some(Response::Ok { .. })
+        ));
+        assert_eq!(h.watchers(), vec![b]);
+        h.peer_down(&b);
+        assert!(h.watchers().is_empty());
     }
 }

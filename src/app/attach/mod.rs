@@ -115,7 +115,9 @@ mod tests {
         let j = serde_json::to_string(&a).unwrap();
         assert_eq!(serde_json::from_str::<Ask>(&j).unwrap(), a);
         assert!(serde_json::from_str::<Ask>(r#"{"ask":"format_disk"}"#).is_err());
-        assert!(serde_json::from_str::<Ask>(r#"{"ask":"unwatch","x":1}"#).is_err());
+        let w = r#"{"ask":"watch","watch":1,"shown":"input","bands":80,"lo_hz":40,"hi_hz":16000,"fps":12"#;
+        assert!(serde_json::from_str::<Ask>(&format!("{w}}}")).is_ok());
+        assert!(serde_json::from_str::<Ask>(&format!("{w},\"x\":1}}")).is_err());
     }
 
     #[test]

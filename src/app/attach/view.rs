@@ -19,7 +19,7 @@ use crate::app::peers::{HubEvent, Poster};
 use crate::app::spectrum_feed::Shown;
 use crate::audio::{DeviceInfo, EngineInfo, StatsSnapshot};
 use crate::guard::lock;
-use crate::net::{DatagramHandler, Feature, Node, Permission, PeerId};
+use crate::net::{DatagramHandler, Feature, Node, PeerId, Permission};
 use crate::proto::{StreamKind, datagram_kind};
 
 /// Spectrogram rows kept for the screen to take (a few seconds' worth).
@@ -430,4 +430,64 @@ fn ask(node: &Node, peer: &PeerId, ask: &Ask) -> Result<Response, String> {
         .request(peer, StreamKind::ENGINE, &body, MAX_ANSWER, REQUEST_TIMEOUT)
         .map_err(|e| crate::domain::chain(&e))?;
     serde_json::from_slice(&answer).map_err(|e| format!("an answer that is not one: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(watch: u16, bands: usize) -> Vec<u8> {
+        EngineFrame {
+            watch,
+            shown: Some(Shown::Input),
+            meters_db: [-6.0, -9.0, -20.0, -23.0],
+            bands: vec![-40.0; bands],
+            ..EngineFrame::default()
+        }
+        .encode()
+    }
+
+    #[test]
+    fn only_the_attached_peers_frames_of_the_current_watch_are_taken() {
+        let woken = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let post: Poster = {
+            let woken = woken.clone();
+            Arc::new(move |_| {
+                woken.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            })
+        };
+        let (inbox, f) = ViewInbox::new(post);
+        assert_eq!(f.permission, Permission::Trusted);
+        let handler = f.datagrams[0].1.clone();
+        let (laptop, stranger) = (
+            PeerId::from_public_key(&[1; 32]),
+            PeerId::from_public_key(&[2; 32]),
+        );
+        let now = Instant::now();
+        let deliver = |who: &PeerId, b: Vec<u8>| handler(who, bytes::Bytes::from(b), now);
+        // Not attached: nothing is taken.
+        deliver(&laptop, frame(1, 4));
+        inbox.listen_to(Some(laptop), 3);
+        deliver(&stranger, frame(3, 4));
+        deliver(&laptop, b"\x01\x00".to_vec());
+        deliver(&laptop, frame(2, 4)); // an older picture's
+        assert_eq!(inbox.refused(), 3);
+        assert!(lock(&inbox.seen).rows.is_empty());
+        assert!(lock(&inbox.seen).latest.is_none());
+        deliver(&laptop, frame(3, 4));
+        deliver(&laptop, frame(3, 0)); // meters alone
+        let s = lock(&inbox.seen);
+        assert_eq!(s.rows.len(), 1);
+        assert_eq!(s.latest.as_ref().map(|(f, _)| f.meters_db[0]), Some(-6.0));
+        drop(s);
+        assert_eq!(woken.load(std::sync::atomic::Ordering::Relaxed), 2);
+        // Rows are bounded however many arrive before the screen takes them.
+        for _ in 0..MAX_ROWS + 50 {
+            deliver(&laptop, frame(3, 2));
+        }
+        assert_eq!(lock(&inbox.seen).rows.len(), MAX_ROWS);
+        // A new picture drops the old rows.
+        inbox.listen_to(Some(laptop), 4);
+        assert!(lock(&inbox.seen).rows.is_empty());
+    }
 }

@@ -12,8 +12,8 @@
 //! here (from the library, or fetched while it plays); [`keep`] keeps a fetched
 //! sound; this file routes events and reports first audio.
 
-mod incoming;
 mod engine;
+mod incoming;
 mod keep;
 mod outgoing;
 mod remote;
@@ -364,7 +364,11 @@ impl PeerHub {
                 }
             }
             HubEvent::EngineAsk(ask) => {
-                tracing::info!("{} asks this engine: {:?}", self.node.name_of(&ask.peer), ask.request);
+                tracing::info!(
+                    "{} asks this engine: {:?}",
+                    self.node.name_of(&ask.peer),
+                    ask.request
+                );
                 let (tx, rx) = std::sync::mpsc::channel();
                 let request = ask.request.clone();
                 crate::app::requests::dispatch(instance, Some(self), (request, tx), notice);

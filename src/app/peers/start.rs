@@ -41,7 +41,8 @@ impl PeerHub {
         }
         let (engine_view, view_feature) = crate::app::attach::view::ViewInbox::new(post.clone());
         let engine_host =
-            match crate::app::attach::host::EngineHost::new(instance.engine_shared(), post.clone()) {
+            match crate::app::attach::host::EngineHost::new(instance.engine_shared(), post.clone())
+            {
                 Ok(h) => Some(h),
                 Err(e) => {
                     notes.push(format!("screens cannot attach here: {e}"));

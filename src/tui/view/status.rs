@@ -56,15 +56,14 @@ pub(super) fn draw_status(f: &mut Frame<'_>, area: Rect, s: &Screen<'_>) {
             t.notice(),
         ));
     }
-    if s.ui.attached.is_some() {
-        // The meters are the attached machine's (the devices panel names it).
+    // An attached machine's meters are shown (the devices panel names it); the
+    // silent backend's say nothing, so its state is shown instead, unless keys play
+    // elsewhere anyway.
+    let silent = s.ui.attached.is_none() && s.audio.info.output_is_null();
+    if !silent {
         spans.extend(meter(s, "OUT", st.out_peak, st.out_rms));
-    } else if person.is_some() {
-    } else if s.audio.info.output_is_null() {
-        // Meters of silence say nothing: the state itself goes first.
+    } else if person.is_none() {
         spans.push(Span::styled(format!("{} ", strings::NO_AUDIO), t.warn()));
-    } else {
-        spans.extend(meter(s, "OUT", st.out_peak, st.out_rms));
     }
     if s.audio.info.input.is_some() {
         spans.extend(meter(s, "IN", st.in_peak, st.in_rms));
