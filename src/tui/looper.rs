@@ -102,7 +102,12 @@ impl Net {
         };
         let peers = hub.peers();
         let arriving = hub.arriving();
-        let voice = voice_view(hub, &peers, self.hold);
+        let mut voice = voice_view(hub, &peers, self.hold);
+        // Attached, the talk key opens the other machine's microphone.
+        if let (Some(v), Some(a)) = (voice.as_mut(), self.attached.as_ref()) {
+            v.talking = a.talking();
+            v.can_talk = true;
+        }
         if peers == self.view.peers && arriving == self.view.arriving && voice == self.view.voice {
             return false;
         }

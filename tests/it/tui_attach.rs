@@ -137,15 +137,25 @@ fn a_screen_over_ssh_attaches_to_the_laptops_engine_and_drives_it() {
     // A regression guard with headroom; the target is the printed figure's.
     assert!(median < 300.0, "median {median:.0} ms");
 
-    // The talk key opens the laptop's microphone in its call, and closes it.
+    // The talk key opens the laptop's microphone in its call: what it hears
+    // reaches the call's peers (here the server, whose screen shows the laptop
+    // talking, with its level); again closes it.
+    let voice = sine_wav(dir.path(), "voice.wav", 440, 4.0, -12.0, 48_000, 1);
+    let mut feed = feed_mic(&voice);
     tui.keys(&["`"]);
     tui.wait_for(
         "talking through laptop's microphone",
         Duration::from_secs(5),
     );
     sl.wait_for("microphone open by a command", Duration::from_secs(5));
+    let s = tui.wait_for("▶ ", Duration::from_secs(5));
+    assert!(
+        s.lines().any(|l| l.contains("▶ ") && l.contains(" dB")),
+        "the laptop's voice is not heard in the server's call: {s}"
+    );
     tui.keys(&["`"]);
     sl.wait_for("microphone closed by a command", Duration::from_secs(5));
+    let _ = feed.wait();
 
     // Recording: the laptop's microphone, into the laptop's library.
     let long = sine_wav(dir.path(), "long.wav", 660, 3.0, -12.0, 48_000, 1);
