@@ -16,6 +16,7 @@ use super::spectrum_link::SpectrumLink;
 use super::state::{Source, UiState};
 use super::terminal;
 use super::theme::{ColorDepth, Theme};
+use super::throttle::Throttle;
 use super::update::{self, Outcome};
 use super::view::{self, Screen};
 use super::waterfall::Waterfall;
@@ -56,6 +57,10 @@ struct RunStats {
     max_trigger_to_callback_ms: f64,
     sounds: usize,
     key_release_events: bool,
+    /// The slowest probe answer, ms (how far behind the terminal fell at worst).
+    probe_worst_ms: f64,
+    /// The highest throttle level reached (0: never throttled).
+    throttle_level_max: u8,
 }
 
 enum Event {
@@ -65,6 +70,8 @@ enum Event {
     Control(Call),
     /// Something from the peers.
     Hub(HubEvent),
+    /// The terminal answered a probe (`false`: it did not in time), at this time.
+    Probe(Instant, bool),
 }
 
 /// The screen's place on the network: the hub (when it could start) and the peers
@@ -384,6 +391,7 @@ pub fn run(mut instance: Instance, opts: &RunOptions) -> Result<(), String> {
     net.hold = session.key_release;
     let stop_input = Arc::new(AtomicBool::new(false));
     let input = spawn_input(tx.clone(), stop_input.clone());
+    let probe = spawn_probe(tx.clone());
     let result = main_loop(
         &mut instance,
         &mut ui,
@@ -395,7 +403,9 @@ pub fn run(mut instance: Instance, opts: &RunOptions) -> Result<(), String> {
         &signals,
         opts,
         &mut net,
+        &probe,
     );
+    drop(probe);
     terminal::restore();
     // The reader is told to stop but not waited for: on a terminal that has gone away
     // (a closed SSH session) crossterm's read can keep returning without an event,
@@ -460,12 +470,18 @@ fn main_loop(
     signals: &AtomicBool,
     opts: &RunOptions,
     net: &mut Net,
+    probe: &Sender<()>,
 ) -> Result<(), String> {
     let t0 = Instant::now();
-    let min_frame = Duration::from_secs_f64(1.0 / f64::from(screen_cfg.max_fps.max(1)));
+    let mut throttle = Throttle::new(
+        screen_cfg.max_fps.max(1) as f32,
+        screen_cfg.spectrogram_fps.max(1) as f32,
+    );
+    let mut written = session.bytes.load(Ordering::Relaxed);
     let (mut outputs, mut inputs) = split_devices(instance.devices());
     let mut waterfall = Waterfall::default();
     let mut spectrum = SpectrumLink::new(screen_cfg.spectrogram_fps);
+    let mut shown_fps = Some(screen_cfg.spectrogram_fps as f32);
     spectrum.attach(instance, ui);
     let mut dirty = true;
     let mut last_draw: Option<Instant> = None;
@@ -549,6 +565,7 @@ fn main_loop(
             }
             // The attached engine's frames and answers are looked at below.
             Some(Event::Hub(crate::app::peers::HubEvent::EngineFrame)) => {}
+            Some(Event::Probe(at, ok)) => throttle.answered(at, ok),
             Some(Event::Hub(e)) => {
                 if let Some(hub) = net.hub.as_mut() {
                     let mut notes = Vec::new();
@@ -608,8 +625,33 @@ fn main_loop(
         }
         // The spectrogram: new frames at its own rate (an attached engine's come
         // already reduced to our bands).
-        let fps = screen_cfg.spectrogram_fps as f32;
-        if ui.spectrum_visible {
+        // A slow terminal slows it, or makes it wait.
+        throttle.tick(now);
+        let label = throttle.label();
+        if label != ui.throttled {
+            if let Some(l) = &label {
+                tracing::info!("{l}");
+            }
+            ui.throttled = label;
+            dirty = true;
+            stats.throttle_level_max = stats.throttle_level_max.max(throttle.level());
+        }
+        let spectrogram_fps = throttle.spectrogram_fps();
+        if spectrogram_fps != shown_fps {
+            shown_fps = spectrogram_fps;
+            if let Some(f) = spectrogram_fps {
+                spectrum.set_fps(f);
+            }
+        }
+        if ui.spectrum_visible && spectrogram_fps.is_none() {
+            // Waiting: the picture stays as it is; a watched engine sends meters.
+            match net.attached.as_mut() {
+                Some(a) => {
+                    a.watch(Shown::Nothing, 0, ui.freq_range, METER_FPS);
+                }
+                None => spectrum.skip(),
+            }
+        } else if let (true, Some(fps)) = (ui.spectrum_visible, spectrogram_fps) {
             let areas = areas_of(size, true);
             if let Some(r) = areas.spectrogram {
                 let (bands, rows) = view::picture_size(r);
@@ -639,8 +681,10 @@ fn main_loop(
         if last_status.as_ref() != Some(&key) {
             dirty = true;
         }
+        let min_frame = throttle.frame_interval();
         let due = last_draw.is_none_or(|t| now.duration_since(t) >= min_frame);
-        if dirty && due {
+        let room = throttle.may_draw(now);
+        if dirty && due && room {
             draw(
                 session, instance, ui, keymap, theme, &outputs, &inputs, &waterfall, &status,
                 recording, size, &net.view,
@@ -653,12 +697,23 @@ fn main_loop(
             last_draw = Some(now);
             last_status = Some(key);
             dirty = false;
+        } else if dirty && !room {
+            // The terminal is behind: look again shortly (its answer also wakes us).
+            next_tick = next_tick.min(now + Duration::from_millis(20));
         } else if dirty {
             // Come back when the next frame is due.
             next_tick = next_tick.min(last_draw.map_or(now, |t| t + min_frame));
         }
+        // What went out, and a probe behind it when one is due.
+        let total = session.bytes.load(Ordering::Relaxed);
+        throttle.wrote(total - written);
+        written = total;
+        if throttle.wants_probe(now) && probe.send(()).is_ok() {
+            throttle.sent(now);
+        }
     }
     let s = instance.status().stats;
+    stats.probe_worst_ms = throttle.figures().1.as_secs_f64() * 1000.0;
     stats.seconds = t0.elapsed().as_secs_f64();
     stats.terminal_bytes = session.bytes.load(Ordering::Relaxed);
     stats.terminal_bytes_per_second = stats.terminal_bytes as f64 / stats.seconds.max(1e-3);
@@ -750,10 +805,32 @@ fn signal_flag() -> Arc<AtomicBool> {
     flag
 }
 
+/// Asks the terminal where its cursor is, each time it is told to, and posts when
+/// the answer came (after everything written before the question was taken in).
+/// Frames are written whole under stdout's lock, so the question lands between two.
+fn spawn_probe(tx: Sender<Event>) -> Sender<()> {
+    let (ask, asked) = mpsc::channel::<()>();
+    let spawned = std::thread::Builder::new()
+        .name("jhack-probe".into())
+        .spawn(move || {
+            for () in asked {
+                let ok = crossterm::cursor::position().is_ok();
+                if tx.send(Event::Probe(Instant::now(), ok)).is_err() {
+                    break;
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("no terminal probe: {e}");
+    }
+    ask
+}
+
 /// Reads terminal events on a thread of its own (crossterm's read blocks).
 fn spawn_input(tx: Sender<Event>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         while !stop.load(Ordering::Relaxed) {
+            // Short polls: a probe's answer waits for this thread's turn.
             match ct::poll(Duration::from_millis(100)) {
                 Ok(true) => {}
                 Ok(false) => continue,

@@ -15,6 +15,7 @@ pub mod state;
 pub mod strings;
 pub mod terminal;
 pub mod theme;
+pub mod throttle;
 pub mod update;
 pub mod view;
 pub mod waterfall;

@@ -58,6 +58,18 @@ impl SpectrumLink {
         self.feed.attach(instance.engine(), Shown::Nothing);
     }
 
+    /// Frames a second from now on.
+    pub fn set_fps(&self, fps: f32) {
+        self.feed.set_frame_rate(fps);
+    }
+
+    /// Drops the frames made since the last pull (the picture waits).
+    pub fn skip(&mut self) {
+        self.frames.clear();
+        self.feed.frames(&mut self.frames);
+        self.frames.clear();
+    }
+
     /// Maps new frames into `waterfall`; returns whether there were any.
     pub fn pull(&mut self, waterfall: &mut Waterfall, ui: &UiState) -> bool {
         self.frames.clear();

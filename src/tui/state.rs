@@ -159,6 +159,8 @@ pub struct UiState {
     /// The machine whose engine this screen shows and drives (attached), if not
     /// its own.
     pub attached: Option<String>,
+    /// What the screen does to keep up with a slow terminal, when it does.
+    pub throttled: Option<String>,
     /// Set when the user asked to leave.
     pub quit: bool,
 }
@@ -239,6 +241,7 @@ impl UiState {
             person: None,
             target_chosen: false,
             attached: None,
+            throttled: None,
             spectrum_visible: true,
             source,
             spectrum_gain_db: 0.0,

@@ -5,7 +5,9 @@
 //! message is printed) and SIGTERM/SIGHUP (the loop sees the flag and quits).
 //!
 //! Output goes through a counting writer, so the bytes sent to the terminal can be
-//! measured.
+//! measured; it holds a frame until it is flushed and then writes it whole under
+//! stdout's lock, so a cursor-position probe written from another thread
+//! ([`crate::tui::throttle`]) lands between two frames, never inside one.
 
 use std::fs::File;
 use std::io::{self, Stdout, Write};
@@ -24,21 +26,27 @@ use crossterm::{cursor, execute};
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 
-/// Stdout, counting what is written.
+/// Stdout, counting what is written, a whole frame at a time.
 pub struct CountingWriter {
     out: Stdout,
+    frame: Vec<u8>,
     count: Arc<AtomicU64>,
 }
 
 impl Write for CountingWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.out.write(buf)?;
-        self.count.fetch_add(n as u64, Ordering::Relaxed);
-        Ok(n)
+        self.frame.extend_from_slice(buf);
+        Ok(buf.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.out.flush()
+        let mut out = self.out.lock();
+        out.write_all(&self.frame)?;
+        out.flush()?;
+        self.count
+            .fetch_add(self.frame.len() as u64, Ordering::Relaxed);
+        self.frame.clear();
+        Ok(())
     }
 }
 
@@ -84,6 +92,7 @@ pub fn enter(log: &Path) -> io::Result<Session> {
     let bytes = Arc::new(AtomicU64::new(0));
     let writer = CountingWriter {
         out,
+        frame: Vec::with_capacity(64 * 1024),
         count: bytes.clone(),
     };
     let terminal = Terminal::new(CrosstermBackend::new(writer))?;

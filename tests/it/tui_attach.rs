@@ -199,7 +199,6 @@ fn a_screen_over_ssh_attaches_to_the_laptops_engine_and_drives_it() {
         tui.keys(&[key]);
     }
     tui.keys(&["Enter"]);
-    tui.wait_for("moving laptop to", Duration::from_secs(5));
     tui.wait_for("now on", Duration::from_secs(10));
     sl.wait_for("by a command", Duration::from_secs(5));
     let there = Monitor::start_device("test_mic_feed.monitor");

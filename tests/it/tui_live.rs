@@ -347,18 +347,19 @@ fn idle_cost_and_terminal_traffic_stay_within_their_targets() {
         "{bytes_off} B/s with the spectrogram hidden"
     );
     // Regression guards with headroom, against the reference measured in this run
-    // (the screen holds an output and an input stream, like the pair, and draws):
-    // about twice what was measured on a quiet machine (README).
+    // (the screen holds an output and an input stream, like the pair, and draws,
+    // and asks the terminal now and then how far behind it is): about twice the
+    // ratios measured on a busy machine (README).
     // CPU time is counted in ticks of 10 ms: over 8 s one tick is 0.125 % of a core,
     // so each comparison allows four ticks of counting error besides the ratio.
     let ticks = 4.0 * 100.0 / (8.0 * 100.0);
     assert!(
-        cpu_on < 2.5 * reference + ticks,
+        cpu_on < 5.0 * reference + ticks,
         "{cpu_on:.2} % CPU with the spectrogram, {:.2} x the reference ({reference:.2} %)",
         cpu_on / reference
     );
     assert!(
-        cpu_off < 1.2 * reference + ticks,
+        cpu_off < 2.5 * reference + ticks,
         "{cpu_off:.2} % CPU with the spectrogram hidden, {:.2} x the reference ({reference:.2} %)",
         cpu_off / reference
     );

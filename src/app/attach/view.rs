@@ -123,6 +123,8 @@ enum For {
     Engine,
     Watch,
     Said,
+    /// Said already by the screen: only a refusal is news.
+    Quiet,
     RecordStop,
 }
 
@@ -354,7 +356,7 @@ impl Attached {
     /// Opens or closes its microphone in its call.
     pub fn talk(&mut self, down: bool) {
         self.talking = down;
-        self.send(Request::Talk { down }, For::Said);
+        self.send(Request::Talk { down }, For::Quiet);
     }
 
     /// Acts on the answers that came; what the screen should say or do.
@@ -389,7 +391,7 @@ impl Attached {
                 (For::RecordStop, Ok(Response::Recorded { take: Some(t) })) => {
                     news.push(News::Take(t));
                 }
-                (For::Watch, Ok(Response::Ok { .. })) => {}
+                (For::Watch | For::Quiet, Ok(Response::Ok { .. })) => {}
                 (_, Ok(Response::Ok { message })) => news.push(News::Say(message, false)),
                 (_, Ok(Response::Sound { sound })) => news.push(News::Say(
                     format!("saved the recording as \"{}\" on {}", sound.name, self.name),

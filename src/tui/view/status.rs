@@ -56,6 +56,10 @@ pub(super) fn draw_status(f: &mut Frame<'_>, area: Rect, s: &Screen<'_>) {
             t.notice(),
         ));
     }
+    // Throttled for a slow terminal: said before the figures, which it slows.
+    if let Some(th) = &s.ui.throttled {
+        spans.push(Span::styled(format!("{th} "), t.warn()));
+    }
     // An attached machine's meters are shown (the devices panel names it); the
     // silent backend's say nothing, so its state is shown instead, unless keys play
     // elsewhere anyway.
