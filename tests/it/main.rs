@@ -21,5 +21,6 @@ mod sync_files;
 mod tui_attach;
 mod tui_live;
 mod tui_screen;
+mod tui_slow;
 mod voice;
 mod zz_server_restart;
