@@ -390,8 +390,9 @@ pub fn run(mut instance: Instance, opts: &RunOptions) -> Result<(), String> {
     let mut session = terminal::enter(&opts.log_file).map_err(|e| format!("terminal: {e}"))?;
     net.hold = session.key_release;
     let stop_input = Arc::new(AtomicBool::new(false));
-    let input = spawn_input(tx.clone(), stop_input.clone());
-    let probe = spawn_probe(tx.clone());
+    let probing = Arc::new(AtomicBool::new(false));
+    let input = spawn_input(tx.clone(), stop_input.clone(), probing.clone());
+    let probe = spawn_probe(tx.clone(), probing);
     let result = main_loop(
         &mut instance,
         &mut ui,
@@ -478,6 +479,7 @@ fn main_loop(
         screen_cfg.spectrogram_fps.max(1) as f32,
     );
     let mut written = session.bytes.load(Ordering::Relaxed);
+    let mut urgent = false;
     let (mut outputs, mut inputs) = split_devices(instance.devices());
     let mut waterfall = Waterfall::default();
     let mut spectrum = SpectrumLink::new(screen_cfg.spectrogram_fps);
@@ -544,6 +546,9 @@ fn main_loop(
                     attached: net.attached.as_mut(),
                 };
                 outcome = update::on_key(ui, &mut cx, &k);
+                // A key's effect is drawn as soon as the terminal has room, whatever
+                // the frame rate a slow terminal brought it down to.
+                urgent |= outcome.redraw;
             }
             Some(Event::Key(..)) => {}
             Some(Event::Redraw) => {
@@ -682,7 +687,7 @@ fn main_loop(
             dirty = true;
         }
         let min_frame = throttle.frame_interval();
-        let due = last_draw.is_none_or(|t| now.duration_since(t) >= min_frame);
+        let due = urgent || last_draw.is_none_or(|t| now.duration_since(t) >= min_frame);
         let room = throttle.may_draw(now);
         if dirty && due && room {
             draw(
@@ -697,6 +702,7 @@ fn main_loop(
             last_draw = Some(now);
             last_status = Some(key);
             dirty = false;
+            urgent = false;
         } else if dirty && !room {
             // The terminal is behind: look again shortly (its answer also wakes us).
             next_tick = next_tick.min(now + Duration::from_millis(20));
@@ -808,13 +814,15 @@ fn signal_flag() -> Arc<AtomicBool> {
 /// Asks the terminal where its cursor is, each time it is told to, and posts when
 /// the answer came (after everything written before the question was taken in).
 /// Frames are written whole under stdout's lock, so the question lands between two.
-fn spawn_probe(tx: Sender<Event>) -> Sender<()> {
+fn spawn_probe(tx: Sender<Event>, probing: Arc<AtomicBool>) -> Sender<()> {
     let (ask, asked) = mpsc::channel::<()>();
     let spawned = std::thread::Builder::new()
         .name("jhack-probe".into())
         .spawn(move || {
             for () in asked {
+                probing.store(true, Ordering::Relaxed);
                 let ok = crossterm::cursor::position().is_ok();
+                probing.store(false, Ordering::Relaxed);
                 if tx.send(Event::Probe(Instant::now(), ok)).is_err() {
                     break;
                 }
@@ -827,11 +835,21 @@ fn spawn_probe(tx: Sender<Event>) -> Sender<()> {
 }
 
 /// Reads terminal events on a thread of its own (crossterm's read blocks).
-fn spawn_input(tx: Sender<Event>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+fn spawn_input(
+    tx: Sender<Event>,
+    stop: Arc<AtomicBool>,
+    probing: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         while !stop.load(Ordering::Relaxed) {
-            // Short polls: a probe's answer waits for this thread's turn.
-            match ct::poll(Duration::from_millis(100)) {
+            // crossterm's reader is one lock: while a probe waits for its answer,
+            // polls are short so it gets its turn soon after the answer arrives.
+            let wait = if probing.load(Ordering::Relaxed) {
+                5
+            } else {
+                50
+            };
+            match ct::poll(Duration::from_millis(wait)) {
                 Ok(true) => {}
                 Ok(false) => continue,
                 Err(_) => break,

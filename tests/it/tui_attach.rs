@@ -219,6 +219,44 @@ fn a_screen_over_ssh_attaches_to_the_laptops_engine_and_drives_it() {
     tui.keys(&["q"]);
     let s = tui.wait_for("DONE", Duration::from_secs(10));
     assert!(s.contains("EXITED 0"), "{s}");
+    drop(tui);
+
+    // Terminal traffic of an SSH-hosted screen at 80×24 showing the laptop's
+    // spectrogram of a noisy microphone (every row changes): its own count.
+    let noise = dir.path().join("noise.wav");
+    sh(&format!(
+        "sox -n -r 48000 -c 1 -b 16 {} synth 20 pinknoise gain -20",
+        noise.display()
+    ));
+    let stats = dir.path().join("screen.json");
+    let remote = format!(
+        "env TERM=xterm-256color {} --home {} --no-audio tui --stats-file {}",
+        env!("CARGO_BIN_EXE_jhack"),
+        server.home().display(),
+        stats.display()
+    );
+    let small = Tui::launch(&sshd.ssh(&remote), 80, 24, &[]);
+    small.wait_for("on laptop", Duration::from_secs(20));
+    let mut feed = feed_mic(&noise);
+    std::thread::sleep(Duration::from_secs(6));
+    small.keys(&["q"]);
+    let s = small.wait_for("DONE", Duration::from_secs(10));
+    assert!(s.contains("EXITED 0"), "{s}");
+    let _ = feed.kill();
+    let _ = feed.wait();
+    let figures: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&stats).expect("stats")).expect("json");
+    let rate = figures["terminal_bytes_per_second"].as_f64().expect("rate");
+    eprintln!(
+        "SSH-hosted screen, 80x24, the laptop's spectrogram of noise: {:.1} KB/s to the terminal (target 150 KB/s); {} frames in {:.1} s, throttled to level {}, slowest probe {:.0} ms",
+        rate / 1000.0,
+        figures["frames_drawn"],
+        figures["seconds"].as_f64().unwrap_or(0.0),
+        figures["throttle_level_max"],
+        figures["probe_worst_ms"].as_f64().unwrap_or(0.0),
+    );
+    // A regression guard with headroom; the target is the printed figure's.
+    assert!(rate < 300_000.0, "{rate} B/s");
     let _ = sl.stop();
     drop(sshd.proc);
 }

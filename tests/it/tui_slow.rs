@@ -28,7 +28,10 @@ fn behind_a_64_kbit_line_the_screen_throttles_itself_and_keys_still_show_promptl
         return;
     }
     if !have("python3") {
-        common::skip(test, "python3 is not installed (the slow line is a Python pty relay)");
+        common::skip(
+            test,
+            "python3 is not installed (the slow line is a Python pty relay)",
+        );
         return;
     }
     let h = tempfile::tempdir().expect("tempdir");

@@ -56,6 +56,12 @@ pub(super) fn draw_status(f: &mut Frame<'_>, area: Rect, s: &Screen<'_>) {
             t.notice(),
         ));
     }
+    if let Some(d) = s.recording {
+        spans.push(Span::styled(
+            format!("● REC {:.0}s ", d.as_secs_f64()),
+            t.warn(),
+        ));
+    }
     // Throttled for a slow terminal: said before the figures, which it slows.
     if let Some(th) = &s.ui.throttled {
         spans.push(Span::styled(format!("{th} "), t.warn()));
@@ -80,12 +86,6 @@ pub(super) fn draw_status(f: &mut Frame<'_>, area: Rect, s: &Screen<'_>) {
     )));
     if st.last_trigger_ms > 0.0 {
         spans.push(Span::raw(format!("trig {:.1}ms ", st.last_trigger_ms)));
-    }
-    if let Some(d) = s.recording {
-        spans.push(Span::styled(
-            format!("● REC {:.0}s ", d.as_secs_f64()),
-            t.warn(),
-        ));
     }
     f.render_widget(Paragraph::new(Line::from(spans)), area);
 }
