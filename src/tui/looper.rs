@@ -547,8 +547,10 @@ fn main_loop(
                 };
                 outcome = update::on_key(ui, &mut cx, &k);
                 // A key's effect is drawn as soon as the terminal has room, whatever
-                // the frame rate a slow terminal brought it down to.
+                // the frame rate a slow terminal brought it down to, with the peers
+                // panel as the key left it (a mute, a volume).
                 urgent |= outcome.redraw;
+                net.refresh();
             }
             Some(Event::Key(..)) => {}
             Some(Event::Redraw) => {

