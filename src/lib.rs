@@ -23,3 +23,10 @@ pub mod proto;
 pub mod sync;
 pub mod tui;
 pub mod voice;
+
+/// The unit tests' allocator, as the binary's (`main.rs`), so figures measured in
+/// process are the program's. (The integration tests keep their own: one of them
+/// proves that rendering allocates nothing.)
+#[cfg(test)]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
