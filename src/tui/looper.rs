@@ -616,15 +616,13 @@ fn main_loop(
             let was = net.attached.is_some();
             dirty |= net.follow_engine(ui);
             if was != net.attached.is_some() {
-                engine_moved(instance, net, &mut spectrum, &mut waterfall, ui);
-                (outputs, inputs) = split_devices(instance.devices());
+                (outputs, inputs) = engine_moved(instance, net, &mut spectrum, &mut waterfall, ui);
             }
         }
         if net.attached.is_some() {
             dirty |= net.attached_news(ui);
             if net.attached.is_none() {
-                engine_moved(instance, net, &mut spectrum, &mut waterfall, ui);
-                (outputs, inputs) = split_devices(instance.devices());
+                (outputs, inputs) = engine_moved(instance, net, &mut spectrum, &mut waterfall, ui);
             } else if let Some(d) = net.attached.as_mut().and_then(|a| a.new_devices()) {
                 (outputs, inputs) = split_devices(d);
                 dirty = true;
@@ -738,19 +736,22 @@ fn main_loop(
 
 /// The screen moved between its own engine and an attached one: the picture
 /// starts afresh, and its own analysis runs only while it shows its own engine.
+/// Returns this machine's outputs and inputs (an attached engine's come with its
+/// first answer).
 fn engine_moved(
     instance: &Instance,
     net: &Net,
     spectrum: &mut SpectrumLink,
     waterfall: &mut Waterfall,
     ui: &mut UiState,
-) {
+) -> (Vec<DeviceInfo>, Vec<DeviceInfo>) {
     waterfall.clear();
     if net.attached.is_some() {
         spectrum.detach(instance);
     } else {
         spectrum.attach(instance, ui);
     }
+    split_devices(instance.devices())
 }
 
 /// Puts the network's lines in the log, and the last on the message line (a refusal

@@ -49,12 +49,8 @@ fn a_screen_over_ssh_attaches_to_the_laptops_engine_and_drives_it() {
     if !have_tmux(test) {
         return;
     }
-    let sshd = match Sshd::start() {
-        Ok(s) => s,
-        Err(why) => {
-            common::skip(test, &why);
-            return;
-        }
+    let Some(sshd) = Sshd::or_skip(test) else {
+        return;
     };
     let (server, laptop) = (Peer::new("server"), Peer::new("laptop"));
     std::fs::write(
@@ -178,27 +174,7 @@ fn a_screen_over_ssh_attaches_to_the_laptops_engine_and_drives_it() {
     );
 
     // Switching the laptop's output from here: the next sound is heard there only.
-    tui.keys(&["Tab"]);
-    let screen = tui.screen();
-    let outputs: Vec<&str> = screen
-        .lines()
-        .skip_while(|l| !l.contains("Output"))
-        .take_while(|l| !l.contains("Input"))
-        .collect();
-    let current = outputs.iter().position(|l| l.contains('●')).unwrap_or(1);
-    let target = outputs
-        .iter()
-        .position(|l| l.contains("test-mic-feed") || l.contains("test_mic_feed"))
-        .unwrap_or_else(|| panic!("no second output listed:\n{screen}"));
-    let (key, steps) = if target > current {
-        ("Down", target - current)
-    } else {
-        ("Up", current - target)
-    };
-    for _ in 0..steps {
-        tui.keys(&[key]);
-    }
-    tui.keys(&["Enter"]);
+    tui.switch_output_to(&["test-mic-feed", "test_mic_feed"]);
     tui.wait_for("now on", Duration::from_secs(10));
     sl.wait_for("by a command", Duration::from_secs(5));
     let there = Monitor::start_device("test_mic_feed.monitor");
@@ -216,18 +192,12 @@ fn a_screen_over_ssh_attaches_to_the_laptops_engine_and_drives_it() {
         peak(&channel(&heard_speaker, 2, 0)) < 0.01,
         "the laptop's old output still played it"
     );
-    tui.keys(&["q"]);
-    let s = tui.wait_for("DONE", Duration::from_secs(10));
-    assert!(s.contains("EXITED 0"), "{s}");
+    tui.quit(Duration::from_secs(10));
     drop(tui);
 
     // Terminal traffic of an SSH-hosted screen at 80×24 showing the laptop's
     // spectrogram of a noisy microphone (every row changes): its own count.
-    let noise = dir.path().join("noise.wav");
-    sh(&format!(
-        "sox -n -r 48000 -c 1 -b 16 {} synth 20 pinknoise gain -20",
-        noise.display()
-    ));
+    let noise = pink_noise(dir.path(), 20);
     let stats = dir.path().join("screen.json");
     let remote = format!(
         "env TERM=xterm-256color {} --home {} --no-audio tui --stats-file {}",
@@ -239,13 +209,10 @@ fn a_screen_over_ssh_attaches_to_the_laptops_engine_and_drives_it() {
     small.wait_for("on laptop", Duration::from_secs(20));
     let mut feed = feed_mic(&noise);
     std::thread::sleep(Duration::from_secs(6));
-    small.keys(&["q"]);
-    let s = small.wait_for("DONE", Duration::from_secs(10));
-    assert!(s.contains("EXITED 0"), "{s}");
+    small.quit(Duration::from_secs(10));
     let _ = feed.kill();
     let _ = feed.wait();
-    let figures: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&stats).expect("stats")).expect("json");
+    let figures = read_json(&stats);
     let rate = figures["terminal_bytes_per_second"].as_f64().expect("rate");
     eprintln!(
         "SSH-hosted screen, 80x24, the laptop's spectrogram of noise: {:.1} KB/s to the terminal (target 150 KB/s); {} frames in {:.1} s, throttled to level {}, slowest probe {:.0} ms",

@@ -97,8 +97,7 @@ fn the_screen_shows_devices_and_sounds_and_a_key_plays_at_once() {
     tui.keys(&["q"]);
     let screen = tui.wait_for("EXITED", Duration::from_secs(10));
     assert!(screen.contains("EXITED 0"), "{screen}");
-    let s: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&stats).expect("stats file")).expect("json");
+    let s = read_json(&stats);
     let trigger = s["max_trigger_to_callback_ms"].as_f64().expect("trigger");
     let period_ms = 256.0 / 48.0;
     eprintln!(
@@ -156,9 +155,7 @@ fn space_stops_a_long_sound_and_q_restores_the_terminal() {
     tui.wait_for("Window too small", Duration::from_secs(3));
     tui.resize(80, 24);
     tui.wait_for("Sounds", Duration::from_secs(3));
-    tui.keys(&["q"]);
-    let s = tui.wait_for("DONE", Duration::from_secs(10));
-    assert!(s.contains("EXITED 0"), "{s}");
+    tui.quit(Duration::from_secs(10));
     assert!(
         s.lines().any(|l| l.trim() == "icanon"),
         "the terminal was left in raw mode:\n{s}"
@@ -254,8 +251,7 @@ fn idle_figures(home: &Path, extra: &[&str], secs: f64) -> (f64, f64) {
     let cpu = (cpu_seconds(pid) - c0) / t0.elapsed().as_secs_f64() * 100.0;
     tui.keys(&["q"]);
     tui.wait_for("EXITED", Duration::from_secs(10));
-    let s: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&stats).expect("stats")).expect("json");
+    let s = read_json(&stats);
     (
         cpu,
         s["terminal_bytes_per_second"].as_f64().unwrap_or(f64::MAX),
@@ -318,11 +314,7 @@ fn idle_cost_and_terminal_traffic_stay_within_their_targets() {
     let h = tempfile::tempdir().expect("tempdir");
     // The spectrogram at its defaults shows the microphone: feed it noise so that
     // every frame changes the picture (the worst case for the terminal).
-    let noise = h.path().join("noise.wav");
-    sh(&format!(
-        "sox -n -r 48000 -c 1 -b 16 {} synth 30 pinknoise gain -20",
-        noise.display()
-    ));
+    let noise = pink_noise(h.path(), 30);
     let mut mic = feed_mic(&noise);
     let (cpu_on, bytes_on) = idle_figures(h.path(), &[], 8.0);
     let _ = mic.kill();
@@ -404,8 +396,7 @@ fn start_up_with_a_thousand_sounds_is_quick() {
         tui.wait_for("airhorn", Duration::from_secs(10));
         tui.keys(&["q"]);
         tui.wait_for("EXITED", Duration::from_secs(10));
-        let s: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&stats).expect("stats")).expect("json");
+        let s = read_json(&stats);
         assert_eq!(s["sounds"].as_u64(), Some(1012));
         figures.push(s["startup_to_first_frame_ms"].as_f64().expect("startup"));
     }
@@ -454,27 +445,7 @@ fn a_device_switches_live_and_r_records_a_new_sound_into_the_library() {
     let secs = take["duration_s"].as_f64().expect("duration");
     assert!((0.8..3.0).contains(&secs), "recorded {secs} s");
     // Switch the output to the other null sink: the next sound is heard there only.
-    tui.keys(&["Tab"]);
-    let screen = tui.screen();
-    let outputs: Vec<&str> = screen
-        .lines()
-        .skip_while(|l| !l.contains("Output"))
-        .take_while(|l| !l.contains("Input"))
-        .collect();
-    let current = outputs.iter().position(|l| l.contains('●')).unwrap_or(1);
-    let target = outputs
-        .iter()
-        .position(|l| l.contains("test-mic-feed") || l.contains("test_mic_feed"))
-        .unwrap_or_else(|| panic!("no second output listed:\n{screen}"));
-    let (key, steps) = if target > current {
-        ("Down", target - current)
-    } else {
-        ("Up", current - target)
-    };
-    for _ in 0..steps {
-        tui.keys(&[key]);
-    }
-    tui.keys(&["Enter"]);
+    tui.switch_output_to(&["test-mic-feed", "test_mic_feed"]);
     tui.wait_for("now on", Duration::from_secs(10));
     let other = Command::new("parec")
         .args(["--device=test_mic_feed.monitor", "--channels=1", "--raw"])
@@ -518,9 +489,7 @@ fn without_a_sound_device_the_screen_runs_silent_and_says_so() {
     tui.wait_for("Keys", Duration::from_secs(3));
     tui.keys(&["Escape"]);
     std::thread::sleep(Duration::from_millis(300)); // an Esc and a q together read as Alt-q
-    tui.keys(&["q"]);
-    let s = tui.wait_for("DONE", Duration::from_secs(10));
-    assert!(s.contains("EXITED 0"), "{s}");
+    tui.quit(Duration::from_secs(10));
 }
 
 #[test]
@@ -614,9 +583,7 @@ fn the_screen_shows_its_peers_plays_keys_on_them_and_names_a_stranger_it_refused
         s.contains("jhack peer add") || log.contains(&format!("jhack peer add {}", c.id)),
         "{s}\n{log}"
     );
-    tui.keys(&["q"]);
-    let s = tui.wait_for("DONE", Duration::from_secs(10));
-    assert!(s.contains("EXITED 0"), "{s}");
+    tui.quit(Duration::from_secs(10));
 }
 
 #[test]
@@ -707,9 +674,7 @@ fn the_screen_hears_a_peer_talks_to_it_with_the_talk_key_and_mutes_it() {
     tui.wait_for("bee's voice at +0 dB", Duration::from_secs(3));
     let _ = mic.kill();
     let _ = mic.wait();
-    tui.keys(&["q"]);
-    let s = tui.wait_for("DONE", Duration::from_secs(10));
-    assert!(s.contains("EXITED 0"), "{s}");
+    tui.quit(Duration::from_secs(10));
     drop(talker);
 }
 
@@ -760,9 +725,7 @@ fn over_ssh_without_a_sound_device_keys_play_on_the_persons_own_machine() {
     assert!(!s.contains("No sound device here"), "the hint goes: {s}");
     tui.keys(&["1"]);
     sl.wait_for("server played \"airhorn\" here", Duration::from_secs(5));
-    tui.keys(&["q"]);
-    let s = tui.wait_for("DONE", Duration::from_secs(10));
-    assert!(s.contains("EXITED 0"), "{s}");
+    tui.quit(Duration::from_secs(10));
     let _ = sl.stop();
 }
 
@@ -775,12 +738,8 @@ fn a_screen_started_through_ssh_plays_key_1_on_the_laptops_speaker() {
     if !have_tmux(test) {
         return;
     }
-    let sshd = match Sshd::start() {
-        Ok(s) => s,
-        Err(why) => {
-            common::skip(test, &why);
-            return;
-        }
+    let Some(sshd) = Sshd::or_skip(test) else {
+        return;
     };
     use common::peers::Peer;
     // The server (its library, no sound device: the screen runs there over SSH) and
@@ -865,9 +824,7 @@ fn a_screen_started_through_ssh_plays_key_1_on_the_laptops_speaker() {
         );
     });
     for t in [&tui, &local] {
-        t.keys(&["q"]);
-        let s = t.wait_for("DONE", Duration::from_secs(10));
-        assert!(s.contains("EXITED 0"), "{s}");
+        t.quit(Duration::from_secs(10));
     }
     let _ = sl.stop();
     drop(sshd.proc);
@@ -899,12 +856,8 @@ fn over_the_ssh_connection_alone_key_1_is_still_heard_on_the_laptop() {
     if !have_tmux(test) {
         return;
     }
-    let sshd = match Sshd::start() {
-        Ok(s) => s,
-        Err(why) => {
-            common::skip(test, &why);
-            return;
-        }
+    let Some(sshd) = Sshd::or_skip(test) else {
+        return;
     };
     use common::peers::{Peer, Proc, ok};
     let (server, laptop) = (Peer::new("server"), Peer::new("laptop"));

@@ -36,11 +36,7 @@ fn behind_a_64_kbit_line_the_screen_throttles_itself_and_keys_still_show_promptl
     }
     let h = tempfile::tempdir().expect("tempdir");
     // The worst case for the line: a spectrogram of noise repaints every cell.
-    let noise = h.path().join("noise.wav");
-    sh(&format!(
-        "sox -n -r 48000 -c 1 -b 16 {} synth 60 pinknoise gain -20",
-        noise.display()
-    ));
+    let noise = pink_noise(h.path(), 60);
     let mut mic = feed_mic(&noise);
     let stats = h.path().join("line.json");
     let relay = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/tools/slow_pty.py");
@@ -80,13 +76,10 @@ fn behind_a_64_kbit_line_the_screen_throttles_itself_and_keys_still_show_promptl
     let median = times[times.len() / 2];
     let s = tui.screen();
     assert!(s.contains("slow terminal"), "the status line says so: {s}");
-    tui.keys(&["q"]);
-    let s = tui.wait_for("DONE", Duration::from_secs(30));
-    assert!(s.contains("EXITED 0"), "{s}");
+    tui.quit(Duration::from_secs(30));
     let _ = mic.kill();
     let _ = mic.wait();
-    let line: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&stats).expect("relay stats")).expect("json");
+    let line = read_json(&stats);
     let worst = line["worst_queue_s"].as_f64().expect("worst");
     let bytes = line["bytes"].as_f64().expect("bytes");
     eprintln!(

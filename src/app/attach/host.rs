@@ -205,24 +205,14 @@ fn on_request(
         ),
         Ask::Watch(w) => {
             let w = w.sane();
-            let mut watchers = lock(&inner.watchers);
             let until = Instant::now() + WATCH_LEASE;
-            match watchers.get_mut(peer) {
-                Some(x) => {
-                    x.watch = w;
-                    x.until = until;
-                }
-                None => {
-                    watchers.insert(
-                        *peer,
-                        Watcher {
-                            watch: w,
-                            until,
-                            mapper: BandMapper::default(),
-                        },
-                    );
-                }
-            }
+            let mut watchers = lock(&inner.watchers);
+            let x = watchers.entry(*peer).or_insert_with(|| Watcher {
+                watch: w,
+                until,
+                mapper: BandMapper::default(),
+            });
+            (x.watch, x.until) = (w, until);
             drop(watchers);
             answer(
                 reply,

@@ -162,7 +162,6 @@ pub struct Attached {
     watch: Option<(Watch, Instant)>,
     next_watch: u16,
     refreshed: Instant,
-    attached_at: Instant,
 }
 
 impl Attached {
@@ -203,7 +202,6 @@ impl Attached {
             watch: None,
             next_watch: 1,
             refreshed: Instant::now(),
-            attached_at: Instant::now(),
         };
         a.send(Request::Engine, For::Engine);
         Ok(a)
@@ -404,14 +402,6 @@ impl Attached {
             }
         }
         news
-    }
-
-    /// How long since attaching, and whether a frame has come yet.
-    pub fn since(&self) -> (Duration, bool) {
-        (
-            self.attached_at.elapsed(),
-            lock(&self.inbox.seen).latest.is_some(),
-        )
     }
 }
 

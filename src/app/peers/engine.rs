@@ -35,12 +35,4 @@ impl PeerHub {
         )
         .map_err(|e| format!("cannot attach: {e}"))
     }
-
-    /// The screens watching this engine now.
-    pub fn watching_here(&self) -> Vec<PeerId> {
-        self.engine_host
-            .as_ref()
-            .map(|h| h.watchers())
-            .unwrap_or_default()
-    }
 }

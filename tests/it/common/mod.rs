@@ -276,6 +276,23 @@ pub fn feed_mic(file: &Path) -> Child {
         .expect("paplay")
 }
 
+/// `secs` of mono pink noise at −20 dBFS in `dir/noise.wav` (a spectrogram of it
+/// changes every cell of every row: the worst case for a terminal).
+pub fn pink_noise(dir: &Path, secs: u32) -> PathBuf {
+    let noise = dir.join("noise.wav");
+    sh(&format!(
+        "sox -n -r 48000 -c 1 -b 16 {} synth {secs} pinknoise gain -20",
+        noise.display()
+    ));
+    noise
+}
+
+/// A JSON file one of the programs wrote (figures at exit).
+pub fn read_json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 /// Runs a shell command that must succeed (fixture generation).
 pub fn sh(cmd: &str) {
     let o = Command::new("sh").arg("-c").arg(cmd).output().expect("sh");

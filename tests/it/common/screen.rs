@@ -113,6 +113,40 @@ impl Tui {
         }
     }
 
+    /// Quits with `q`: jhack exits with status 0 and the terminal is back.
+    pub fn quit(&self, timeout: Duration) -> String {
+        self.keys(&["q"]);
+        let s = self.wait_for("DONE", timeout);
+        assert!(s.contains("EXITED 0"), "{s}");
+        s
+    }
+
+    /// Moves the focus to the output list and switches to the first output whose
+    /// line names one of `names` (Enter; the caller waits for its effect).
+    pub fn switch_output_to(&self, names: &[&str]) {
+        self.keys(&["Tab"]);
+        let screen = self.screen();
+        let outputs: Vec<&str> = screen
+            .lines()
+            .skip_while(|l| !l.contains("Output"))
+            .take_while(|l| !l.contains("Input"))
+            .collect();
+        let current = outputs.iter().position(|l| l.contains('●')).unwrap_or(1);
+        let target = outputs
+            .iter()
+            .position(|l| names.iter().any(|n| l.contains(n)))
+            .unwrap_or_else(|| panic!("no output named {names:?} listed:\n{screen}"));
+        let (key, steps) = if target > current {
+            ("Down", target - current)
+        } else {
+            ("Up", current - target)
+        };
+        for _ in 0..steps {
+            self.keys(&[key]);
+        }
+        self.keys(&["Enter"]);
+    }
+
     pub fn resize(&self, w: u16, h: u16) {
         self.tmux(&[
             "resize-window",
@@ -226,6 +260,17 @@ impl Sshd {
             key: d.join("user"),
             _dir: dir,
         })
+    }
+
+    /// Starts it for `test`, or says loudly why the test is skipped.
+    pub fn or_skip(test: &str) -> Option<Sshd> {
+        match Sshd::start() {
+            Ok(s) => Some(s),
+            Err(why) => {
+                skip(test, &why);
+                None
+            }
+        }
     }
 
     /// The `ssh -t` command line that runs `remote` on it.
