@@ -155,7 +155,7 @@ fn space_stops_a_long_sound_and_q_restores_the_terminal() {
     tui.wait_for("Window too small", Duration::from_secs(3));
     tui.resize(80, 24);
     tui.wait_for("Sounds", Duration::from_secs(3));
-    tui.quit(Duration::from_secs(10));
+    let s = tui.quit(Duration::from_secs(10));
     assert!(
         s.lines().any(|l| l.trim() == "icanon"),
         "the terminal was left in raw mode:\n{s}"
