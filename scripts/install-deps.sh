@@ -4,7 +4,9 @@
 # everything this does no network access and prints nothing.
 #
 #   scripts/install-deps.sh          build deps: C toolchain, cmake (bundled libopus),
-#                                    pkg-config + libasound2-dev (cpal/ALSA)
+#                                    pkg-config + libasound2-dev (cpal/ALSA),
+#                                    libpipewire-0.3-dev + libclang-dev (cpal/PipeWire,
+#                                    whose bindings are generated at build time)
 #   scripts/install-deps.sh --test   also the test deps: a PipeWire stack (the virtual
 #                                    audio devices), pactl/parec/paplay, ffmpeg, sox,
 #                                    espeak-ng, tmux, alsa-utils, dbus
@@ -17,12 +19,12 @@ want_test=0
 for arg in "$@"; do
     case "$arg" in
         --test) want_test=1 ;;
-        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
         *) echo "install-deps.sh: unknown argument: $arg" >&2; exit 2 ;;
     esac
 done
 
-build_pkgs=(build-essential cmake pkg-config libasound2-dev)
+build_pkgs=(build-essential cmake pkg-config libasound2-dev libpipewire-0.3-dev libspa-0.2-dev libclang-dev)
 test_pkgs=(
     pipewire pipewire-bin pipewire-pulse pipewire-alsa wireplumber
     dbus pulseaudio-utils alsa-utils

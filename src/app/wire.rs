@@ -48,15 +48,26 @@ fn margins(engine: &Engine) -> Margins {
     let period = info.output.period_frames.unwrap_or(256) as usize;
     let in_period = info
         .input
+        .as_ref()
         .and_then(|i| i.period_frames)
         .map_or(period, |p| p as usize);
-    // Jitter margin: one period of each device plus a mixer block, so an input
-    // callback always lands before the output needs it, whichever of the two the
-    // server runs first in a cycle (on a stack whose input and output are two drivers,
-    // the voice then waits for a third input period: trimming that block starved the
-    // monitor under load). The queue may grow two periods past that (clock drift,
-    // scheduling) before the excess is skipped.
-    let margin = in_period + period + BLOCK_FRAMES;
+    let margin = if info.same_cycle() {
+        // Both callbacks run inside the server's graph cycle, the capture (downstream
+        // of the microphone) before the playback: a cycle's input is in the ring when
+        // that cycle's output reads it, so one input period is all the ring needs. If
+        // the order ever flips, the voice starves one block, refills, and runs a period
+        // later from then on (within `max_fill`).
+        in_period
+    } else {
+        // Jitter margin: one period of each device plus a mixer block, so an input
+        // callback always lands before the output needs it, whichever of the two the
+        // server runs first in a cycle (on a stack whose input and output are two
+        // drivers, the voice then waits for a third input period: trimming that block
+        // starved the monitor under load).
+        in_period + period + BLOCK_FRAMES
+    };
+    // The queue may grow two periods past the margin (clock drift, scheduling) before
+    // the excess is skipped.
     Margins {
         refill: margin * ch,
         max_fill: (margin + 2 * in_period.max(period)) * ch,

@@ -19,6 +19,8 @@ use crate::domain::AudioFormat;
 
 /// Samples converted per step when the device format is not f32.
 const SCRATCH_SAMPLES: usize = 8192;
+/// The name of cpal's PipeWire host, as [`StreamInfo::host`] carries it.
+pub const PIPEWIRE_HOST: &str = "PipeWire";
 /// How long to wait for a backend to open a stream.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -252,18 +254,76 @@ pub fn silence_backend_diagnostics() {
     });
 }
 
+/// Every device of every available host, the preferred host's first (so a name finds
+/// its device there), without the stand-ins PipeWire's host lists for "the default"
+/// when the real default devices are known (see [`real_default`]).
 fn all_devices() -> Vec<(cpal::HostId, cpal::Device)> {
     silence_backend_diagnostics();
+    let preferred = preferred_host();
+    let mut hosts = vec![preferred.id()];
+    hosts.extend(
+        cpal::available_hosts()
+            .into_iter()
+            .filter(|h| *h != preferred.id()),
+    );
     let mut out = Vec::new();
-    for host_id in cpal::available_hosts() {
+    for host_id in hosts {
         let Ok(host) = cpal::host_from_id(host_id) else {
             continue;
         };
+        let hide_stand_ins = host_id == cpal::HostId::PipeWire
+            && real_default(&host, Direction::Output).is_some();
         if let Ok(devices) = host.devices() {
-            out.extend(devices.map(|d| (host_id, d)));
+            out.extend(
+                devices
+                    .filter(|d| !(hide_stand_ins && is_stand_in(d)))
+                    .map(|d| (host_id, d)),
+            );
         }
     }
     out
+}
+
+/// cpal's PipeWire host lists three stand-ins that follow the default sink or source,
+/// always as two channels: a mono microphone opened through one is upmixed (and a
+/// level lost on the way back down), so jhack opens the real node instead.
+const PIPEWIRE_STAND_INS: [&str; 3] = ["sink_default", "input_default", "output_default"];
+
+fn is_stand_in(d: &cpal::Device) -> bool {
+    d.id().is_ok_and(|id| {
+        id.host() == cpal::HostId::PipeWire && PIPEWIRE_STAND_INS.contains(&id.id())
+    })
+}
+
+/// The host's default device for `dir`, as the real device. For PipeWire, whose host
+/// names only stand-ins, the default node is the one the server's pulse protocol
+/// names (`pactl info`'s default sink and source: the same `default.audio.*` setting),
+/// found among PipeWire's nodes by name; `None` when that cannot be read.
+fn real_default(host: &cpal::Host, dir: Direction) -> Option<cpal::Device> {
+    let pick = |h: &cpal::Host| match dir {
+        Direction::Output => h.default_output_device(),
+        Direction::Input => h.default_input_device(),
+    };
+    if host.id() != cpal::HostId::PipeWire {
+        return pick(host);
+    }
+    let pulse = cpal::host_from_id(cpal::HostId::PulseAudio).ok()?;
+    let name = device_id(&pick(&pulse)?);
+    host.devices().ok()?.find(|d| {
+        device_id(d) == name
+            && match dir {
+                Direction::Output => d.supports_output(),
+                Direction::Input => d.supports_input(),
+            }
+    })
+}
+
+/// The default device for `dir`: the real one where it can be found, else the host's.
+fn default_device(host: &cpal::Host, dir: Direction) -> Option<cpal::Device> {
+    real_default(host, dir).or_else(|| match dir {
+        Direction::Output => host.default_output_device(),
+        Direction::Input => host.default_input_device(),
+    })
 }
 
 fn device_name(d: &cpal::Device) -> String {
@@ -276,18 +336,37 @@ fn device_id(d: &cpal::Device) -> String {
     d.id().map(|id| id.id().to_string()).unwrap_or_default()
 }
 
-/// The host whose defaults `default` means: a reachable PulseAudio-protocol server
-/// (PulseAudio itself, or PipeWire's pulse server) when there is one — its client
-/// waits on the server's socket, where the ALSA route through PipeWire's plugin makes
-/// cpal's ALSA thread busy-wait between periods — else the platform's default (ALSA).
+/// The host whose defaults `default` means, in this order:
+/// - PipeWire's own protocol, when its server runs: a stream's callback then runs on
+///   the server's graph cycle (cpal's PipeWire host with `RT_PROCESS`, vendor/cpal), so
+///   capture and playback of one cycle meet without a quantum queued in between;
+/// - a PulseAudio-protocol server (PulseAudio itself, or PipeWire's pulse server): its
+///   client waits on the server's socket, where the ALSA route through PipeWire's
+///   plugin makes cpal's ALSA thread busy-wait between periods;
+/// - else the platform's default (ALSA).
+///
+/// `JHACK_PULSE=1` skips PipeWire's own protocol, `JHACK_ALSA=1` both servers.
 fn preferred_host() -> cpal::Host {
     #[cfg(target_os = "linux")]
-    if std::env::var_os("JHACK_ALSA").is_none()
-        && cpal::available_hosts().contains(&cpal::HostId::PulseAudio)
-        && let Ok(host) = cpal::host_from_id(cpal::HostId::PulseAudio)
-        && host.default_output_device().is_some()
     {
-        return host;
+        let usable = |id: cpal::HostId| {
+            if !cpal::available_hosts().contains(&id) {
+                return None;
+            }
+            cpal::host_from_id(id)
+                .ok()
+                .filter(|host| host.default_output_device().is_some())
+        };
+        let alsa_only = std::env::var_os("JHACK_ALSA").is_some();
+        if !alsa_only
+            && std::env::var_os("JHACK_PULSE").is_none()
+            && let Some(host) = usable(cpal::HostId::PipeWire)
+        {
+            return host;
+        }
+        if !alsa_only && let Some(host) = usable(cpal::HostId::PulseAudio) {
+            return host;
+        }
     }
     cpal::default_host()
 }
@@ -295,8 +374,8 @@ fn preferred_host() -> cpal::Host {
 /// Every device of every available host, with channels and default rate.
 pub fn list_devices() -> Vec<DeviceInfo> {
     let default_host = preferred_host();
-    let default_out = default_host.default_output_device().map(|d| device_id(&d));
-    let default_in = default_host.default_input_device().map(|d| device_id(&d));
+    let default_out = default_device(&default_host, Direction::Output).map(|d| device_id(&d));
+    let default_in = default_device(&default_host, Direction::Input).map(|d| device_id(&d));
     all_devices()
         .into_iter()
         .enumerate()
@@ -360,11 +439,9 @@ fn find_device(
         DeviceSpec::Default => {
             silence_backend_diagnostics();
             let host = preferred_host();
-            let d = match dir {
-                Direction::Output => host.default_output_device(),
-                Direction::Input => host.default_input_device(),
-            };
-            d.map(|d| (host.id(), d)).ok_or_else(not_found)
+            default_device(&host, dir)
+                .map(|d| (host.id(), d))
+                .ok_or_else(not_found)
         }
         DeviceSpec::Index(i) => all_devices()
             .into_iter()

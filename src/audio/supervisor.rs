@@ -38,6 +38,14 @@ impl EngineInfo {
     pub fn output_is_null(&self) -> bool {
         self.output.host == super::null::NULL_HOST
     }
+
+    /// Whether the input and output callbacks both run inside one server's graph
+    /// cycle (PipeWire's own protocol), the input's before the output's: a cycle's
+    /// capture can be played in the same cycle.
+    pub fn same_cycle(&self) -> bool {
+        let pw = |s: &super::StreamInfo| s.host == super::device::PIPEWIRE_HOST;
+        pw(&self.output) && self.input.as_ref().is_some_and(pw)
+    }
 }
 
 /// Requests to the supervisor.

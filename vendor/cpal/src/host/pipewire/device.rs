@@ -413,6 +413,7 @@ impl DeviceTrait for Device {
                 let StreamData {
                     mainloop,
                     listener,
+                    process,
                     stream,
                     context,
                     core,
@@ -482,6 +483,7 @@ impl DeviceTrait for Device {
 
                 mainloop.run();
 
+                drop(process);
                 drop(listener);
                 drop(default_monitor);
                 drop(core_monitor);
@@ -591,6 +593,7 @@ impl DeviceTrait for Device {
                 let StreamData {
                     mainloop,
                     listener,
+                    process,
                     stream,
                     context,
                     core,
@@ -659,6 +662,7 @@ impl DeviceTrait for Device {
                 }
 
                 mainloop.run();
+                drop(process);
                 drop(listener);
                 drop(default_monitor);
                 drop(core_monitor);

@@ -9,8 +9,7 @@ use stream::PwInitGuard;
 use crate::{traits::HostTrait, Error, ErrorKind};
 
 mod device;
-#[cfg(all(target_os = "linux", feature = "realtime"))]
-mod rt_promote;
+mod rt_process;
 mod stream;
 mod utils;
 

@@ -2,7 +2,7 @@ use std::{
     cell::RefCell,
     rc::Rc,
     sync::{
-        atomic::{AtomicBool, AtomicU32, Ordering},
+        atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering},
         Arc, Mutex,
     },
     thread::JoinHandle,
@@ -31,8 +31,7 @@ use pipewire::{
     types::ObjectType,
 };
 
-#[cfg(all(target_os = "linux", feature = "realtime"))]
-use super::rt_promote::RtPromoter;
+use super::rt_process::ProcessHook;
 use crate::{
     host::{
         emit_error, equilibrium::fill_equilibrium, frames_to_duration, latch::Latch,
@@ -221,45 +220,21 @@ impl From<SampleFormat> for AudioFormat {
     }
 }
 
-pub struct UserData<D> {
-    data_callback: D,
+/// What the stream's main-loop events (format, state, io) use. The data callback lives
+/// in [`RtData`], on the data thread; the two share only atomics.
+pub struct UserData {
     error_callback: ErrorCallbackArc,
     sample_format: SampleFormat,
     format: AudioInfoRaw,
-    last_quantum: Arc<AtomicU32>,
-    start: Instant,
     is_default_device: bool,
     has_connected: bool,
     invalidated: Arc<AtomicBool>,
-    pending_device_changed: Arc<AtomicBool>,
-    spa_io_clock: *const spa_io_clock,
-    xrun_recovering: bool,
-    #[cfg(feature = "realtime")]
-    rt_promoted_frames: FrameCount,
-    #[cfg(all(target_os = "linux", feature = "realtime"))]
-    rt_promoter: Option<RtPromoter>,
+    /// The negotiated channel count, 0 until a matching format is agreed.
+    channels: Arc<AtomicU32>,
+    clock: Arc<AtomicPtr<spa_io_clock>>,
 }
 
-impl<D> UserData<D> {
-    #[cfg(feature = "realtime")]
-    fn promote_realtime(&mut self, frames: FrameCount) {
-        // Set regardless of success, so a failed promotion isn't retried until the quantum grows.
-        self.rt_promoted_frames = frames;
-
-        #[cfg(target_os = "linux")]
-        if let Some(promoter) = &self.rt_promoter {
-            promoter.request(frames);
-        }
-
-        #[cfg(not(target_os = "linux"))]
-        // Currently a no-op outside Linux; kept in case audio_thread_priority adds a real backend.
-        if let Err(e) =
-            audio_thread_priority::promote_current_thread_to_real_time(frames, self.format.rate())
-        {
-            let _ = try_emit_error(&self.error_callback, Error::from(e));
-        }
-    }
-
+impl UserData {
     fn state_changed(&mut self, new: StreamState) {
         match new {
             StreamState::Streaming => self.has_connected = true,
@@ -286,15 +261,45 @@ impl<D> UserData<D> {
             StreamState::Paused | StreamState::Connecting => {}
         }
     }
+}
+
+/// What `process` uses, on PipeWire's real-time data thread (see `rt_process`).
+pub struct RtData<D> {
+    data_callback: D,
+    error_callback: ErrorCallbackArc,
+    sample_format: SampleFormat,
+    rate: u32,
+    channels: Arc<AtomicU32>,
+    last_quantum: Arc<AtomicU32>,
+    start: Instant,
+    pending_device_changed: Arc<AtomicBool>,
+    clock: Arc<AtomicPtr<spa_io_clock>>,
+    xrun_recovering: bool,
+}
+
+impl<D> RtData<D> {
+    /// Delivers a device change the main loop could not (its callback was busy).
+    fn deliver_pending(&mut self) {
+        if self.pending_device_changed.load(Ordering::Relaxed)
+            && try_emit_error(
+                &self.error_callback,
+                Error::with_message(ErrorKind::DeviceChanged, "Default device changed"),
+            )
+            .is_ok()
+        {
+            self.pending_device_changed.store(false, Ordering::Relaxed);
+        }
+    }
 
     fn check_xrun(&mut self) {
-        if self.spa_io_clock.is_null() {
+        let clock = self.clock.load(Ordering::Acquire);
+        if clock.is_null() {
             return;
         }
         // spa/node/io.h; not present in bindgen output on all libspa versions.
         const SPA_IO_CLOCK_FLAG_XRUN_RECOVER: u32 = 1 << 1;
-        // io_changed and process run on the same thread.
-        let flags = unsafe { (*self.spa_io_clock).flags };
+        // SAFETY: the clock area stays mapped while it is the stream's io area.
+        let flags = unsafe { (*clock).flags };
         let recovering = flags & SPA_IO_CLOCK_FLAG_XRUN_RECOVER != 0;
         if recovering && !self.xrun_recovering {
             let _ = try_emit_error(&self.error_callback, ErrorKind::Xrun.into());
@@ -314,17 +319,12 @@ fn pw_stream_time(stream: &pw::stream::Stream) -> Option<Time> {
     Some(t)
 }
 
-impl<D> UserData<D>
+impl<D> RtData<D>
 where
     D: FnMut(&Data, &InputCallbackInfo) + Send + 'static,
 {
     fn publish_data_in(&mut self, stream: &pw::stream::Stream, frames: FrameCount, data: &Data) {
         self.last_quantum.store(frames, Ordering::Relaxed);
-
-        #[cfg(feature = "realtime")]
-        if frames > self.rt_promoted_frames {
-            self.promote_realtime(frames);
-        }
 
         let (callback, capture) = match pw_stream_time(stream) {
             Some(t) => {
@@ -340,7 +340,7 @@ where
                 let cb = monotonic_stream_instant()
                     .unwrap_or_else(|| stream_instant_from_start(self.start));
                 let capture = cb
-                    .checked_sub(frames_to_duration(frames, self.format.rate()))
+                    .checked_sub(frames_to_duration(frames, self.rate))
                     .unwrap_or(StreamInstant::ZERO);
                 (cb, capture)
             }
@@ -351,7 +351,7 @@ where
     }
 }
 
-impl<D> UserData<D>
+impl<D> RtData<D>
 where
     D: FnMut(&mut Data, &OutputCallbackInfo) + Send + 'static,
 {
@@ -362,11 +362,6 @@ where
         data: &mut Data,
     ) {
         self.last_quantum.store(frames, Ordering::Relaxed);
-
-        #[cfg(feature = "realtime")]
-        if frames > self.rt_promoted_frames {
-            self.promote_realtime(frames);
-        }
 
         let (callback, playback) = match pw_stream_time(stream) {
             Some(t) => {
@@ -381,7 +376,7 @@ where
             None => {
                 let cb = monotonic_stream_instant()
                     .unwrap_or_else(|| stream_instant_from_start(self.start));
-                let pl = cb + frames_to_duration(frames, self.format.rate());
+                let pl = cb + frames_to_duration(frames, self.rate);
                 (cb, pl)
             }
         };
@@ -391,9 +386,11 @@ where
     }
 }
 
-pub struct StreamData<D> {
+pub struct StreamData<P> {
     pub mainloop: MainLoopRc,
-    pub listener: StreamListener<UserData<D>>,
+    pub listener: StreamListener<UserData>,
+    /// `process` on the data thread; dropped with `listener`, after the disconnect.
+    pub process: ProcessHook<P>,
     pub stream: StreamRc,
     pub context: ContextRc,
     pub core: CoreRc,
@@ -556,7 +553,7 @@ pub fn connect_output<D, E>(
     params: ConnectParams,
     data_callback: D,
     error_callback: E,
-) -> Result<StreamData<D>, pw::Error>
+) -> Result<StreamData<impl FnMut(&pw::stream::Stream) + Send + 'static>, pw::Error>
 where
     D: FnMut(&mut Data, &OutputCallbackInfo) + Send + 'static,
     E: FnMut(Error) + Send + 'static,
@@ -599,25 +596,29 @@ where
     };
 
     let error_callback_out = error_callback.clone();
-    #[cfg(all(target_os = "linux", feature = "realtime"))]
-    let rt_promoter = RtPromoter::spawn(error_callback.clone(), config.sample_rate);
-    let data = UserData {
+    let negotiated_channels = Arc::new(AtomicU32::new(0));
+    let clock = Arc::new(AtomicPtr::new(std::ptr::null_mut()));
+    let mut rt = RtData {
         data_callback,
+        error_callback: error_callback.clone(),
+        sample_format,
+        rate: config.sample_rate,
+        channels: negotiated_channels.clone(),
+        last_quantum,
+        start,
+        pending_device_changed: pending_device_changed.clone(),
+        clock: clock.clone(),
+        xrun_recovering: false,
+    };
+    let data = UserData {
         error_callback,
         sample_format,
         format: Default::default(),
-        last_quantum,
-        start,
         invalidated: invalidated.clone(),
         is_default_device,
         has_connected: false,
-        pending_device_changed: pending_device_changed.clone(),
-        spa_io_clock: std::ptr::null(),
-        xrun_recovering: false,
-        #[cfg(feature = "realtime")]
-        rt_promoted_frames: 0,
-        #[cfg(all(target_os = "linux", feature = "realtime"))]
-        rt_promoter,
+        channels: negotiated_channels,
+        clock,
     };
     let channels = config.channels as _;
     let rate = config.sample_rate as _;
@@ -659,6 +660,9 @@ where
                     let mismatch = current_channels != channels
                         || current_rate != rate
                         || current_fmt != expected_fmt;
+                    user_data
+                        .channels
+                        .store(if mismatch { 0 } else { current_channels }, Ordering::Release);
                     if mismatch && !user_data.invalidated.swap(true, Ordering::Relaxed) {
                         let fmt_note = if current_fmt != expected_fmt {
                             "; sample format differs"
@@ -684,6 +688,7 @@ where
                     }
                 }
                 Err(e) => {
+                    user_data.channels.store(0, Ordering::Release);
                     if !user_data.invalidated.swap(true, Ordering::Relaxed) {
                         emit_error(
                             &user_data.error_callback,
@@ -710,63 +715,57 @@ where
         })
         .io_changed(|_stream, user_data, id, area, _size| {
             if id == SPA_IO_Clock {
-                user_data.spa_io_clock = area as *const spa_io_clock;
-            }
-        })
-        .process(|stream, user_data| {
-            if user_data.pending_device_changed.load(Ordering::Relaxed)
-                && try_emit_error(
-                    &user_data.error_callback,
-                    Error::with_message(ErrorKind::DeviceChanged, "Default device changed"),
-                )
-                .is_ok()
-            {
-                user_data.pending_device_changed.store(false, Ordering::Relaxed);
-            }
-            user_data.check_xrun();
-
-            let n_channels = user_data.format.channels();
-            if n_channels == 0 {
-                return; // format not yet negotiated by param_changed
-            }
-
-            if let Some(mut buffer) = stream.dequeue_buffer() {
-                // Read the requested frame count before mutably borrowing datas_mut().
-                let requested = buffer.requested() as usize;
-                let datas = buffer.datas_mut();
-                if datas.is_empty() {
-                    return;
-                }
-                let buf_data = &mut datas[0];
-
-                let stride = user_data.sample_format.sample_size() * n_channels as usize;
-                // frames = samples / channels or frames = data_len / stride
-                // Honor the frame count PipeWire requests this cycle, capped by the
-                // mapped buffer capacity to guard against any mismatch.
-                let frames = requested.min(buf_data.as_raw().maxsize as usize / stride);
-                let Some(samples) = buf_data.data() else {
-                    return;
-                };
-
-                // samples = frames * channels or samples = data_len / sample_size
-                let n_samples = frames * n_channels as usize;
-
-                // Pre-fill only the active region with equilibrium before handing it to the
-                // callback.
-                let active = &mut samples[..frames * stride];
-                fill_equilibrium(active, user_data.sample_format);
-
-                let data = active.as_mut_ptr() as *mut ();
-                let mut data =
-                    unsafe { Data::from_parts(data, n_samples, user_data.sample_format) };
-                user_data.publish_data_out(stream, frames as FrameCount, &mut data);
-                let chunk = buf_data.chunk_mut();
-                *chunk.offset_mut() = 0;
-                *chunk.stride_mut() = stride as i32;
-                *chunk.size_mut() = (frames * stride) as u32;
+                user_data
+                    .clock
+                    .store(area as *mut spa_io_clock, Ordering::Release);
             }
         })
         .register()?;
+    let process = ProcessHook::register(&stream, move |stream: &pw::stream::Stream| {
+        rt.deliver_pending();
+        rt.check_xrun();
+
+        let n_channels = rt.channels.load(Ordering::Acquire);
+        if n_channels == 0 {
+            return; // format not yet negotiated by param_changed
+        }
+
+        if let Some(mut buffer) = stream.dequeue_buffer() {
+            // Read the requested frame count before mutably borrowing datas_mut().
+            let requested = buffer.requested() as usize;
+            let datas = buffer.datas_mut();
+            if datas.is_empty() {
+                return;
+            }
+            let buf_data = &mut datas[0];
+
+            let stride = rt.sample_format.sample_size() * n_channels as usize;
+            // frames = samples / channels or frames = data_len / stride
+            // Honor the frame count PipeWire requests this cycle, capped by the
+            // mapped buffer capacity to guard against any mismatch.
+            let frames = requested.min(buf_data.as_raw().maxsize as usize / stride);
+            let Some(samples) = buf_data.data() else {
+                return;
+            };
+
+            // samples = frames * channels or samples = data_len / sample_size
+            let n_samples = frames * n_channels as usize;
+
+            // Pre-fill only the active region with equilibrium before handing it to the
+            // callback.
+            let active = &mut samples[..frames * stride];
+            fill_equilibrium(active, rt.sample_format);
+
+            let data = active.as_mut_ptr() as *mut ();
+            let mut data =
+                unsafe { Data::from_parts(data, n_samples, rt.sample_format) };
+            rt.publish_data_out(stream, frames as FrameCount, &mut data);
+            let chunk = buf_data.chunk_mut();
+            *chunk.offset_mut() = 0;
+            *chunk.stride_mut() = stride as i32;
+            *chunk.size_mut() = (frames * stride) as u32;
+        }
+    });
     let mut audio_info = AudioInfoRaw::new();
     audio_info.set_format(sample_format.into());
     audio_info.set_rate(rate);
@@ -785,11 +784,9 @@ where
 
     let mut params = [Pod::from_bytes(&values).unwrap()];
 
-    // RT_PROCESS is intentionally absent: with add_local_listener the process callback always
-    // runs on this mainloop thread, not the separate data-loop thread RT_PROCESS creates.
-    // That thread promotes itself to RT from the process callback, once when the negotiated
-    // quantum is known and again whenever it grows.
-    let mut flags = StreamFlags::MAP_BUFFERS | StreamFlags::INACTIVE;
+    // RT_PROCESS: `process` runs inside the graph cycle on PipeWire's data thread (made
+    // real-time by libpipewire's module-rt), through its own hook (see `rt_process`).
+    let mut flags = StreamFlags::MAP_BUFFERS | StreamFlags::INACTIVE | StreamFlags::RT_PROCESS;
     if connect_automatically {
         flags |= StreamFlags::AUTOCONNECT;
     }
@@ -802,6 +799,7 @@ where
     Ok(StreamData {
         mainloop,
         listener,
+        process,
         stream,
         context,
         core,
@@ -816,7 +814,7 @@ pub fn connect_input<D, E>(
     params: ConnectParams,
     data_callback: D,
     error_callback: E,
-) -> Result<StreamData<D>, pw::Error>
+) -> Result<StreamData<impl FnMut(&pw::stream::Stream) + Send + 'static>, pw::Error>
 where
     D: FnMut(&Data, &InputCallbackInfo) + Send + 'static,
     E: FnMut(Error) + Send + 'static,
@@ -859,25 +857,29 @@ where
     };
 
     let error_callback_out = error_callback.clone();
-    #[cfg(all(target_os = "linux", feature = "realtime"))]
-    let rt_promoter = RtPromoter::spawn(error_callback.clone(), config.sample_rate);
-    let data = UserData {
+    let negotiated_channels = Arc::new(AtomicU32::new(0));
+    let clock = Arc::new(AtomicPtr::new(std::ptr::null_mut()));
+    let mut rt = RtData {
         data_callback,
+        error_callback: error_callback.clone(),
+        sample_format,
+        rate: config.sample_rate,
+        channels: negotiated_channels.clone(),
+        last_quantum,
+        start,
+        pending_device_changed: pending_device_changed.clone(),
+        clock: clock.clone(),
+        xrun_recovering: false,
+    };
+    let data = UserData {
         error_callback,
         sample_format,
         format: Default::default(),
-        last_quantum,
-        start,
         invalidated: invalidated.clone(),
         is_default_device,
         has_connected: false,
-        pending_device_changed: pending_device_changed.clone(),
-        spa_io_clock: std::ptr::null(),
-        xrun_recovering: false,
-        #[cfg(feature = "realtime")]
-        rt_promoted_frames: 0,
-        #[cfg(all(target_os = "linux", feature = "realtime"))]
-        rt_promoter,
+        channels: negotiated_channels,
+        clock,
     };
 
     let channels = config.channels as _;
@@ -920,6 +922,9 @@ where
                     let mismatch = current_channels != channels
                         || current_rate != rate
                         || current_fmt != expected_fmt;
+                    user_data
+                        .channels
+                        .store(if mismatch { 0 } else { current_channels }, Ordering::Release);
                     if mismatch && !user_data.invalidated.swap(true, Ordering::Relaxed) {
                         let fmt_note = if current_fmt != expected_fmt {
                             "; sample format differs"
@@ -945,6 +950,7 @@ where
                     }
                 }
                 Err(e) => {
+                    user_data.channels.store(0, Ordering::Release);
                     if !user_data.invalidated.swap(true, Ordering::Relaxed) {
                         emit_error(
                             &user_data.error_callback,
@@ -971,45 +977,39 @@ where
         })
         .io_changed(|_stream, user_data, id, area, _size| {
             if id == SPA_IO_Clock {
-                user_data.spa_io_clock = area as *const spa_io_clock;
-            }
-        })
-        .process(|stream, user_data| {
-            if user_data.pending_device_changed.load(Ordering::Relaxed)
-                && try_emit_error(
-                    &user_data.error_callback,
-                    Error::with_message(ErrorKind::DeviceChanged, "Default device changed"),
-                )
-                .is_ok()
-            {
-                user_data.pending_device_changed.store(false, Ordering::Relaxed);
-            }
-            user_data.check_xrun();
-
-            let n_channels = user_data.format.channels();
-            if n_channels == 0 {
-                return; // format not yet negotiated by param_changed
-            }
-
-            if let Some(mut buffer) = stream.dequeue_buffer() {
-                let datas = buffer.datas_mut();
-                if datas.is_empty() {
-                    return;
-                }
-                let data = &mut datas[0];
-                let n_samples = data.chunk().size() / user_data.sample_format.sample_size() as u32;
-                let frames = n_samples / n_channels;
-
-                let Some(samples) = data.data() else {
-                    return;
-                };
-                let data = samples.as_mut_ptr() as *mut ();
-                let data =
-                    unsafe { Data::from_parts(data, n_samples as usize, user_data.sample_format) };
-                user_data.publish_data_in(stream, frames, &data);
+                user_data
+                    .clock
+                    .store(area as *mut spa_io_clock, Ordering::Release);
             }
         })
         .register()?;
+    let process = ProcessHook::register(&stream, move |stream: &pw::stream::Stream| {
+        rt.deliver_pending();
+        rt.check_xrun();
+
+        let n_channels = rt.channels.load(Ordering::Acquire);
+        if n_channels == 0 {
+            return; // format not yet negotiated by param_changed
+        }
+
+        if let Some(mut buffer) = stream.dequeue_buffer() {
+            let datas = buffer.datas_mut();
+            if datas.is_empty() {
+                return;
+            }
+            let data = &mut datas[0];
+            let n_samples = data.chunk().size() / rt.sample_format.sample_size() as u32;
+            let frames = n_samples / n_channels;
+
+            let Some(samples) = data.data() else {
+                return;
+            };
+            let data = samples.as_mut_ptr() as *mut ();
+            let data =
+                unsafe { Data::from_parts(data, n_samples as usize, rt.sample_format) };
+            rt.publish_data_in(stream, frames, &data);
+        }
+    });
     let mut audio_info = AudioInfoRaw::new();
     audio_info.set_format(sample_format.into());
     audio_info.set_rate(rate);
@@ -1028,11 +1028,9 @@ where
 
     let mut params = [Pod::from_bytes(&values).unwrap()];
 
-    // RT_PROCESS is intentionally absent: with add_local_listener the process callback always
-    // runs on this mainloop thread, not the separate data-loop thread RT_PROCESS creates.
-    // That thread promotes itself to RT from the process callback, once when the negotiated
-    // quantum is known and again whenever it grows.
-    let mut flags = StreamFlags::MAP_BUFFERS | StreamFlags::INACTIVE;
+    // RT_PROCESS: `process` runs inside the graph cycle on PipeWire's data thread (made
+    // real-time by libpipewire's module-rt), through its own hook (see `rt_process`).
+    let mut flags = StreamFlags::MAP_BUFFERS | StreamFlags::INACTIVE | StreamFlags::RT_PROCESS;
     if connect_automatically {
         flags |= StreamFlags::AUTOCONNECT;
     }
@@ -1045,6 +1043,7 @@ where
     Ok(StreamData {
         mainloop,
         listener,
+        process,
         stream,
         context,
         core,
