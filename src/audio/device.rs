@@ -271,8 +271,8 @@ fn all_devices() -> Vec<(cpal::HostId, cpal::Device)> {
         let Ok(host) = cpal::host_from_id(host_id) else {
             continue;
         };
-        let hide_stand_ins = host_id == cpal::HostId::PipeWire
-            && real_default(&host, Direction::Output).is_some();
+        let hide_stand_ins =
+            host_id == cpal::HostId::PipeWire && real_default(&host, Direction::Output).is_some();
         if let Ok(devices) = host.devices() {
             out.extend(
                 devices
