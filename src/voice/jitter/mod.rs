@@ -33,8 +33,9 @@
 //! the error `B − target` is corrected:
 //! - shallower than the target by more than the margin (late packets just raised the
 //!   target, so packets below the percentile are being lost): grow at once, by
-//!   inserting a concealment (a silence, in a silence) without advancing the playout
-//!   position (counted in `inserted_to_grow`);
+//!   inserting a concealment (a silence, in a silence) of the deficit, rounded up to
+//!   Opus's 2.5 ms grain and at most a frame, without advancing the playout position
+//!   (counted in `inserted_to_grow`);
 //! - otherwise a PI controller sets the stretch `ratio` (±`max_stretch`): quick to
 //!   deepen, slow to shrink, and its integral learns the drift between the sender's
 //!   clock and the sound card's (±0.1 % leaves well under 1 ms of error);
@@ -869,7 +870,7 @@ impl JitterBuffer {
         self.stats.dropped_overflow += dropped;
         let steer = self.control.update(now_us, err, self.cfg.max_stretch);
         let action = if err < -self.grow_threshold_us() {
-            self.grow()
+            self.grow(-err)
         } else {
             self.advance(steer.envelope_us)
         };
@@ -902,17 +903,25 @@ impl JitterBuffer {
         self.next_ts = Some(to);
     }
 
-    /// Makes the buffer a frame deeper: plays something without advancing.
-    /// In a silence it inserts silence; in speech, a concealment.
-    fn grow(&mut self) -> Action {
+    /// Makes the buffer `deficit_us` deeper, rounded up to Opus's 2.5 ms grain and at
+    /// most a frame: plays something without advancing. In a silence it inserts
+    /// silence; in speech, a concealment. (A whole frame for a deficit of a
+    /// millisecond or two would leave the buffer deeper than it needs until it
+    /// shrinks back, slowly, which a listener hears as delay.)
+    fn grow(&mut self, deficit_us: f64) -> Action {
         self.stats.inserted_to_grow += 1;
+        let grain = self.cfg.sample_rate / 400;
+        let want = (deficit_us * f64::from(self.cfg.sample_rate) / 1e6 / f64::from(grain)).ceil();
+        let samples = (want.max(1.0) as u32)
+            .saturating_mul(grain)
+            .min(self.cfg.frame_samples);
         let next = self.next_ts.unwrap_or(0);
         let gap = match self.store.front() {
             _ if self.in_silence => Gap::Silence,
             Some(front) if front.ts == next => Gap::Conceal,
             _ => self.gap_kind(next),
         };
-        self.emit_gap(gap, self.cfg.frame_samples)
+        self.emit_gap(gap, samples)
     }
 
     /// Plays the frame at the playout position, or fills its absence; `err` is the
