@@ -33,6 +33,52 @@ fn play_latency_ms(home: &Path, file: &Path, runs: usize) -> f64 {
     v[v.len() / 2]
 }
 
+/// Median delay (ms) from `tmux send-keys` to the key's byte read by a program in raw
+/// mode in the pane: what tmux itself adds to a key press under test.
+fn tmux_delivery_ms(dir: &Path, runs: usize) -> f64 {
+    let log = dir.join("keys-read.log");
+    let reader = dir.join("keyread.py");
+    std::fs::write(
+        &reader,
+        "import os, sys, time, tty\n\
+         tty.setraw(0)\n\
+         with open(sys.argv[1], 'w') as f:\n\
+         \x20   while os.read(0, 1) != b'q':\n\
+         \x20       f.write('%d\\n' % (time.time() * 1e6)); f.flush()\n",
+    )
+    .expect("reader");
+    let tui = Tui::launch(
+        &format!("python3 {} {}", reader.display(), log.display()),
+        80,
+        24,
+        &[],
+    );
+    let read = || std::fs::read_to_string(&log).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !log.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut v = Vec::new();
+    for i in 0..runs {
+        let sent = unix_us() as f64;
+        tui.keys(&["z"]);
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while read().lines().count() <= i && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let got: f64 = read()
+            .lines()
+            .nth(i)
+            .and_then(|l| l.parse().ok())
+            .expect("the reader saw the key");
+        v.push((got - sent) / 1000.0);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    tui.keys(&["q"]);
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
 #[test]
 fn the_screen_shows_devices_and_sounds_and_a_key_plays_at_once() {
     let test = "the_screen_shows_devices_and_sounds_and_a_key_plays_at_once";
@@ -84,8 +130,10 @@ fn the_screen_shows_devices_and_sounds_and_a_key_plays_at_once() {
     }
     figures.sort_by(f64::total_cmp);
     let key_ms = figures[figures.len() / 2];
+    let delivery = tmux_delivery_ms(h.path(), 7);
     eprintln!(
-        "key press (tmux send-keys) -> monitor: median {key_ms:.2} ms {figures:?}; `jhack play` -> monitor: median {baseline:.2} ms"
+        "key press (tmux send-keys) -> monitor: median {key_ms:.2} ms {figures:?}; `jhack play` -> monitor: median {baseline:.2} ms; tmux alone, send-keys -> a raw reader in its pane: median {delivery:.2} ms, so jhack's part {:.2} ms",
+        key_ms - delivery
     );
     // The target (a key is heard as soon as `jhack play` is) is shown by the figures
     // above; on a shared machine one late wake-up moves a median of five, so the
