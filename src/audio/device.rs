@@ -120,6 +120,12 @@ pub struct StreamInfo {
 }
 
 impl StreamInfo {
+    /// Whether every callback carries exactly one period: PipeWire's own protocol
+    /// runs them on the graph cycle, one quantum each.
+    pub fn exact_periods(&self) -> bool {
+        self.host == PIPEWIRE_HOST
+    }
+
     /// The period as a duration, when known.
     pub fn period_latency(&self) -> Option<Duration> {
         self.period_frames.map(|p| {

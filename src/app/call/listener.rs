@@ -268,13 +268,19 @@ pub(crate) fn run(
 ) -> Receiver<Inbound> {
     let start = Instant::now();
     let rate = engine.format().sample_rate;
-    let period = engine.info().output.period_frames.unwrap_or(256) as usize;
+    let output = engine.info().output;
+    let period = output.period_frames.unwrap_or(256) as usize;
     let period_us = (period as u64 * 1_000_000) / u64::from(rate.max(1));
     // Just in time: the output callback takes a period at once, so the ring must hold
-    // a period (and a mixer block) when it comes, and no more — everything queued
-    // beyond that is delay. The callbacks are counted by the engine: this thread
-    // learns their rhythm and tops the ring up shortly before the next one.
-    let target = period + BLOCK_FRAMES;
+    // a period when it comes, and no more — everything queued beyond that is delay.
+    // Where callbacks can be a little longer than the period (the PulseAudio route's),
+    // a mixer block more. The callbacks are counted by the engine: this thread learns
+    // their rhythm and tops the ring up shortly before the next one.
+    let target = if output.exact_periods() {
+        period
+    } else {
+        period + BLOCK_FRAMES
+    };
     let stats = engine.stats_handle();
     let mut callbacks = stats.callbacks.load(Ordering::Relaxed);
     let mut last_callback = Instant::now();
