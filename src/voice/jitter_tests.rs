@@ -923,3 +923,46 @@ fn an_output_pulling_frames_in_batches_is_held_by_its_last_pull() {
         assert!(mean <= target + period_ms / 2.0 + 0.5, "{mean}");
     }
 }
+
+#[test]
+fn a_small_deficit_grows_the_buffer_by_the_deficit_not_a_frame() {
+    // 10 ms frames on time for 3 s, then every frame 3 ms later: once the late ones
+    // pass the percentile the target rises by about 3 ms, and the buffer grows by
+    // that, in Opus's 2.5 ms grain (here 5 ms), not by a whole 10 ms frame.
+    let arrivals = (0..600u64).map(|k| {
+        let (at, incoming) = on_time(k);
+        (if k >= 300 { at + 3_000 } else { at }, incoming)
+    });
+    let mut jb = JitterBuffer::new(JitterConfig::default());
+    let mut arrivals = arrivals.peekable();
+    let mut pull_at = 15_000.0f64;
+    let mut grows = Vec::new();
+    while pull_at < 6_000_000.0 {
+        while let Some((at, incoming)) = arrivals.next_if(|(at, _)| (*at as f64) <= pull_at) {
+            jb.push(at, incoming);
+        }
+        let before = jb.stats().inserted_to_grow;
+        let pull = jb.pull(pull_at as u64);
+        let samples = match pull.action {
+            Action::Decode { samples, .. }
+            | Action::DecodeFec { samples, .. }
+            | Action::Conceal { samples, .. }
+            | Action::Silence { samples } => samples,
+            Action::Idle => 480,
+        };
+        if jb.stats().inserted_to_grow > before {
+            grows.push(samples);
+        }
+        pull_at += f64::from(samples) * 1e6 / 48_000.0 * pull.ratio;
+    }
+    assert!(!grows.is_empty(), "the buffer never grew");
+    assert!(
+        grows.iter().all(|&s| s % 120 == 0 && s < 480),
+        "grown by {grows:?} samples"
+    );
+    let grown_us: u32 = grows.iter().sum::<u32>() * 1_000 / 48;
+    assert!(
+        (2_500..=7_500).contains(&grown_us),
+        "grown by {grown_us} µs in all ({grows:?})"
+    );
+}
