@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use super::buffers;
 use super::tree::{self, GROUP_LEN, TreeError, Verifier};
 use crate::domain::SoundId;
 use crate::net::events::NetEvent;
@@ -514,8 +515,8 @@ async fn attempt(
     // No larger than what is left to come: a small sound does not zero a megabyte.
     let left = v.size().saturating_sub(from * GROUP_LEN).max(1);
     let cap = (GROUP_LEN * BATCH).min(left) as usize;
-    let mut buf = vec![0u8; cap];
-    let mut spare: Option<Vec<u8>> = Some(vec![0u8; cap]);
+    let mut buf = buffers::take(cap);
+    let mut spare: Option<Vec<u8>> = Some(buffers::take(cap));
     let mut inflight: Option<(tokio::task::JoinHandle<Result<Checked, FetchError>>, u64)> = None;
     let groups = v.groups();
     let mut g = from;
@@ -557,7 +558,8 @@ async fn attempt(
         }
         settle!();
         let (v, file, path) = (v.clone(), file.clone(), fetch.path.clone());
-        let mut data = std::mem::replace(&mut buf, spare.take().unwrap_or_else(|| vec![0u8; cap]));
+        let mut data =
+            std::mem::replace(&mut buf, spare.take().unwrap_or_else(|| buffers::take(cap)));
         data.truncate(len);
         inflight = Some((
             tokio::task::spawn_blocking(move || {
@@ -568,8 +570,11 @@ async fn attempt(
         g = last;
     }
     settle!();
-    // The last settle hands back a buffer no batch will use.
-    drop(spare);
+    // Both buffers go back for the next fetch.
+    buffers::give(buf);
+    if let Some(s) = spare {
+        buffers::give(s);
+    }
     Ok(Attempt::Done)
 }
 

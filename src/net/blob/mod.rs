@@ -5,6 +5,7 @@
 //!
 //! Nothing here plays or keeps a sound: the application does, with the verified file.
 
+mod buffers;
 mod fetch;
 mod serve;
 pub mod tree;

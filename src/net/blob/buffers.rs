@@ -1,0 +1,108 @@
+//! Batch buffers reused between blob fetches.
+//!
+//! A fetch reads the network into two buffers of up to a megabyte (one is verified
+//! and written on the blocking pool while the other fills). Fresh ones for every
+//! sound meant the kernel faulting in and zeroing two new allocations per sound of a
+//! library, which showed as most of a whole-library fetch's system time. Fetches take
+//! them from here and give them back when done. It never holds more than [`KEEP`]
+//! buffers, and its lock is held only for a push or a pop.
+
+use std::sync::Mutex;
+
+/// Buffers kept for reuse (a few fetches' worth; more are dropped).
+const KEEP: usize = 8;
+
+/// A free list of buffers.
+struct Pool {
+    free: Mutex<Vec<Vec<u8>>>,
+}
+
+static POOL: Pool = Pool::new();
+
+/// A buffer of `len` bytes. A reused one still holds an earlier sound's bytes: the
+/// caller uses only what it reads into it.
+pub(super) fn take(len: usize) -> Vec<u8> {
+    POOL.take(len)
+}
+
+/// Gives a buffer back for a later fetch.
+pub(super) fn give(b: Vec<u8>) {
+    POOL.give(b)
+}
+
+impl Pool {
+    const fn new() -> Pool {
+        Pool {
+            free: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn take(&self, len: usize) -> Vec<u8> {
+        let reused = self.free.lock().ok().and_then(|mut free| {
+            let i = free.iter().position(|b| b.capacity() >= len)?;
+            Some(free.swap_remove(i))
+        });
+        match reused {
+            Some(mut b) => {
+                b.resize(len, 0);
+                b
+            }
+            None => vec![0u8; len],
+        }
+    }
+
+    /// When [`KEEP`] are kept already, the smallest of them and `b` is dropped.
+    fn give(&self, b: Vec<u8>) {
+        let Ok(mut free) = self.free.lock() else {
+            return;
+        };
+        if free.len() < KEEP {
+            free.push(b);
+        } else if let Some(smallest) = free.iter_mut().min_by_key(|k| k.capacity())
+            && smallest.capacity() < b.capacity()
+        {
+            *smallest = b;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_buffer_given_back_is_taken_again_at_the_asked_length() {
+        let pool = Pool::new();
+        let mut b = pool.take(1 << 20);
+        assert_eq!(b.len(), 1 << 20);
+        b[0] = 7;
+        let at = b.as_ptr();
+        pool.give(b);
+        let again = pool.take(4096);
+        assert_eq!(again.len(), 4096);
+        assert_eq!(again.as_ptr(), at, "the same memory");
+        assert_eq!(again[0], 7, "not zeroed again");
+        // Nothing kept is big enough: a new one.
+        let bigger = pool.take(2 << 20);
+        assert_eq!(bigger.len(), 2 << 20);
+        assert_ne!(bigger.as_ptr(), at);
+    }
+
+    #[test]
+    fn it_keeps_the_largest_few() {
+        let pool = Pool::new();
+        for k in 1..=KEEP + 4 {
+            pool.give(Vec::with_capacity(k * 1000));
+        }
+        let mut kept: Vec<usize> = pool
+            .free
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|b| b.capacity())
+            .collect();
+        kept.sort_unstable();
+        assert_eq!(kept.len(), KEEP);
+        assert!(kept[0] >= 5000, "{kept:?}");
+    }
+}
