@@ -523,7 +523,8 @@ mod tests {
             w.set_source(Some(SpectrumSource::new(rx_a, 2, 48_000)))
                 .is_none()
         );
-        assert_eq!(wait_frames(&w, 0, 3, |f| f.sample_rate == 48_000).len(), 3);
+        // Frames arrive in batches: at least the three waited for.
+        assert!(wait_frames(&w, 0, 3, |f| f.sample_rate == 48_000).len() >= 3);
         let old = w.set_source(Some(SpectrumSource::new(rx_b, 1, 44_100)));
         assert_eq!(
             old.map(|s| (s.channels(), s.sample_rate())),
