@@ -265,18 +265,20 @@ pub fn silence_backend_diagnostics() {
 /// when the real default devices are known (see [`real_default`]).
 fn all_devices() -> Vec<(cpal::HostId, cpal::Device)> {
     silence_backend_diagnostics();
-    let preferred = preferred_host();
-    let mut hosts = vec![preferred.id()];
-    hosts.extend(
-        cpal::available_hosts()
-            .into_iter()
-            .filter(|h| *h != preferred.id()),
-    );
+    all_devices_from(preferred_host())
+}
+
+/// [`all_devices`], `preferred` being [`preferred_host`] already opened.
+fn all_devices_from(preferred: cpal::Host) -> Vec<(cpal::HostId, cpal::Device)> {
+    silence_backend_diagnostics();
+    let first = preferred.id();
+    let others = cpal::available_hosts()
+        .into_iter()
+        .filter(|h| *h != first)
+        .filter_map(|h| cpal::host_from_id(h).ok());
     let mut out = Vec::new();
-    for host_id in hosts {
-        let Ok(host) = cpal::host_from_id(host_id) else {
-            continue;
-        };
+    for host in std::iter::once(preferred).chain(others) {
+        let host_id = host.id();
         let hide_stand_ins =
             host_id == cpal::HostId::PipeWire && real_default(&host, Direction::Output).is_some();
         if let Ok(devices) = host.devices() {
@@ -379,10 +381,12 @@ fn preferred_host() -> cpal::Host {
 
 /// Every device of every available host, with channels and default rate.
 pub fn list_devices() -> Vec<DeviceInfo> {
+    silence_backend_diagnostics();
     let default_host = preferred_host();
+    let default_id = default_host.id();
     let default_out = default_device(&default_host, Direction::Output).map(|d| device_id(&d));
     let default_in = default_device(&default_host, Direction::Input).map(|d| device_id(&d));
-    all_devices()
+    all_devices_from(default_host)
         .into_iter()
         .enumerate()
         .map(|(index, (host, d))| {
@@ -395,7 +399,7 @@ pub fn list_devices() -> Vec<DeviceInfo> {
                 .then(|| d.default_input_config().ok())
                 .flatten();
             let id = device_id(&d);
-            let is_default_host = host == default_host.id();
+            let is_default_host = host == default_id;
             DeviceInfo {
                 index,
                 host: host.name().to_string(),

@@ -43,8 +43,7 @@ impl EngineInfo {
     /// cycle (PipeWire's own protocol), the input's before the output's: a cycle's
     /// capture can be played in the same cycle.
     pub fn same_cycle(&self) -> bool {
-        let pw = |s: &super::StreamInfo| s.host == super::device::PIPEWIRE_HOST;
-        pw(&self.output) && self.input.as_ref().is_some_and(pw)
+        self.output.exact_periods() && self.input.as_ref().is_some_and(StreamInfo::exact_periods)
     }
 }
 

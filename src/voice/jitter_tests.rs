@@ -97,6 +97,17 @@ fn short(action: &Action) -> Played {
     }
 }
 
+/// How many samples a pull plays (an idle pull: the sound card's 10 ms period).
+fn pulled_samples(action: &Action) -> u32 {
+    match action {
+        Action::Decode { samples, .. }
+        | Action::DecodeFec { samples, .. }
+        | Action::Conceal { samples, .. }
+        | Action::Silence { samples } => *samples,
+        Action::Idle => 480,
+    }
+}
+
 /// Drives a buffer by hand: `arrivals` (time, frame) in time order, and a sound card
 /// pulling from `first_pull_us` until `end_us`, each pull lasting its frame × ratio.
 fn drive(
@@ -114,13 +125,7 @@ fn drive(
             jb.push(at, incoming);
         }
         let pull = jb.pull(pull_at as u64);
-        let samples = match pull.action {
-            Action::Decode { samples, .. }
-            | Action::DecodeFec { samples, .. }
-            | Action::Conceal { samples, .. }
-            | Action::Silence { samples } => samples,
-            Action::Idle => 480,
-        };
+        let samples = pulled_samples(&pull.action);
         played.push(short(&pull.action));
         pull_at += f64::from(samples) * 1e6 / 48_000.0 * pull.ratio;
     }
@@ -943,13 +948,7 @@ fn a_small_deficit_grows_the_buffer_by_the_deficit_not_a_frame() {
         }
         let before = jb.stats().inserted_to_grow;
         let pull = jb.pull(pull_at as u64);
-        let samples = match pull.action {
-            Action::Decode { samples, .. }
-            | Action::DecodeFec { samples, .. }
-            | Action::Conceal { samples, .. }
-            | Action::Silence { samples } => samples,
-            Action::Idle => 480,
-        };
+        let samples = pulled_samples(&pull.action);
         if jb.stats().inserted_to_grow > before {
             grows.push(samples);
         }
