@@ -54,9 +54,9 @@ fn margins(engine: &Engine) -> Margins {
     let margin = if info.same_cycle() {
         // Both callbacks run inside the server's graph cycle, the capture (downstream
         // of the microphone) before the playback: a cycle's input is in the ring when
-        // that cycle's output reads it, so one input period is all the ring needs. If
-        // the order ever flips, the voice starves one block, refills, and runs a period
-        // later from then on (within `max_fill`).
+        // that cycle's output reads it, so one input period is all the ring needs. A
+        // cycle that runs them the other way round (measured while a client joins the
+        // microphone's graph upstream) starves the voice for that period; it refills.
         in_period
     } else {
         // Jitter margin: one period of each device plus a mixer block, so an input
