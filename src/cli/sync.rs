@@ -174,12 +174,20 @@ fn here(
     peer: &str,
     all: bool,
 ) -> Result<(PeerSync, Option<FilesDone>), CliError> {
+    let t0 = std::time::Instant::now();
+    let took = |what: &str| {
+        tracing::debug!(
+            "sync: {what} after {:.1} ms",
+            t0.elapsed().as_secs_f64() * 1e3
+        )
+    };
     let OwnNode {
         service,
         node,
         peer: found,
         denied,
     } = own_node(ctx, lib, peer)?;
+    took("connected");
     let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         let bar = ProgressBar::new_spinner();
         bar.set_style(
@@ -212,6 +220,7 @@ fn here(
         let why = notice.map_or(e, |d| format!("refused: {d}"));
         CliError::failure(format!("sync with {}: {why}", found.name))
     })?;
+    took("records in sync");
     let files = if all {
         Some(fetch_files(&service, &node, &found)?)
     } else {
@@ -219,10 +228,12 @@ fn here(
     };
     // The standing now: what the peer took from us meanwhile counts too.
     let status = service.status_of(&found.id).unwrap_or(status);
+    took("files here");
     drop(service);
     if let Ok(node) = Arc::try_unwrap(node) {
         node.shutdown();
     }
+    took("node down");
     Ok((status, files))
 }
 

@@ -492,11 +492,14 @@ impl Node {
         if let Some(rt) = self.rt.take() {
             let endpoint = self.shared.endpoint.clone();
             rt.block_on(async move {
-                // Let the goodbyes leave, then close.
+                // Let the goodbyes leave, then close. The close frames leave with the
+                // connection drivers' next poll, microseconds later; the draining
+                // period after them (three probe timeouts, ~80 ms even on loopback)
+                // is not waited for: this process leaves, so it has no late packets
+                // to absorb, and the peers already had our goodbye.
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 endpoint.close(quinn::VarInt::from_u32(0), b"bye");
-                let _ =
-                    tokio::time::timeout(Duration::from_millis(300), endpoint.wait_idle()).await;
+                tokio::time::sleep(Duration::from_millis(5)).await;
             });
             rt.shutdown_timeout(Duration::from_millis(200));
         }
@@ -536,7 +539,18 @@ fn bind(
     };
     let mut last = None;
     for addr in addrs {
-        match quinn::Endpoint::server(server.clone(), addr) {
+        let made = std::net::UdpSocket::bind(addr).and_then(|socket| {
+            super::transport::size_buffers(&socket);
+            let runtime = quinn::default_runtime()
+                .ok_or_else(|| std::io::Error::other("no async runtime for the endpoint"))?;
+            quinn::Endpoint::new(
+                super::transport::endpoint_config(),
+                Some(server.clone()),
+                socket,
+                runtime,
+            )
+        });
+        match made {
             Ok(e) => return Ok(e),
             Err(source) => last = Some(NetError::Bind { addr, source }),
         }

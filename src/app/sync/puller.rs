@@ -203,13 +203,17 @@ pub(super) fn until_in_sync(
     // Its features arrive just after the connection is made.
     let told = Instant::now() + FEATURES_WITHIN;
     while !node.speaks(peer, super::FEATURE) && Instant::now() < told {
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(2));
     }
     if let Some(why) = why_not(node, peer) {
         return Err(why);
     }
     let name = node.name_of(peer);
     let mut last_error = None;
+    // The wait before asking again while the peer has not taken ours: short at
+    // first (its own puller is on the way; on loopback that is milliseconds), then
+    // doubling, so a peer that never takes ours is not asked a hundred times a second.
+    let mut wait = Duration::from_millis(5);
     while Instant::now() < deadline {
         match exchange(shared, node, peer, &name, ANSWER_NOW) {
             Ok(step) => {
@@ -221,7 +225,8 @@ pub(super) fn until_in_sync(
                 }
                 if !step.more {
                     // Caught up, yet different: the peer has not taken ours yet.
-                    std::thread::sleep(Duration::from_millis(100));
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(Duration::from_millis(200));
                 }
             }
             Err(e) if e.refused => return Err(e.why),
