@@ -9,8 +9,11 @@
 
 use std::sync::Mutex;
 
-/// Buffers kept for reuse (a few fetches' worth; more are dropped).
-const KEEP: usize = 8;
+/// Buffers kept for reuse: two for each of a whole-library fetch's sixteen
+/// transfers at once (more are dropped)...
+const KEEP: usize = 32;
+/// ...and at most this many bytes of them.
+const KEEP_BYTES: usize = 16 << 20;
 
 /// A free list of buffers.
 struct Pool {
@@ -51,15 +54,20 @@ impl Pool {
         }
     }
 
-    /// When [`KEEP`] are kept already, the smallest of them and `b` is dropped.
+    /// When [`KEEP`] are kept already, the smallest of them and `b` is dropped; `b`
+    /// is dropped when it would take the pool over [`KEEP_BYTES`].
     fn give(&self, b: Vec<u8>) {
         let Ok(mut free) = self.free.lock() else {
             return;
         };
+        let kept: usize = free.iter().map(Vec::capacity).sum();
         if free.len() < KEEP {
-            free.push(b);
+            if kept + b.capacity() <= KEEP_BYTES {
+                free.push(b);
+            }
         } else if let Some(smallest) = free.iter_mut().min_by_key(|k| k.capacity())
             && smallest.capacity() < b.capacity()
+            && kept - smallest.capacity() + b.capacity() <= KEEP_BYTES
         {
             *smallest = b;
         }
@@ -104,5 +112,23 @@ mod tests {
         kept.sort_unstable();
         assert_eq!(kept.len(), KEEP);
         assert!(kept[0] >= 5000, "{kept:?}");
+    }
+
+    #[test]
+    fn it_never_keeps_more_than_its_bytes() {
+        let pool = Pool::new();
+        for _ in 0..KEEP + 8 {
+            pool.give(Vec::with_capacity(1 << 20));
+        }
+        pool.give(Vec::with_capacity(3 << 20));
+        let kept: usize = pool
+            .free
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(Vec::capacity)
+            .sum();
+        assert!(kept <= KEEP_BYTES, "{kept} bytes kept");
+        assert!(kept >= KEEP_BYTES - (1 << 20), "{kept} bytes kept");
     }
 }

@@ -397,8 +397,9 @@ struct Checked {
     bad: Option<u64>,
 }
 
-/// Verifies groups `first..last` held in `buf` and writes the verified prefix of
-/// them at `offset` (on the blocking pool).
+/// Verifies groups `first..last` held at the start of `buf` and writes the verified
+/// prefix of them at `offset` (on the blocking pool). The buffer is handed back
+/// whole (its tail is not cut off, so the next batch need not zero it again).
 fn check_and_write(
     v: &Verifier,
     file: &std::fs::File,
@@ -541,9 +542,7 @@ async fn attempt(
                     let _ = recv.stop(quinn::VarInt::from_u32(0));
                     return Ok(Attempt::Corrupt(index));
                 }
-                let mut back = checked.buf;
-                back.resize(cap, 0);
-                spare = Some(back);
+                spare = Some(checked.buf);
             }
         };
     }
@@ -558,9 +557,7 @@ async fn attempt(
         }
         settle!();
         let (v, file, path) = (v.clone(), file.clone(), fetch.path.clone());
-        let mut data =
-            std::mem::replace(&mut buf, spare.take().unwrap_or_else(|| buffers::take(cap)));
-        data.truncate(len);
+        let data = std::mem::replace(&mut buf, spare.take().unwrap_or_else(|| buffers::take(cap)));
         inflight = Some((
             tokio::task::spawn_blocking(move || {
                 check_and_write(&v, &file, &path, data, first, last)

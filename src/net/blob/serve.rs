@@ -140,8 +140,14 @@ async fn serve(
         )
         .await;
     };
-    let tree = match tree_for(shared, &id, &path).await {
-        Ok(t) => t,
+    // A small blob is read once, hashed from memory and sent from the same bytes;
+    // a large one is hashed first, then streamed from the file by a reader thread.
+    let (tree, whole) = match read_whole(shared, &id, &path).await {
+        Ok(Some((tree, bytes))) => (tree, Some(bytes)),
+        Ok(None) => match tree_for(shared, &id, &path).await {
+            Ok(t) => (t, None),
+            Err(e) => return refuse(send, Refusal::Unavailable, e).await,
+        },
         Err(e) => return refuse(send, Refusal::Unavailable, e).await,
     };
     let groups = tree::group_count(tree.size);
@@ -166,7 +172,78 @@ async fn serve(
         cvs.extend_from_slice(cv);
     }
     send.write_all(&cvs).await.map_err(|e| e.to_string())?;
-    send_data(shared, send, path, request.from_group, tree.size).await
+    match whole {
+        Some(bytes) => {
+            let start = (request.from_group * GROUP_LEN).min(tree.size) as usize;
+            let mut pace = Pace::new(shared);
+            pace.send(shared, send, start as u64, bytes.slice(start..))
+                .await?;
+            Ok(pace.sent)
+        }
+        None => send_data(shared, send, path, request.from_group, tree.size).await,
+    }
+}
+
+/// Blobs up to this size are read whole (see [`read_whole`]).
+const READ_WHOLE_UP_TO: u64 = 4 << 20;
+
+/// Reads a blob of at most [`READ_WHOLE_UP_TO`] bytes whole, off the reactor, and
+/// takes its tree from the cache or hashes it from memory (one read of the file,
+/// not one to hash and another to send). `Ok(None)` for a larger blob; `Err` when
+/// it cannot be read or no longer hashes to its id.
+async fn read_whole(
+    shared: &Arc<Shared>,
+    id: &SoundId,
+    path: &std::path::Path,
+) -> Result<Option<(Arc<BlobTree>, bytes::Bytes)>, String> {
+    let cell = tree_cell(shared, id);
+    let known = cell.get().and_then(|r| r.as_ref().ok()).cloned();
+    let p = path.to_path_buf();
+    let read = tokio::task::spawn_blocking(move || {
+        let failed = |e: std::io::Error| format!("{}: {e}", p.display());
+        let mut file = std::fs::File::open(&p).map_err(failed)?;
+        let size = file.metadata().map_err(failed)?.len();
+        if size > READ_WHOLE_UP_TO {
+            return Ok(None);
+        }
+        let mut bytes = Vec::with_capacity(size as usize);
+        file.read_to_end(&mut bytes).map_err(failed)?;
+        let tree = match known {
+            Some(t) if t.size == bytes.len() as u64 => t,
+            _ => Arc::new(tree::tree_of(bytes.as_slice()).map_err(failed)?),
+        };
+        Ok(Some((tree, bytes::Bytes::from(bytes))))
+    })
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|r: Result<_, String>| r)?;
+    let Some((tree, bytes)) = read else {
+        return Ok(None);
+    };
+    if tree.id != id.0 {
+        tracing::warn!(
+            "the blob of {} no longer matches its id: not sent (run `jhack check`)",
+            id.short()
+        );
+        lock(&shared.trees).remove(id);
+        return Err(format!("{} is damaged here", id.short()));
+    }
+    // Kept for the next asker (a trigger's fetch, then the sync's).
+    let _ = cell.set(Ok(tree.clone()));
+    Ok(Some((tree, bytes)))
+}
+
+/// The cache cell of a blob's tree (made when missing; the oldest is dropped beyond
+/// [`TREES_KEPT`]).
+fn tree_cell(shared: &Shared, id: &SoundId) -> Arc<super::TreeCell> {
+    let mut trees = lock(&shared.trees);
+    if !trees.contains_key(id)
+        && trees.len() >= TREES_KEPT
+        && let Some(k) = trees.keys().next().copied()
+    {
+        trees.remove(&k);
+    }
+    trees.entry(*id).or_default().clone()
 }
 
 /// The tree of the blob at `path`, from the cache or hashed now (off the reactor).
@@ -176,16 +253,7 @@ pub(crate) async fn tree_for(
     path: &std::path::Path,
 ) -> Result<Arc<BlobTree>, String> {
     // One computation per blob, whoever asks first (a trigger, then the fetch).
-    let cell = {
-        let mut trees = lock(&shared.trees);
-        if !trees.contains_key(id)
-            && trees.len() >= TREES_KEPT
-            && let Some(k) = trees.keys().next().copied()
-        {
-            trees.remove(&k);
-        }
-        trees.entry(*id).or_default().clone()
-    };
+    let cell = tree_cell(shared, id);
     let p = path.to_path_buf();
     let id = *id;
     let result = cell
@@ -254,37 +322,61 @@ async fn send_data(
             offset += want as u64;
         }
     });
-    let began = Instant::now();
-    let rate = shared.hooks.send_bytes_per_sec;
-    let mut sent = 0u64;
+    let mut pace = Pace::new(shared);
     while let Some(piece) = rx.recv().await {
-        let (offset, mut data) = piece?;
+        let (offset, data) = piece?;
+        pace.send(shared, send, offset, data).await?;
+    }
+    let _ = reader.await;
+    Ok(pace.sent)
+}
+
+/// Sends pieces of a blob, at the test hook's rate when one is set (and with the
+/// corruption hook applied); counts the bytes sent.
+struct Pace {
+    began: Instant,
+    rate: Option<u64>,
+    sent: u64,
+}
+
+impl Pace {
+    fn new(shared: &Shared) -> Pace {
+        Pace {
+            began: Instant::now(),
+            rate: shared.hooks.send_bytes_per_sec,
+            sent: 0,
+        }
+    }
+
+    /// Sends `data`, the blob's bytes from `offset`, without a copy.
+    async fn send(
+        &mut self,
+        shared: &Shared,
+        send: &mut quinn::SendStream,
+        offset: u64,
+        mut data: bytes::Bytes,
+    ) -> Result<(), String> {
         if shared.hooks.corrupt_group.is_some() {
             let mut v = data.to_vec();
             corrupt_if_asked(shared, offset, &mut v);
             data = bytes::Bytes::from(v);
         }
-        match rate {
-            None => {
-                sent += data.len() as u64;
-                send.write_chunk(data).await.map_err(|e| e.to_string())?;
-            }
-            Some(r) => {
-                let step = (r / 20).clamp(1024, READ_STEP as u64) as usize;
-                while !data.is_empty() {
-                    let piece = data.split_to(step.min(data.len()));
-                    sent += piece.len() as u64;
-                    send.write_chunk(piece).await.map_err(|e| e.to_string())?;
-                    let due = Duration::from_secs_f64(sent as f64 / r as f64);
-                    if let Some(wait) = due.checked_sub(began.elapsed()) {
-                        tokio::time::sleep(wait).await;
-                    }
-                }
+        let Some(r) = self.rate else {
+            self.sent += data.len() as u64;
+            return send.write_chunk(data).await.map_err(|e| e.to_string());
+        };
+        let step = (r / 20).clamp(1024, READ_STEP as u64) as usize;
+        while !data.is_empty() {
+            let piece = data.split_to(step.min(data.len()));
+            self.sent += piece.len() as u64;
+            send.write_chunk(piece).await.map_err(|e| e.to_string())?;
+            let due = Duration::from_secs_f64(self.sent as f64 / r as f64);
+            if let Some(wait) = due.checked_sub(self.began.elapsed()) {
+                tokio::time::sleep(wait).await;
             }
         }
+        Ok(())
     }
-    let _ = reader.await;
-    Ok(sent)
 }
 
 /// The test hook: flips one byte of the chosen group, the first time it is sent.
