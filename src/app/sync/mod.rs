@@ -91,6 +91,34 @@ impl Shared {
         f(s);
     }
 
+    /// Tells the owner what a merge from `name` changed here (nothing when it
+    /// changed nothing): its screen or serve lists the sounds anew.
+    pub(crate) fn tell(&self, name: &str, merged: &crate::library::Merged) {
+        let mut notes = merged.fixes.clone();
+        notes.extend(
+            merged
+                .refused
+                .iter()
+                .map(|r| format!("refused from {name}: {r}")),
+        );
+        if !merged.changed.is_empty() || !merged.removed.is_empty() || !notes.is_empty() {
+            (self.news)(SyncNews {
+                peer: name.to_string(),
+                changed: merged.changed.len(),
+                removed: merged.removed.len(),
+                notes,
+            });
+        }
+    }
+
+    /// The name `peer` is trusted under (its short id when the node is gone).
+    pub(crate) fn name_of(&self, peer: &PeerId) -> String {
+        self.node
+            .get()
+            .and_then(Weak::upgrade)
+            .map_or_else(|| peer.short(), |n| n.name_of(peer))
+    }
+
     /// Counts records or sounds a peer took from us.
     pub(crate) fn count_sent(&self, peer: &PeerId, count: usize) {
         let name = peer.short();

@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::server::{ANSWER_NOW, MAY_HOLD};
-use super::{PeerSync, Shared, SyncNews, device_of, why_not};
+use super::{PeerSync, Shared, device_of, why_not};
 use crate::guard::lock;
 use crate::net::{NetError, Node, PeerId};
 use crate::proto::StreamKind;
@@ -81,6 +81,12 @@ fn exchange(
             refused: matches!(e, NetError::Refused { .. }),
             why: e.to_string(),
         })?;
+    // A reconciliation step carries records of ours the peer asked for: it has them.
+    if let Msg::Reconcile { records, .. } = &ask
+        && !records.is_empty()
+    {
+        shared.count_sent(peer, records.len());
+    }
     let msg = wire::decode(&answer).map_err(|e| Failure::other(format!("{name} sent {e}")))?;
     let (count, theirs, more) = match &msg {
         Msg::Changes {
@@ -115,21 +121,7 @@ fn exchange(
         s.last_error = None;
     });
     let changed = merged.changed.len() + merged.removed.len();
-    let mut notes = merged.fixes;
-    notes.extend(
-        merged
-            .refused
-            .iter()
-            .map(|r| format!("refused from {name}: {r}")),
-    );
-    if !merged.changed.is_empty() || !merged.removed.is_empty() || !notes.is_empty() {
-        (shared.news)(SyncNews {
-            peer: name.to_string(),
-            changed: merged.changed.len(),
-            removed: merged.removed.len(),
-            notes,
-        });
-    }
+    shared.tell(name, &merged);
     let moved = shared.lib.sync_cursor(dev).map_err(Failure::other)? != before;
     Ok(Step {
         more,

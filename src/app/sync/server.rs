@@ -284,7 +284,12 @@ fn answer_sync(shared: &Shared, peer: PeerId, ask: Msg, reply: Reply, now: bool)
         Msg::Changes { .. } | Msg::Reconcile { .. } => return None,
     };
     let out = match shared.lib.sync_handle(device_of(&peer), ask.clone()) {
-        Ok(m) => m.reply,
+        Ok(m) => {
+            // A step of a reconciliation brings the asker's records: the owner
+            // hears of them as it does of a puller's.
+            shared.tell(&shared.name_of(&peer), &m);
+            m.reply
+        }
         Err(e) => {
             tracing::warn!("sync: answering {peer}: {e}");
             return None;
