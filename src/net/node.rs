@@ -539,17 +539,7 @@ fn bind(
     };
     let mut last = None;
     for addr in addrs {
-        let made = std::net::UdpSocket::bind(addr).and_then(|socket| {
-            super::transport::size_buffers(&socket);
-            let runtime = quinn::default_runtime()
-                .ok_or_else(|| std::io::Error::other("no async runtime for the endpoint"))?;
-            quinn::Endpoint::new(
-                super::transport::endpoint_config(),
-                Some(server.clone()),
-                socket,
-                runtime,
-            )
-        });
+        let made = super::transport::endpoint(addr, Some(server.clone()));
         match made {
             Ok(e) => return Ok(e),
             Err(source) => last = Some(NetError::Bind { addr, source }),

@@ -43,7 +43,7 @@ pub const MAX_UDP_PAYLOAD: u16 = 6_500;
 const SOCKET_BUFFER: usize = 4 << 20;
 
 /// Sizes a peer socket's buffers (see [`SOCKET_BUFFER`]).
-pub fn size_buffers(socket: &std::net::UdpSocket) {
+fn size_buffers(socket: &std::net::UdpSocket) {
     let s = socket2::SockRef::from(socket);
     let _ = s.set_recv_buffer_size(SOCKET_BUFFER);
     let _ = s.set_send_buffer_size(SOCKET_BUFFER);
@@ -57,11 +57,24 @@ pub fn size_buffers(socket: &std::net::UdpSocket) {
 }
 
 /// The endpoint settings: the largest packet this side takes in.
-pub fn endpoint_config() -> quinn::EndpointConfig {
+fn endpoint_config() -> quinn::EndpointConfig {
     let mut e = quinn::EndpointConfig::default();
     // Within quinn's bounds (1,200–65,527), so it never fails.
     let _ = e.max_udp_payload_size(MAX_UDP_PAYLOAD);
     e
+}
+
+/// A QUIC endpoint on `addr` with these settings (socket buffers, largest packet),
+/// accepting connections when `server` is given. Needs a tokio runtime.
+pub fn endpoint(
+    addr: std::net::SocketAddr,
+    server: Option<quinn::ServerConfig>,
+) -> std::io::Result<quinn::Endpoint> {
+    let socket = std::net::UdpSocket::bind(addr)?;
+    size_buffers(&socket);
+    let runtime = quinn::default_runtime()
+        .ok_or_else(|| std::io::Error::other("no async runtime for the endpoint"))?;
+    quinn::Endpoint::new(endpoint_config(), server, socket, runtime)
 }
 
 /// The transport configuration of every peer connection.

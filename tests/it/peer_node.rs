@@ -405,7 +405,8 @@ fn a_trigger_reaches_the_receiving_application_within_two_ms_p99() {
     });
 }
 
-/// A plain QUIC bulk copy with the same TLS, on one stream: from memory to nothing
+/// A plain QUIC bulk copy with the same TLS and endpoint settings (socket buffers,
+/// packet size), on one stream: from memory to nothing
 /// (`files` None), or from the file to a file (`files` Some((source, destination)),
 /// read and written in 1 MiB steps the way a plain copy program would). Returns MB/s.
 fn plain_quic_copy(bytes: &Arc<Vec<u8>>, files: Option<(PathBuf, PathBuf)>) -> f64 {
@@ -426,7 +427,7 @@ fn plain_quic_copy(bytes: &Arc<Vec<u8>>, files: Option<(PathBuf, PathBuf)>) -> f
     let data = bytes.clone();
     rt.block_on(async move {
         let server =
-            quinn::Endpoint::server(server_cfg, "127.0.0.1:0".parse().unwrap()).expect("server");
+            jhack::net::endpoint("127.0.0.1:0".parse().unwrap(), Some(server_cfg)).expect("server");
         let addr = server.local_addr().expect("addr");
         let data2 = data.clone();
         let source = files.as_ref().map(|(s, _)| s.clone());
@@ -456,7 +457,7 @@ fn plain_quic_copy(bytes: &Arc<Vec<u8>>, files: Option<(PathBuf, PathBuf)>) -> f
             send.finish().expect("finish");
             let _ = conn.closed().await;
         });
-        let client = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).expect("client");
+        let client = jhack::net::endpoint("127.0.0.1:0".parse().unwrap(), None).expect("client");
         let conn = client
             .connect_with(client_cfg, addr, "jhack")
             .expect("connect")
