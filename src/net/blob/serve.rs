@@ -105,24 +105,48 @@ async fn serve(
     request: &FetchRequest,
 ) -> Result<u64, String> {
     let id = request.id;
-    if !link.was_offered(&id) {
-        let trusted = shared.trusted(&link.id);
-        let Some(t) = trusted.filter(|t| t.allow.read) else {
+    // The read policy (which may wait on the library) and, for a small blob, the
+    // read and the hashing run in one trip to the blocking pool: never on a network
+    // thread, and one hand-off per blob rather than two.
+    let policy = if link.was_offered(&id) {
+        None
+    } else {
+        let Some(t) = shared.trusted(&link.id).filter(|t| t.allow.read) else {
             let m = format!(
                 "{} may not fetch sounds from {} (no read permission)",
                 link.name, shared.name
             );
             return refuse(send, Refusal::NotAllowed, m).await;
         };
-        let policy = super::super::shared::lock(&shared.read_policy).clone();
-        // The policy may wait on the library: never on a network thread.
-        let allowed = match policy {
-            Some(p) => tokio::task::spawn_blocking(move || p(&t, &id))
-                .await
-                .unwrap_or(false),
-            None => true,
-        };
-        if !allowed {
+        let p = super::super::shared::lock(&shared.read_policy).clone();
+        p.map(|p| (p, t))
+    };
+    let path = (shared.blobs)(&id);
+    let known = lock(&shared.trees)
+        .get(&id)
+        .and_then(|c| c.get())
+        .and_then(|r| r.as_ref().ok())
+        .cloned();
+    let looked = {
+        tokio::task::spawn_blocking(move || {
+            if let Some((p, t)) = policy
+                && !p(&t, &id)
+            {
+                return Looked::NotShared;
+            }
+            match path {
+                None => Looked::NotHere,
+                Some(path) => {
+                    let read = read_whole(&path, known);
+                    Looked::Read(path, read)
+                }
+            }
+        })
+        .await
+        .unwrap_or(Looked::NotShared)
+    };
+    let (path, read) = match looked {
+        Looked::NotShared => {
             let m = format!(
                 "{} does not share {} with {}",
                 shared.name,
@@ -131,19 +155,24 @@ async fn serve(
             );
             return refuse(send, Refusal::NotAllowed, m).await;
         }
-    }
-    let Some(path) = (shared.blobs)(&id) else {
-        return refuse(
-            send,
-            Refusal::Unavailable,
-            format!("{} is not here", id.short()),
-        )
-        .await;
+        Looked::NotHere => {
+            return refuse(
+                send,
+                Refusal::Unavailable,
+                format!("{} is not here", id.short()),
+            )
+            .await;
+        }
+        Looked::Read(path, r) => (path, r),
     };
-    // A small blob is read once, hashed from memory and sent from the same bytes;
-    // a large one is hashed first, then streamed from the file by a reader thread.
-    let (tree, whole) = match read_whole(shared, &id, &path).await {
-        Ok(Some((tree, bytes))) => (tree, Some(bytes)),
+    // A small blob was read whole, hashed from memory, and is sent from the same
+    // bytes; a large one is hashed first, then streamed from the file by a reader
+    // thread.
+    let (tree, whole) = match read {
+        Ok(Some((tree, bytes))) => match checked(shared, &id, tree) {
+            Ok(tree) => (tree, Some(bytes)),
+            Err(e) => return refuse(send, Refusal::Unavailable, e).await,
+        },
         Ok(None) => match tree_for(shared, &id, &path).await {
             Ok(t) => (t, None),
             Err(e) => return refuse(send, Refusal::Unavailable, e).await,
@@ -187,39 +216,45 @@ async fn serve(
 /// Blobs up to this size are read whole (see [`read_whole`]).
 const READ_WHOLE_UP_TO: u64 = 4 << 20;
 
-/// Reads a blob of at most [`READ_WHOLE_UP_TO`] bytes whole, off the reactor, and
-/// takes its tree from the cache or hashes it from memory (one read of the file,
-/// not one to hash and another to send). `Ok(None)` for a larger blob; `Err` when
-/// it cannot be read or no longer hashes to its id.
-async fn read_whole(
-    shared: &Arc<Shared>,
-    id: &SoundId,
+/// What the blocking trip of a request found.
+enum Looked {
+    /// The read policy does not let this peer have it.
+    NotShared,
+    /// The blob is not in this library.
+    NotHere,
+    /// Its file, and the blob read whole with its tree (`None` when it is too large
+    /// for that).
+    Read(
+        std::path::PathBuf,
+        Result<Option<(Arc<BlobTree>, bytes::Bytes)>, String>,
+    ),
+}
+
+/// Reads a blob of at most [`READ_WHOLE_UP_TO`] bytes whole and takes its tree from
+/// `known` (the cache) or hashes it from memory: one read of the file, not one to
+/// hash and another to send. `Ok(None)` for a larger blob. On the blocking pool.
+fn read_whole(
     path: &std::path::Path,
+    known: Option<Arc<BlobTree>>,
 ) -> Result<Option<(Arc<BlobTree>, bytes::Bytes)>, String> {
-    let cell = tree_cell(shared, id);
-    let known = cell.get().and_then(|r| r.as_ref().ok()).cloned();
-    let p = path.to_path_buf();
-    let read = tokio::task::spawn_blocking(move || {
-        let failed = |e: std::io::Error| format!("{}: {e}", p.display());
-        let mut file = std::fs::File::open(&p).map_err(failed)?;
-        let size = file.metadata().map_err(failed)?.len();
-        if size > READ_WHOLE_UP_TO {
-            return Ok(None);
-        }
-        let mut bytes = Vec::with_capacity(size as usize);
-        file.read_to_end(&mut bytes).map_err(failed)?;
-        let tree = match known {
-            Some(t) if t.size == bytes.len() as u64 => t,
-            _ => Arc::new(tree::tree_of(bytes.as_slice()).map_err(failed)?),
-        };
-        Ok(Some((tree, bytes::Bytes::from(bytes))))
-    })
-    .await
-    .map_err(|e| e.to_string())
-    .and_then(|r: Result<_, String>| r)?;
-    let Some((tree, bytes)) = read else {
+    let failed = |e: std::io::Error| format!("{}: {e}", path.display());
+    let mut file = std::fs::File::open(path).map_err(failed)?;
+    let size = file.metadata().map_err(failed)?.len();
+    if size > READ_WHOLE_UP_TO {
         return Ok(None);
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    file.read_to_end(&mut bytes).map_err(failed)?;
+    let tree = match known {
+        Some(t) if t.size == bytes.len() as u64 => t,
+        _ => Arc::new(tree::tree_of(bytes.as_slice()).map_err(failed)?),
     };
+    Ok(Some((tree, bytes::Bytes::from(bytes))))
+}
+
+/// The tree of a blob read whole, when it still hashes to its id (then kept in the
+/// cache for the next asker); the refusal's words when it does not.
+fn checked(shared: &Shared, id: &SoundId, tree: Arc<BlobTree>) -> Result<Arc<BlobTree>, String> {
     if tree.id != id.0 {
         tracing::warn!(
             "the blob of {} no longer matches its id: not sent (run `jhack check`)",
@@ -228,9 +263,8 @@ async fn read_whole(
         lock(&shared.trees).remove(id);
         return Err(format!("{} is damaged here", id.short()));
     }
-    // Kept for the next asker (a trigger's fetch, then the sync's).
-    let _ = cell.set(Ok(tree.clone()));
-    Ok(Some((tree, bytes)))
+    let _ = tree_cell(shared, id).set(Ok(tree.clone()));
+    Ok(tree)
 }
 
 /// The cache cell of a blob's tree (made when missing; the oldest is dropped beyond
