@@ -53,6 +53,18 @@ fn noise_wav(path: &Path, bytes: usize, rng: &mut impl Rng) -> u64 {
     (44 + data) as u64
 }
 
+/// UDP datagrams the kernel dropped because a socket's receive buffer was full
+/// (`UdpRcvbufErrors` in `/proc/net/snmp`, this network namespace); `None` where
+/// the file is not there.
+fn udp_rcvbuf_drops() -> Option<u64> {
+    let snmp = std::fs::read_to_string("/proc/net/snmp").ok()?;
+    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp: "));
+    let names: Vec<&str> = udp.next()?.split_whitespace().collect();
+    let values: Vec<&str> = udp.next()?.split_whitespace().collect();
+    let i = names.iter().position(|n| *n == "RcvbufErrors")?;
+    values.get(i)?.parse().ok()
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -139,10 +151,25 @@ fn fetching_a_whole_library_is_no_slower_than_rsync() {
         let b = Peer::new("B");
         a.mirror(&b, "bee");
         b.mirror(&a, "ay");
+        let drops_before = udp_rcvbuf_drops();
         let t0 = Instant::now();
         let o = b.jhack(&["sync", "ay", "--all", "--json"]);
         let secs = t0.elapsed().as_secs_f64();
         ok(&o, "jhack sync --all");
+        // With the kernel's default 208 KiB receive buffer, every such sync lost about
+        // ninety datagrams, each halving QUIC's window. A guard with headroom: a busy
+        // machine may stall a receiver long enough to lose a few.
+        if let (Some(a), Some(z)) = (drops_before, udp_rcvbuf_drops()) {
+            eprintln!(
+                "round {round}: {} UDP datagrams dropped at a full receive buffer",
+                z - a
+            );
+            assert!(
+                z - a <= 20,
+                "{} datagrams dropped at a full socket receive buffer",
+                z - a
+            );
+        }
         let summary: serde_json::Value = serde_json::from_str(stdout(&o).trim()).expect("JSON");
         assert_eq!(summary["remote"], 0, "every file is here: {summary}");
         assert!(
