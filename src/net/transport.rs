@@ -42,11 +42,29 @@ pub const MAX_UDP_PAYLOAD: u16 = 6_500;
 /// `net.core.rmem_max` / `wmem_max` (said once at debug level when it does).
 const SOCKET_BUFFER: usize = 4 << 20;
 
-/// Sizes a peer socket's buffers (see [`SOCKET_BUFFER`]).
+/// Sizes a peer socket's buffers (see [`SOCKET_BUFFER`]). A privileged process
+/// (`CAP_NET_ADMIN`) may go past `net.core.rmem_max` / `wmem_max` and does; any
+/// other gets what those allow.
 fn size_buffers(socket: &std::net::UdpSocket) {
+    use std::os::fd::AsRawFd;
     let s = socket2::SockRef::from(socket);
     let _ = s.set_recv_buffer_size(SOCKET_BUFFER);
     let _ = s.set_send_buffer_size(SOCKET_BUFFER);
+    let want = libc::c_int::try_from(SOCKET_BUFFER).unwrap_or(libc::c_int::MAX);
+    for option in [libc::SO_RCVBUFFORCE, libc::SO_SNDBUFFORCE] {
+        // SAFETY: the descriptor is the socket's, open for the call; the value is a
+        // c_int that outlives it, and its size is passed. A refusal (EPERM) only
+        // leaves the size set above.
+        unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                option,
+                (&raw const want).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+    }
     // Linux reports twice what it grants (it counts its own overhead).
     let got = s.recv_buffer_size().unwrap_or(0) / 2;
     if got < SOCKET_BUFFER {
