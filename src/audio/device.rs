@@ -268,9 +268,9 @@ fn all_devices() -> Vec<(cpal::HostId, cpal::Device)> {
     all_devices_from(preferred_host())
 }
 
-/// [`all_devices`], `preferred` being [`preferred_host`] already opened.
+/// [`all_devices`], `preferred` being [`preferred_host`] already opened (and the
+/// backends' diagnostics already silenced).
 fn all_devices_from(preferred: cpal::Host) -> Vec<(cpal::HostId, cpal::Device)> {
-    silence_backend_diagnostics();
     let first = preferred.id();
     let others = cpal::available_hosts()
         .into_iter()

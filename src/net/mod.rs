@@ -40,5 +40,5 @@ pub use outbox::Outbox;
 pub use peer_id::{PeerId, PeerIdError};
 pub use router::{DatagramHandler, Feature, MessageHandler, Permission, RouteClash};
 pub use tls::{ALPN, Gate, client_config, remote_id, server_config};
-pub use transport::endpoint;
+pub use transport::{endpoint, full_socket_buffers};
 pub use trust::{DEFAULT_PORT, Permissions, SyncRelation, TrustError, TrustStore, TrustedPeer};

@@ -42,10 +42,10 @@ pub const MAX_UDP_PAYLOAD: u16 = 6_500;
 /// `net.core.rmem_max` / `wmem_max` (said once at debug level when it does).
 const SOCKET_BUFFER: usize = 4 << 20;
 
-/// Sizes a peer socket's buffers (see [`SOCKET_BUFFER`]). A privileged process
-/// (`CAP_NET_ADMIN`) may go past `net.core.rmem_max` / `wmem_max` and does; any
-/// other gets what those allow.
-fn size_buffers(socket: &std::net::UdpSocket) {
+/// Sizes a peer socket's buffers (see [`SOCKET_BUFFER`]); returns the receive
+/// buffer granted. A privileged process (`CAP_NET_ADMIN`) may go past
+/// `net.core.rmem_max` / `wmem_max` and does; any other gets what those allow.
+fn size_buffers(socket: &std::net::UdpSocket) -> usize {
     use std::os::fd::AsRawFd;
     let s = socket2::SockRef::from(socket);
     let _ = s.set_recv_buffer_size(SOCKET_BUFFER);
@@ -72,6 +72,13 @@ fn size_buffers(socket: &std::net::UdpSocket) {
             "the UDP receive buffer is {got} bytes, not the {SOCKET_BUFFER} asked for (net.core.rmem_max)"
         );
     }
+    got
+}
+
+/// Whether this process gets the full [`SOCKET_BUFFER`] on a peer socket (sized
+/// the way the node sizes its own, on a throwaway socket).
+pub fn full_socket_buffers() -> bool {
+    std::net::UdpSocket::bind("127.0.0.1:0").is_ok_and(|s| size_buffers(&s) >= SOCKET_BUFFER)
 }
 
 /// The endpoint settings: the largest packet this side takes in.
@@ -89,7 +96,7 @@ pub fn endpoint(
     server: Option<quinn::ServerConfig>,
 ) -> std::io::Result<quinn::Endpoint> {
     let socket = std::net::UdpSocket::bind(addr)?;
-    size_buffers(&socket);
+    let _ = size_buffers(&socket);
     let runtime = quinn::default_runtime()
         .ok_or_else(|| std::io::Error::other("no async runtime for the endpoint"))?;
     quinn::Endpoint::new(endpoint_config(), server, socket, runtime)

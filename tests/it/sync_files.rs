@@ -65,32 +65,6 @@ fn udp_rcvbuf_drops() -> Option<u64> {
     values.get(i)?.parse().ok()
 }
 
-/// Whether a jhack process here gets its 4 MiB socket buffers: asked for the way
-/// jhack asks (within `net.core.rmem_max`, then forced, which a privileged process
-/// may), on a socket of our own.
-fn big_buffers_granted() -> bool {
-    use std::os::fd::AsRawFd;
-    let Ok(socket) = std::net::UdpSocket::bind("127.0.0.1:0") else {
-        return false;
-    };
-    let s = socket2::SockRef::from(&socket);
-    let _ = s.set_recv_buffer_size(4 << 20);
-    let want: libc::c_int = 4 << 20;
-    // SAFETY: the descriptor is open for the call; the value outlives it and its
-    // size is passed.
-    unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUFFORCE,
-            (&raw const want).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
-    }
-    // Linux reports twice what it grants.
-    s.recv_buffer_size().unwrap_or(0) / 2 >= 4 << 20
-}
-
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -193,7 +167,7 @@ fn fetching_a_whole_library_is_no_slower_than_rsync() {
             // jhack asks for 4 MiB; only where the kernel grants that (within
             // `net.core.rmem_max`, or forced by a privileged process) is the guard
             // meaningful.
-            if big_buffers_granted() {
+            if jhack::net::full_socket_buffers() {
                 assert!(
                     z - a <= 20,
                     "{} datagrams dropped at a full socket receive buffer",

@@ -127,24 +127,22 @@ async fn serve(
         .and_then(|c| c.get())
         .and_then(|r| r.as_ref().ok())
         .cloned();
-    let looked = {
-        tokio::task::spawn_blocking(move || {
-            if let Some((p, t)) = policy
-                && !p(&t, &id)
-            {
-                return Looked::NotShared;
+    let looked = tokio::task::spawn_blocking(move || {
+        if let Some((p, t)) = policy
+            && !p(&t, &id)
+        {
+            return Looked::NotShared;
+        }
+        match path {
+            None => Looked::NotHere,
+            Some(path) => {
+                let read = read_whole(&path, known);
+                Looked::Read(path, read)
             }
-            match path {
-                None => Looked::NotHere,
-                Some(path) => {
-                    let read = read_whole(&path, known);
-                    Looked::Read(path, read)
-                }
-            }
-        })
-        .await
-        .unwrap_or(Looked::NotShared)
-    };
+        }
+    })
+    .await
+    .unwrap_or(Looked::NotShared);
     let (path, read) = match looked {
         Looked::NotShared => {
             let m = format!(
@@ -256,15 +254,21 @@ fn read_whole(
 /// cache for the next asker); the refusal's words when it does not.
 fn checked(shared: &Shared, id: &SoundId, tree: Arc<BlobTree>) -> Result<Arc<BlobTree>, String> {
     if tree.id != id.0 {
-        tracing::warn!(
-            "the blob of {} no longer matches its id: not sent (run `jhack check`)",
-            id.short()
-        );
         lock(&shared.trees).remove(id);
-        return Err(format!("{} is damaged here", id.short()));
+        return Err(damaged(id));
     }
     let _ = tree_cell(shared, id).set(Ok(tree.clone()));
     Ok(tree)
+}
+
+/// Says (once in the log, and in the refusal's words) that the blob of `id` here
+/// no longer hashes to its id.
+fn damaged(id: &SoundId) -> String {
+    tracing::warn!(
+        "the blob of {} no longer matches its id: not sent (run `jhack check`)",
+        id.short()
+    );
+    format!("{} is damaged here", id.short())
 }
 
 /// The cache cell of a blob's tree (made when missing; the oldest is dropped beyond
@@ -302,13 +306,7 @@ pub(crate) async fn tree_for(
             .and_then(|r| r);
             match hashed {
                 Ok(t) if t.id == id.0 => Ok(Arc::new(t)),
-                Ok(_) => {
-                    tracing::warn!(
-                        "the blob of {} no longer matches its id: not sent (run `jhack check`)",
-                        id.short()
-                    );
-                    Err(format!("{} is damaged here", id.short()))
-                }
+                Ok(_) => Err(damaged(&id)),
                 Err(e) => Err(e),
             }
         })
