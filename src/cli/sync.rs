@@ -188,7 +188,8 @@ fn here(
         denied,
     } = own_node(ctx, lib, peer)?;
     took("connected");
-    let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+    // With `--all` the files' bar says it all (the files flow while records do).
+    let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) && !all {
         let bar = ProgressBar::new_spinner();
         bar.set_style(
             ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
@@ -205,9 +206,25 @@ fn here(
             s.peer, s.pulled, s.sent
         ));
     };
-    let result = service
-        .handle()
-        .sync_once(&node, &found.id, WITHIN, &progress);
+    let handle = service.handle();
+    let (result, files) = if all {
+        let files_bar = files_bar();
+        let t0 = std::time::Instant::now();
+        let (records, files) = handle.sync_and_fetch_all(
+            &node,
+            &found.id,
+            WITHIN,
+            &progress,
+            &files_progress(&files_bar, &found.name),
+        );
+        files_bar.finish_and_clear();
+        let files = files
+            .map(|(p, why)| (p, t0.elapsed().as_secs_f64(), why))
+            .map_err(|e| CliError::failure(format!("fetching from {}: {e}", found.name)));
+        (records, Some(files))
+    } else {
+        (handle.sync_once(&node, &found.id, WITHIN, &progress), None)
+    };
     bar.finish_and_clear();
     let status = result.map_err(|e| {
         // The peer's notice travels beside the refused stream: give it a moment.
@@ -220,15 +237,10 @@ fn here(
         let why = notice.map_or(e, |d| format!("refused: {d}"));
         CliError::failure(format!("sync with {}: {why}", found.name))
     })?;
-    took("records in sync");
-    let files = if all {
-        Some(fetch_files(&service, &node, &found)?)
-    } else {
-        None
-    };
+    let files = files.transpose()?;
+    took("records in sync, files here");
     // The standing now: what the peer took from us meanwhile counts too.
     let status = service.status_of(&found.id).unwrap_or(status);
-    took("files here");
     drop(service);
     if let Ok(node) = Arc::try_unwrap(node) {
         node.shutdown();
@@ -237,14 +249,9 @@ fn here(
     Ok((status, files))
 }
 
-/// Fetches every file from the peer, with a progress bar on a terminal (files,
-/// bytes, rate).
-fn fetch_files(
-    service: &SyncService,
-    node: &Node,
-    peer: &crate::net::TrustedPeer,
-) -> Result<FilesDone, CliError> {
-    let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+/// The files' progress bar on a terminal (files, bytes, rate), hidden elsewhere.
+fn files_bar() -> ProgressBar {
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         let bar = ProgressBar::new(0);
         bar.set_style(
             ProgressStyle::with_template(
@@ -256,18 +263,14 @@ fn fetch_files(
         bar
     } else {
         ProgressBar::hidden()
-    };
-    let t0 = std::time::Instant::now();
-    let progress = |p: &FilesProgress| {
+    }
+}
+
+/// What tells `bar` how the files from `peer` stand.
+fn files_progress<'a>(bar: &'a ProgressBar, peer: &'a str) -> impl Fn(&FilesProgress) + Sync + 'a {
+    move |p: &FilesProgress| {
         bar.set_length(p.bytes);
         bar.set_position(p.done_bytes);
-        bar.set_message(format!(
-            "files from {}: {}/{}",
-            peer.name, p.done_files, p.files
-        ));
-    };
-    let r = service.handle().fetch_all(node, &peer.id, &progress);
-    bar.finish_and_clear();
-    let (p, why) = r.map_err(|e| CliError::failure(format!("fetching from {}: {e}", peer.name)))?;
-    Ok((p, t0.elapsed().as_secs_f64(), why))
+        bar.set_message(format!("files from {peer}: {}/{}", p.done_files, p.files));
+    }
 }

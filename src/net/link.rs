@@ -44,6 +44,9 @@ pub(crate) mod code {
     pub const UNTRUSTED: u32 = 4;
 }
 
+/// The reason a leaving node closes its connections with (code [`code::BYE`]).
+pub(crate) const LEAVING: &[u8] = b"bye";
+
 /// How long a peer has to say hello after the handshake.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the round trip is measured.
@@ -677,7 +680,7 @@ async fn read_loop(shared: Arc<Shared>, link: Arc<Link>, mut reader: FrameReader
         }
     };
     if link.conn.close_reason().is_none() {
-        link.conn.close(quinn::VarInt::from_u32(code::BYE), b"bye");
+        link.conn.close(quinn::VarInt::from_u32(code::BYE), b"done");
     }
     if unregister(&shared, &link) {
         tracing::info!("{} disconnected: {reason}", link.name);
@@ -693,7 +696,12 @@ fn closed_reason(e: &quinn::ConnectionError) -> String {
     match e {
         quinn::ConnectionError::ApplicationClosed(c) => {
             let text = String::from_utf8_lossy(&c.reason).into_owned();
-            if text.is_empty() {
+            // A node that leaves closes with this after its goodbye, which the close
+            // may overtake (the peer need not read a stream's last bytes once the
+            // connection is closed): it is the same goodbye.
+            if c.error_code == quinn::VarInt::from_u32(code::BYE) && &c.reason[..] == LEAVING {
+                "it said goodbye".into()
+            } else if text.is_empty() {
                 "closed".into()
             } else {
                 text

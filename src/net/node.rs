@@ -382,8 +382,11 @@ impl Node {
             });
         };
         let mut fetches = lock(&self.shared.fetches);
+        // A fetch still running is joined; so is one that finished and whose file is
+        // still where it was verified (not yet taken into a library): starting over
+        // would cut that verified file short under whoever is about to keep it.
         if let Some(f) = fetches.get(&sound.id)
-            && !f.is_finished()
+            && (!f.is_finished() || (matches!(f.result(), Some(Ok(()))) && f.path().is_file()))
         {
             return Ok(f.clone());
         }
@@ -492,13 +495,15 @@ impl Node {
         if let Some(rt) = self.rt.take() {
             let endpoint = self.shared.endpoint.clone();
             rt.block_on(async move {
-                // Let the goodbyes leave, then close. The close frames leave with the
-                // connection drivers' next poll, microseconds later; the draining
-                // period after them (three probe timeouts, ~80 ms even on loopback)
-                // is not waited for: this process leaves, so it has no late packets
-                // to absorb, and the peers already had our goodbye.
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                endpoint.close(quinn::VarInt::from_u32(0), b"bye");
+                // Let the link writers hand the goodbyes to QUIC, then close. The
+                // close says goodbye too (a peer reads it as one when the close
+                // overtakes the message), so nothing waits for the goodbyes to be
+                // read. The close frames leave with the connection drivers' next
+                // poll, microseconds later; the draining period after them (three
+                // probe timeouts, ~80 ms even on loopback) is not waited for: this
+                // process leaves, so it has no late packets to absorb.
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                endpoint.close(quinn::VarInt::from_u32(link::code::BYE), link::LEAVING);
                 tokio::time::sleep(Duration::from_millis(5)).await;
             });
             rt.shutdown_timeout(Duration::from_millis(200));

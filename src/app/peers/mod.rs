@@ -291,19 +291,25 @@ impl PeerHub {
             .spawn(move || {
                 let r = match node.connect(&found, std::time::Duration::from_secs(10)) {
                     Err(e) => Response::failure(chain(&e)),
+                    Ok(()) if all => match handle.sync_and_fetch_all(
+                        &node,
+                        &found.id,
+                        std::time::Duration::from_secs(60),
+                        &|_| {},
+                        &|_| {},
+                    ) {
+                        (Ok(status), Ok((files, _))) => Response::Synced {
+                            status,
+                            files: Some(files),
+                        },
+                        (Err(e), _) | (_, Err(e)) => Response::failure(e),
+                    },
                     Ok(()) => match handle.sync_once(
                         &node,
                         &found.id,
                         std::time::Duration::from_secs(60),
                         &|_| {},
                     ) {
-                        Ok(status) if all => match handle.fetch_all(&node, &found.id, &|_| {}) {
-                            Ok((files, _)) => Response::Synced {
-                                status,
-                                files: Some(files),
-                            },
-                            Err(e) => Response::failure(e),
-                        },
                         Ok(status) => Response::Synced {
                             status,
                             files: None,

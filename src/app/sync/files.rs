@@ -8,9 +8,10 @@
 //! Must never: keep a byte that was not verified (only a finished fetch is taken), or
 //! run on the owner's thread (it waits on the network).
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::domain::{SoundId, SoundMeta};
@@ -41,24 +42,30 @@ pub struct FilesProgress {
 /// keeps them for good; `progress` is told as it goes. `Err` only when nothing could
 /// be done at all; files that failed are counted (and the first reason returned in
 /// the summary's standing by the caller's log).
+///
+/// With `arriving`, records are still being merged while this runs (the records'
+/// sync on another thread, until it sets the flag): the library is listed again as
+/// transfers free up, so files start to flow with the first records, not after the
+/// last.
 pub fn fetch_all(
     lib: &Library,
     node: &Node,
     peer: &PeerId,
     progress: &dyn Fn(&FilesProgress),
+    arriving: Option<&AtomicBool>,
 ) -> Result<(FilesProgress, Option<String>), String> {
-    let wanted: Vec<SoundMeta> = lib
-        .list()
-        .map_err(|e| crate::domain::chain(&e))?
-        .into_iter()
-        .filter(|m| !lib.has_file(&m.id))
-        .collect();
-    let mut p = FilesProgress {
-        files: wanted.len() as u64,
-        bytes: wanted.iter().map(|m| m.size).sum(),
-        ..FilesProgress::default()
+    let mut wanted = Wanted {
+        lib,
+        arriving,
+        seen: HashSet::new(),
+        listed: None,
+        settled: false,
     };
+    let mut p = FilesProgress::default();
     let mut first_error = None;
+    let mut queue = VecDeque::new();
+    // The first listing: a library that cannot be listed ends this at once.
+    wanted.refill(&mut queue, &mut p)?;
     // Batches are kept on a thread of their own while the next transfers run.
     let (tx, rx) = std::sync::mpsc::channel::<Vec<Done>>();
     let kept = std::thread::scope(|scope| {
@@ -73,7 +80,16 @@ pub fn fetch_all(
             }
             (kept, errors)
         });
-        transfer(node, peer, wanted, &mut p, &mut first_error, &tx, progress);
+        transfer(
+            node,
+            peer,
+            &mut wanted,
+            queue,
+            &mut p,
+            &mut first_error,
+            &tx,
+            progress,
+        );
         drop(tx);
         keeper
             .join()
@@ -89,27 +105,90 @@ pub fn fetch_all(
     Ok((p, first_error))
 }
 
+/// How often the library is listed again while records arrive.
+const RELIST: Duration = Duration::from_millis(5);
+
+/// The sounds listed here whose file is not, each handed out once.
+struct Wanted<'a> {
+    lib: &'a Library,
+    /// Set while records are still being merged (cleared by the records' sync).
+    arriving: Option<&'a AtomicBool>,
+    seen: HashSet<SoundId>,
+    listed: Option<Instant>,
+    /// Listed after the last record arrived: nothing more will come.
+    settled: bool,
+}
+
+impl Wanted<'_> {
+    /// Whether the library should be listed again now (`low`: transfers are free).
+    fn due(&self, low: bool) -> bool {
+        !self.settled
+            && (!self.still_arriving()
+                || (low && self.listed.is_none_or(|t| t.elapsed() >= RELIST)))
+    }
+
+    fn still_arriving(&self) -> bool {
+        self.arriving.is_some_and(|a| a.load(Ordering::Acquire))
+    }
+
+    /// Lists the library and queues what is new; counts it in `p`.
+    fn refill(
+        &mut self,
+        queue: &mut VecDeque<SoundMeta>,
+        p: &mut FilesProgress,
+    ) -> Result<(), String> {
+        // Read before listing: a record merged before the flag fell is in this list.
+        let last = !self.still_arriving();
+        let listed = self.lib.list().map_err(|e| crate::domain::chain(&e))?;
+        self.listed = Some(Instant::now());
+        self.settled = last;
+        for m in listed {
+            // Each sound is looked at once: queued, or its file already here.
+            if self.seen.insert(m.id) && !self.lib.has_file(&m.id) {
+                p.files += 1;
+                p.bytes += m.size;
+                queue.push_back(m);
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A finished transfer: the sound, its verified file, and the fetch (whose files are
 /// cleaned up once kept).
 type Done = (SoundId, PathBuf, Arc<Fetch>);
 
 /// Runs the transfers, [`IN_FLIGHT`] at once, handing finished ones to the keeper in
 /// batches; counts what arrived in `p.done_files` (the keeper's count replaces it).
+#[allow(clippy::too_many_arguments)]
 fn transfer(
     node: &Node,
     peer: &PeerId,
-    wanted: Vec<SoundMeta>,
+    wanted: &mut Wanted<'_>,
+    mut queue: VecDeque<SoundMeta>,
     p: &mut FilesProgress,
     first_error: &mut Option<String>,
     keeper: &std::sync::mpsc::Sender<Vec<Done>>,
     progress: &dyn Fn(&FilesProgress),
 ) {
-    let mut queue: VecDeque<SoundMeta> = wanted.into();
     let mut running: Vec<(SoundMeta, Arc<Fetch>)> = Vec::new();
     let mut done: Vec<Done> = Vec::new();
     let mut told = Instant::now();
     progress(p);
-    while !queue.is_empty() || !running.is_empty() {
+    loop {
+        if wanted.due(queue.len() < IN_FLIGHT)
+            && let Err(e) = wanted.refill(&mut queue, p)
+        {
+            // Whatever was listed before still runs; nothing more is asked.
+            first_error.get_or_insert(e);
+            wanted.settled = true;
+        }
+        if wanted.settled && queue.is_empty() && running.is_empty() {
+            if !done.is_empty() {
+                let _ = keeper.send(std::mem::take(&mut done));
+            }
+            break;
+        }
         while running.len() < IN_FLIGHT {
             let Some(m) = queue.pop_front() else {
                 break;
@@ -144,14 +223,15 @@ fn transfer(
                 }
             }
         }
-        if done.len() >= BATCH || (running.is_empty() && queue.is_empty() && !done.is_empty()) {
+        let over = wanted.settled && running.is_empty() && queue.is_empty();
+        if done.len() >= BATCH || (over && !done.is_empty()) {
             let _ = keeper.send(std::mem::take(&mut done));
         }
         if told.elapsed() >= Duration::from_millis(100) {
             progress(p);
             told = Instant::now();
         }
-        if !finished {
+        if !finished && !over {
             std::thread::sleep(Duration::from_millis(1));
         }
     }

@@ -29,6 +29,9 @@ use crate::net::{Feature, Node, PeerId, Permission, ReadPolicy, SyncRelation, Tr
 use crate::proto::StreamKind;
 use crate::sync::hlc::Device;
 
+/// What fetching every file did: its standing, and the first failure.
+pub type FetchedAll = (files::FilesProgress, Option<String>);
+
 /// The feature's name and version, told to peers.
 pub const FEATURE: &str = "sync/1";
 /// Sharing's name and version.
@@ -246,15 +249,46 @@ impl SyncHandle {
         puller::until_in_sync(&self.shared, node, peer, within, progress)
     }
 
+    /// One sync to completion and every file with it (`jhack sync --all`): the files
+    /// start to flow with the first records merged, on a thread of their own, rather
+    /// than after the last. The records' result, and the files'.
+    pub fn sync_and_fetch_all(
+        &self,
+        node: &Node,
+        peer: &PeerId,
+        within: Duration,
+        progress: &dyn Fn(&PeerSync),
+        files_progress: &(dyn Fn(&files::FilesProgress) + Sync),
+    ) -> (Result<PeerSync, String>, Result<FetchedAll, String>) {
+        let arriving = AtomicBool::new(true);
+        std::thread::scope(|scope| {
+            let files = std::thread::Builder::new()
+                .name("jhack-sync-files".into())
+                .spawn_scoped(scope, || {
+                    self.fetch_files(node, peer, files_progress, Some(&arriving))
+                });
+            let records = self.sync_once(node, peer, within, progress);
+            arriving.store(false, Ordering::Release);
+            let files = match files {
+                Ok(h) => h
+                    .join()
+                    .unwrap_or_else(|_| Err("the fetching thread failed".into())),
+                Err(e) => Err(format!("no thread for fetching: {e}")),
+            };
+            (records, files)
+        })
+    }
+
     /// Fetches from `peer` every file this library lists and does not hold, and
-    /// keeps them for good (for `jhack sync --all`); then tells the owner's loop.
-    pub fn fetch_all(
+    /// keeps them for good; then tells the owner's loop.
+    fn fetch_files(
         &self,
         node: &Node,
         peer: &PeerId,
         progress: &dyn Fn(&files::FilesProgress),
-    ) -> Result<(files::FilesProgress, Option<String>), String> {
-        let r = files::fetch_all(&self.shared.lib, node, peer, progress);
+        arriving: Option<&AtomicBool>,
+    ) -> Result<FetchedAll, String> {
+        let r = files::fetch_all(&self.shared.lib, node, peer, progress, arriving);
         if let Ok((p, _)) = &r
             && p.done_files > 0
         {

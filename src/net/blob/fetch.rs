@@ -78,6 +78,9 @@ pub struct Fetch {
     tree_path: PathBuf,
     state: Mutex<State>,
     changed: Condvar,
+    /// The partial file as [`Fetch::create_file`] opened it, handed to the transfer
+    /// (one open per blob, not two).
+    created: Mutex<Option<std::fs::File>>,
 }
 
 impl Fetch {
@@ -90,6 +93,7 @@ impl Fetch {
             tree_path: dir.join(format!("{hex}.tree")),
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
+            created: Mutex::new(None),
         }
     }
 
@@ -168,23 +172,20 @@ impl Fetch {
         st.finished.clone()
     }
 
-    /// Creates the partial file (and its directory) if it is not there yet; errors
-    /// surface when the fetch opens it.
+    /// Creates the partial file (and its directory) if it is not there yet, and keeps
+    /// it open for the transfer; errors surface when the fetch opens it.
     pub(crate) fn create_file(&self) {
-        if let Some(dir) = self.path.parent() {
-            let _ = std::fs::create_dir_all(dir);
+        if let Ok(file) = open_rw(&self.path) {
+            *lock(&self.created) = Some(file);
         }
-        let _ = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&self.path);
     }
 
     /// Removes the partial file and its group hashes (after the blob was kept).
     pub fn discard_files(&self) {
         let _ = std::fs::remove_file(&self.path);
-        let _ = std::fs::remove_file(&self.tree_path);
+        if self.size >= SAVE_TREE_FROM {
+            let _ = std::fs::remove_file(&self.tree_path);
+        }
     }
 
     fn update(&self, f: impl FnOnce(&mut State)) {
@@ -285,21 +286,40 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| FetchError::Worker(e.to_string()))?
 }
 
+/// `path` opened to read and write, created (with its directory) when missing.
+fn open_rw(path: &Path) -> std::io::Result<std::fs::File> {
+    let open = || {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+    };
+    match open() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            open()
+        }
+        r => r,
+    }
+}
+
 /// The partial file opened, and what of it is verified (off the reactor).
 fn open_partial(fetch: &Fetch) -> Result<(std::fs::File, Option<Arc<Verifier>>), FetchError> {
     let disk =
         |path: &Path, e: std::io::Error| FetchError::Disk(format!("{}: {e}", path.display()));
-    if let Some(dir) = fetch.path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| disk(dir, e))?;
-    }
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&fetch.path)
-        .map_err(|e| disk(&fetch.path, e))?;
-    let verifier = load_tree(fetch);
+    let created = lock(&fetch.created).take();
+    let file = match created {
+        Some(f) => f,
+        None => open_rw(&fetch.path).map_err(|e| disk(&fetch.path, e))?,
+    };
+    // Only a large blob ever keeps its group hashes (see `attempt`).
+    let verifier = (fetch.size >= SAVE_TREE_FROM)
+        .then(|| load_tree(fetch))
+        .flatten();
     let verified = match &verifier {
         Some(v) => {
             let (_, bytes) = v
