@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use super::args::{GlobalArgs, TalkArgs};
 use super::context::Context;
 use super::error::{CliError, chain};
-use super::session::{interrupt_flag, start_engine_with};
+use super::session::interrupt_flag;
 use crate::app::call::{Call, CallSettings, VoiceInbox};
 use crate::net::{Identity, NetEvent, Node, PeerId};
 use crate::voice::codec::{CodecConfig, Profile};
@@ -70,7 +70,13 @@ pub fn run(g: &GlobalArgs, args: &TalkArgs) -> Result<(), CliError> {
     };
     // Owning the library is owning the home: no screen or serve listens meanwhile.
     let lib = ctx.open_library()?;
-    let engine = Arc::new(start_engine_with(g, &ctx)?);
+    let mut engine_cfg = ctx.engine_config(g);
+    if g.buffer.is_none() {
+        engine_cfg.period_frames =
+            call_period(settings.codec.frame_samples, engine_cfg.period_frames);
+    }
+    let period = engine_cfg.period_frames;
+    let engine = Arc::new(crate::audio::engine::Engine::start(engine_cfg)?);
     let interrupted = interrupt_flag();
     let (tx, rx) = mpsc::channel::<NetEvent>();
     let sink = crate::net::channel_sink(tx);
@@ -115,7 +121,7 @@ pub fn run(g: &GlobalArgs, args: &TalkArgs) -> Result<(), CliError> {
     let call = Call::start(engine.clone(), node.clone(), &inbox, ids, settings.clone())
         .map_err(CliError::failure)?;
     eprintln!(
-        "jhack: talking with {} ({}, {} ms frames{}); Ctrl-C stops",
+        "jhack: talking with {} ({}, {} ms frames, {period}-frame periods{}); Ctrl-C stops",
         peers
             .iter()
             .map(|(_, n)| n.as_str())
@@ -189,4 +195,44 @@ fn spawn_latch(toggle: impl Fn() + Send + 'static) {
                 line.clear();
             }
         });
+}
+
+/// Frames of this many samples (5 ms at 48 kHz) or fewer get short device periods.
+const SHORT_FRAME: u32 = 240;
+/// The device period a call with short frames asks for: 128 frames, 2.7 ms at 48 kHz.
+const SHORT_PERIOD: u32 = 128;
+
+/// The device period for a call with `frame_samples`-sample frames, where `configured`
+/// would be asked for otherwise (`--buffer` overrides both). A frame is complete only
+/// with the capture period that holds its last sample: with 256-frame periods a 5 ms
+/// frame waits up to 5.3 ms for it, as long again as the frame, so a call that chose
+/// short frames for their delay asks for periods no longer than about half of one.
+fn call_period(frame_samples: u32, configured: u32) -> u32 {
+    if frame_samples <= SHORT_FRAME {
+        configured.min(SHORT_PERIOD)
+    } else {
+        configured
+    }
+}
+
+#[cfg(test)]
+mod period_tests {
+    use super::*;
+
+    #[test]
+    fn short_frames_ask_for_short_periods_and_never_longer_ones() {
+        assert_eq!(
+            call_period(480, 256),
+            256,
+            "10 ms frames keep the configured period"
+        );
+        assert_eq!(call_period(960, 512), 512);
+        assert_eq!(call_period(240, 256), 128, "5 ms frames: 2.7 ms periods");
+        assert_eq!(call_period(120, 1024), 128);
+        assert_eq!(
+            call_period(240, 64),
+            64,
+            "a shorter configured period stays"
+        );
+    }
 }

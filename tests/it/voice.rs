@@ -330,13 +330,30 @@ impl Measured {
     }
 }
 
-/// `jhack talk` from a to b with `frame` ms frames, measured once.
-fn call_round(a: &Peer, b: &Peer, clicks: &std::path::Path, frame: &str) -> Vec<Option<f64>> {
+/// `jhack talk` from a to b with `frame` ms frames (and, given, both sides asking the
+/// devices for `period`-frame periods), measured once.
+fn call_round(
+    a: &Peer,
+    b: &Peer,
+    clicks: &std::path::Path,
+    frame: &str,
+    period: Option<&str>,
+) -> Vec<Option<f64>> {
+    let with_period = |args: &[&str]| {
+        let mut v: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        if let Some(p) = period {
+            v.extend(["--buffer".to_string(), p.to_string()]);
+        }
+        v
+    };
     let mut listener = Proc::start(
         "B (talk)",
         talk(
             b,
-            &["ay", "--listen-only", "--frame", frame, "--duration", "30"],
+            &with_period(&["ay", "--listen-only", "--frame", frame, "--duration", "30"])
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
             true,
         ),
     );
@@ -344,7 +361,10 @@ fn call_round(a: &Peer, b: &Peer, clicks: &std::path::Path, frame: &str) -> Vec<
         "A (talk)",
         talk(
             a,
-            &["bee", "--open", "--frame", frame, "--duration", "30"],
+            &with_period(&["bee", "--open", "--frame", frame, "--duration", "30"])
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
             true,
         ),
     );
@@ -378,7 +398,13 @@ fn mouth_to_ear_through_a_call_is_the_wire_floor_plus_the_frame() {
     let mut starved = 0u64;
     let mut gst = Measured::new("GStreamer, low-delay Opus, 10 ms frames");
     let mut ten = Measured::new("jhack talk, low delay, 10 ms frames");
-    let mut five = Measured::new("jhack talk, low delay, 5 ms frames");
+    // A call with 5 ms frames asks the devices for 128-frame (2.7 ms) periods (a frame
+    // waits for the capture period that completes it): its floor is `jhack wire` at
+    // the same period. The same call held at 256-frame periods is measured beside it.
+    let mut five = Measured::new("jhack talk, low delay, 5 ms frames (128-frame periods)");
+    let mut floor_small = Measured::new("jhack wire --buffer 128 (the floor at 128 frames)");
+    let mut five_long =
+        Measured::new("jhack talk --buffer 256, low delay, 5 ms frames (256-frame periods)");
     let have_gst = have("gst-launch-1.0");
     // Each process starts at a random phase between the microphone's clock and the
     // speaker's (two drivers on the virtual stack): rounds in turns, all clicks pooled.
@@ -404,11 +430,19 @@ fn mouth_to_ear_through_a_call_is_the_wire_floor_plus_the_frame() {
                 let _ = c.wait();
             }
         }
-        ten.add(call_round(&a, &b, &clicks, "10"));
-        five.add(call_round(&a, &b, &clicks, "5"));
+        ten.add(call_round(&a, &b, &clicks, "10", None));
+        five.add(call_round(&a, &b, &clicks, "5", None));
+        five_long.add(call_round(&a, &b, &clicks, "5", Some("256")));
+        let mut wire = jhack(wire_home.path());
+        wire.args(["wire", "--duration", "12", "--buffer", "128"])
+            .env("JHACK_LOG", "debug");
+        let wire = Proc::start("wire --buffer 128", wire);
+        std::thread::sleep(Duration::from_millis(1500));
+        floor_small.add(clicks_through(&clicks, || {}));
+        let _ = wire.stop();
     }
     eprintln!("mouth to ear, one clock, 256-frame periods, {rounds} rounds in turns:");
-    for m in [&server, &floor, &gst, &ten, &five] {
+    for m in [&server, &floor, &gst, &ten, &five, &floor_small, &five_long] {
         if m.delays.is_empty() {
             eprintln!("  {}: skipped (gst-launch-1.0 missing)", m.name);
         } else {
@@ -425,7 +459,7 @@ fn mouth_to_ear_through_a_call_is_the_wire_floor_plus_the_frame() {
     } else {
         clicks_per_round * rounds / 4
     };
-    for m in [&floor, &ten, &five] {
+    for m in [&floor, &ten, &five, &floor_small, &five_long] {
         let found = m.delays.iter().flatten().count();
         assert!(
             found + may_lose >= clicks_per_round * rounds,
@@ -456,7 +490,16 @@ fn mouth_to_ear_through_a_call_is_the_wire_floor_plus_the_frame() {
         4.0 * quantum * scale
     );
     assert!(starved <= may_starve, "jhack wire starved {starved} times");
-    for (m, target) in [(&ten, 20.0), (&five, 13.0)] {
+    let small_p50 = floor_small.median();
+    // The 5 ms call against its own period's floor (stricter than against the
+    // 256-frame floor, which it also meets); at 256-frame periods the same call is
+    // only reported (and guarded): frame, capture period and look-ahead alone take
+    // 12.8 ms of its 13 ms there.
+    for (m, floor_p50, target, asserted) in [
+        (&ten, floor_p50, 20.0, true),
+        (&five, small_p50, 13.0, true),
+        (&five_long, floor_p50, 13.0, false),
+    ] {
         // Targets (README): p95 within the floor + 20 ms (10 ms frames), + 13 ms (5 ms).
         // With JHACK_MEASURE=1 the median round must meet it (each run starts at a
         // random phase between the two devices' clocks).
@@ -466,11 +509,18 @@ fn mouth_to_ear_through_a_call_is_the_wire_floor_plus_the_frame() {
         // slow call: on a busy host the virtual microphone has been measured 1–2 %
         // slow against wall time, and the adaptive buffer follows that drift by
         // tens of ms (README, "A drifting microphone"), which says nothing of the code.
-        let (p95, bound) = if measuring() {
+        let (p95, bound) = if measuring() && asserted {
             (p95s[p95s.len() / 2], target)
         } else {
             (p95s[0], 120.0)
         };
+        eprintln!(
+            "  {}: median round's p95 {:.1} ms, floor {floor_p50:.1} + {target} ms = {:.1} ms{}",
+            m.name,
+            p95s[p95s.len() / 2],
+            floor_p50 + target,
+            if asserted { "" } else { " (reported)" }
+        );
         assert!(
             p95 <= floor_p50 + bound,
             "{}: p95 {p95:.1} ms against the floor's median {floor_p50:.1} ms (bound + {bound} ms)",

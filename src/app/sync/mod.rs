@@ -267,8 +267,13 @@ impl SyncHandle {
                 .spawn_scoped(scope, || {
                     self.fetch_files(node, peer, files_progress, Some(&arriving))
                 });
+            let t0 = std::time::Instant::now();
             let records = self.sync_once(node, peer, within, progress);
             arriving.store(false, Ordering::Release);
+            tracing::debug!(
+                "sync: records settled after {:.1} ms (files still flowing)",
+                t0.elapsed().as_secs_f64() * 1e3
+            );
             let files = match files {
                 Ok(h) => h
                     .join()
