@@ -15,6 +15,15 @@
 //! the sound still live, and only the tombstone's later stamp tells it the sound was
 //! deleted since.
 //!
+//! The holders of a file are bounded: a record keeps the [`MAX_HOLDERS`] most recently
+//! stamped holder entries and drops the rest. Keeping the k greatest of a union under
+//! a total order is itself commutative, associative and idempotent, so replicas
+//! still agree; an entry dropped can never come back through an older copy (anything
+//! older is below the same cut); and a holder forgotten only makes eviction more
+//! careful, never less (a file is dropped only where another holder is known). A
+//! device that still holds the file says so again with a new stamp when it next
+//! keeps it.
+//!
 //! Pure data; never panics.
 
 use std::collections::BTreeMap;
@@ -23,6 +32,9 @@ use serde::{Deserialize, Serialize};
 
 use super::hlc::{Device, Stamp};
 use crate::domain::SoundId;
+
+/// Most devices one record names as holding its file (the most recently stamped).
+pub const MAX_HOLDERS: usize = 64;
 
 /// A value and the stamp of the change that set it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -178,16 +190,41 @@ impl Record {
                 }
             }
         }
+        // Only a union that may pass the bound is compared after the cut.
+        let before = (other.holders.keys().any(|d| !self.holders.contains_key(d))
+            && self.holders.len() + other.holders.len() > MAX_HOLDERS)
+            .then(|| self.holders.clone());
+        let mut holders_changed = false;
         for (device, f) in &other.holders {
             match self.holders.get_mut(device) {
-                Some(mine) => changed |= mine.merge(f),
+                Some(mine) => holders_changed |= mine.merge(f),
                 None => {
                     self.holders.insert(*device, f.clone());
-                    changed = true;
+                    holders_changed = true;
                 }
             }
         }
-        changed
+        if self.prune_holders() {
+            // What came in may all have fallen below the cut again.
+            holders_changed = before.is_none_or(|b| self.holders != b);
+        }
+        changed || holders_changed
+    }
+
+    /// Keeps the [`MAX_HOLDERS`] most recently stamped holder entries; whether any
+    /// went.
+    pub fn prune_holders(&mut self) -> bool {
+        if self.holders.len() <= MAX_HOLDERS {
+            return false;
+        }
+        let mut by_age: Vec<(Stamp, Device)> =
+            self.holders.iter().map(|(d, f)| (f.at, *d)).collect();
+        by_age.sort_unstable();
+        let over = by_age.len() - MAX_HOLDERS;
+        for (_, d) in &by_age[..over] {
+            self.holders.remove(d);
+        }
+        true
     }
 
     /// Its canonical encoding (what its fingerprint hashes).
@@ -244,6 +281,85 @@ mod tests {
         assert_eq!(ab.key.value.as_deref(), Some("h"));
         assert_eq!(ab.tags_on(), vec!["loud".to_string()]);
         assert!(!ab.clone().merge(&a), "idempotent");
+    }
+
+    #[test]
+    fn holders_keep_the_most_recent_and_converge_in_any_order() {
+        use rand::seq::SliceRandom;
+        use rand::{Rng, SeedableRng};
+        let id = SoundId([9; 32]);
+        let base = Record::new(id, facts(), "bell", at(1, 1));
+        for seed in 0..200u64 {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            // 150 devices each say (some twice) whether they hold the file, as
+            // separate one-entry copies that reach three replicas in different orders
+            // and groupings.
+            let mut copies = Vec::new();
+            for d in 0..150u64 {
+                for _ in 0..rng.gen_range(1..=2) {
+                    let mut c = base.clone();
+                    let when = rng.gen_range(2..10_000);
+                    c.holders
+                        .insert(Device(d), Field::new(rng.gen_bool(0.8), at(when, d)));
+                    copies.push(c);
+                }
+            }
+            let mut replicas = vec![base.clone(), base.clone(), base.clone()];
+            for r in &mut replicas {
+                copies.shuffle(&mut rng);
+                // Some copies are merged into each other first (a peer's merged view).
+                for chunk in copies.chunks(rng.gen_range(1..8)) {
+                    let mut m = chunk[0].clone();
+                    for c in &chunk[1..] {
+                        m.merge(c);
+                    }
+                    r.merge(&m);
+                    assert!(r.holders.len() <= MAX_HOLDERS);
+                }
+            }
+            assert_eq!(replicas[0], replicas[1], "seed {seed}");
+            assert_eq!(replicas[1], replicas[2], "seed {seed}");
+            // The kept entries are the newest stamps of all.
+            let mut newest: Vec<(Stamp, Device)> = Vec::new();
+            let mut latest: BTreeMap<Device, Field<bool>> = BTreeMap::new();
+            for c in &copies {
+                for (d, f) in &c.holders {
+                    match latest.get_mut(d) {
+                        Some(m) => {
+                            m.merge(f);
+                        }
+                        None => {
+                            latest.insert(*d, f.clone());
+                        }
+                    }
+                }
+            }
+            newest.extend(latest.iter().map(|(d, f)| (f.at, *d)));
+            newest.sort_unstable();
+            let cut = newest[newest.len() - MAX_HOLDERS].0;
+            assert!(
+                replicas[0].holders.values().all(|f| f.at >= cut),
+                "seed {seed}"
+            );
+            assert_eq!(replicas[0].holders.len(), MAX_HOLDERS);
+            // An entry older than the cut changes nothing and is not a change.
+            let mut old = base.clone();
+            old.holders
+                .insert(Device(999), Field::new(true, at(1, 999)));
+            let mut r = replicas[0].clone();
+            assert!(
+                !r.merge(&old),
+                "seed {seed}: an entry below the cut is no change"
+            );
+            assert_eq!(r, replicas[0]);
+            // A device that keeps the file again, stamped now, is among them.
+            let mut again = base.clone();
+            again
+                .holders
+                .insert(Device(0), Field::new(true, at(20_000, 0)));
+            assert!(r.merge(&again));
+            assert!(r.holders[&Device(0)].value && r.holders.len() == MAX_HOLDERS);
+        }
     }
 
     #[test]

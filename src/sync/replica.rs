@@ -287,8 +287,10 @@ impl Replica {
         self.peers.get(&peer).map_or(0, |p| p.cursor)
     }
 
-    /// Replaces (or inserts) a record and logs it under a new sequence number.
-    fn store(&mut self, r: Record) {
+    /// Replaces (or inserts) a record and logs it under a new sequence number (its
+    /// holders cut to the bound first: a peer's record may carry more).
+    fn store(&mut self, mut r: Record) {
+        r.prune_holders();
         if let Some(old) = self.records.get(&r.id) {
             if let Some(h) = self.hashes.get(&r.id) {
                 xor(&mut self.fingerprint, h);

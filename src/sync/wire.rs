@@ -15,8 +15,10 @@ use super::replica::{BATCH, Msg};
 pub const MAX_TEXT: usize = 256;
 /// Most tags one record may carry (on or off).
 pub const MAX_TAGS: usize = 64;
-/// Most devices one record may name as holding its file.
-pub const MAX_HOLDERS: usize = 64;
+/// Most devices one record may name as holding its file on the wire: a record keeps
+/// [`super::record::MAX_HOLDERS`] (the most recent) once merged; more is taken from a
+/// peer that keeps more, within this bound.
+pub const MAX_HOLDERS: usize = 4 * super::record::MAX_HOLDERS;
 /// Largest encoded message.
 pub const MAX_MESSAGE: usize = 4 * 1024 * 1024;
 
@@ -203,6 +205,21 @@ mod tests {
         }
         assert!(matches!(
             decode(&encode(&changes(vec![tags]))),
+            Err(WireError::BadRecord(_))
+        ));
+        // Holders: a peer keeping more than we do is taken (and cut on merging), up
+        // to the wire's bound.
+        let holders = |n: u64| {
+            let mut r = rec(5);
+            for d in 0..n {
+                r.holders.insert(Device(d), Field::new(true, r.name.at));
+            }
+            r
+        };
+        let more = changes(vec![holders(super::super::record::MAX_HOLDERS as u64 + 1)]);
+        assert_eq!(decode(&encode(&more)), Ok(more));
+        assert!(matches!(
+            decode(&encode(&changes(vec![holders(MAX_HOLDERS as u64 + 1)]))),
             Err(WireError::BadRecord(_))
         ));
         let mut nan = rec(3);
