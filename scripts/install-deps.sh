@@ -28,7 +28,7 @@ build_pkgs=(build-essential cmake pkg-config libasound2-dev libpipewire-0.3-dev 
 test_pkgs=(
     pipewire pipewire-bin pipewire-pulse pipewire-alsa wireplumber
     dbus pulseaudio-utils alsa-utils
-    ffmpeg sox libsox-fmt-all espeak-ng tmux rsync openssh-server openssh-client
+    ffmpeg sox libsox-fmt-all espeak-ng tmux rsync syncthing openssh-server openssh-client
     gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
     gstreamer1.0-pulseaudio
 )
