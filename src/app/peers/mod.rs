@@ -17,6 +17,7 @@ mod incoming;
 mod keep;
 mod outgoing;
 mod remote;
+mod served;
 mod sharing;
 mod start;
 mod voice;
@@ -138,6 +139,8 @@ pub struct PeerHub {
     copies: Vec<sharing::PendingCopy>,
     /// Files this machine keeps that are not here yet: how many, and their bytes.
     to_fetch: (usize, u64),
+    /// Blobs peers fetched from us, told per burst.
+    served: served::Served,
     sent: HashMap<u64, Sent>,
     waiting: HashMap<usize, Waiting>,
     pending: Vec<Pending>,
@@ -230,6 +233,9 @@ impl PeerHub {
             log.write(&n);
             notice(n);
         };
+        for line in self.served.ended(Instant::now()) {
+            notice(line);
+        }
         self.started.retain(|s| {
             let latency = match instance.engine().state(s.voice) {
                 Some(VoiceState::Playing {
@@ -431,11 +437,9 @@ impl PeerHub {
                 sound,
                 reason,
             } => notice(format!("refused \"{sound}\" from {name}: {reason}")),
-            NetEvent::Served { name, id, bytes } => notice(format!(
-                "sent {} to {name} ({} KB)",
-                id.short(),
-                bytes / 1000
-            )),
+            NetEvent::Served { name, id, bytes } => {
+                self.served.add(&name, id, bytes, Instant::now());
+            }
             NetEvent::Problem(p) => notice(p),
             NetEvent::Features { .. } | NetEvent::PeerFetched { .. } => {}
             // A peer that takes no voice from us refuses our call's join note as soon

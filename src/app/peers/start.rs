@@ -121,6 +121,7 @@ impl PeerHub {
             arriving: HashMap::new(),
             copies: Vec::new(),
             to_fetch: (0, 0),
+            served: Default::default(),
             sent: HashMap::new(),
             waiting: HashMap::new(),
             pending: Vec::new(),
