@@ -540,6 +540,38 @@ fn mouth_to_ear_through_a_call_is_the_wire_floor_plus_the_frame() {
     }
 }
 
+/// The floor in steady state: `jhack wire` alone for a minute (with `JHACK_MEASURE=1`;
+/// 10 s otherwise), nothing joining the graph meanwhile, and no block of the mixer
+/// starved for input. (A client joining upstream of the microphone re-sorts the graph
+/// and can cost one period: the mouth-to-ear test's feed does that every round, and
+/// counts those apart.) Without `JHACK_MEASURE` a guard: a broken hand-off starves
+/// every block, ~1,900 in 10 s.
+#[test]
+fn the_floor_runs_a_minute_without_a_dropout() {
+    let test = "the_floor_runs_a_minute_without_a_dropout";
+    let Some(_audio) = audio_stack(test) else {
+        return;
+    };
+    common::settle();
+    let home = tempfile::tempdir().expect("tempdir");
+    let secs = if measuring() { 60 } else { 10 };
+    let mut wire = jhack(home.path());
+    wire.args(["wire", "--duration", &secs.to_string()])
+        .env("JHACK_LOG", "debug");
+    let mut wire = Proc::start("wire", wire);
+    assert!(
+        wire.wait_exit(Duration::from_secs(secs + 30)).is_some(),
+        "jhack wire --duration {secs} did not end"
+    );
+    let starved = starved_blocks(&wire.stop());
+    eprintln!("jhack wire alone for {secs} s: {starved} starved blocks");
+    let bound = if measuring() { 0 } else { 20 };
+    assert!(
+        starved <= bound,
+        "jhack wire starved {starved} blocks in {secs} s (bound {bound})"
+    );
+}
+
 /// Runs `cmd` with its stdout and stderr collected; returns (child, stdout, stderr).
 fn spawn_collecting(
     mut cmd: std::process::Command,
