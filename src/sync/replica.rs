@@ -122,6 +122,10 @@ pub struct Replica {
     /// Records and peers changed since the last [`Replica::take_dirty`].
     dirty: BTreeSet<SoundId>,
     dirty_peers: BTreeSet<Device>,
+    /// Per peer, the records it gave us that we hold exactly as it gave them (their
+    /// hashes): sending them back would only echo them. Kept in memory; after a
+    /// restart each is echoed once more, which is harmless.
+    echo: HashMap<Device, HashMap<SoundId, [u8; 32]>>,
 }
 
 /// What changed since the last [`Replica::take_dirty`]: what a store must write (in
@@ -177,6 +181,7 @@ impl Replica {
             touched: BTreeSet::new(),
             dirty: BTreeSet::new(),
             dirty_peers: BTreeSet::new(),
+            echo: HashMap::new(),
         }
     }
 
@@ -505,7 +510,7 @@ impl Replica {
     pub fn handle(&mut self, peer: Device, msg: Msg, now_ms: u64) -> Outcome {
         match msg {
             Msg::Ask { since, .. } => Outcome {
-                reply: Some(self.changes_after(since)),
+                reply: Some(self.changes_after(peer, since)),
                 ..Outcome::default()
             },
             Msg::Changes {
@@ -526,13 +531,21 @@ impl Replica {
 
     /// Merges a peer's records, each checked against our clock first; returns what
     /// changed and what was refused (names and keys not yet resolved).
-    fn merge_records(&mut self, records: Vec<Record>, now_ms: u64, out: &mut Outcome) {
+    fn merge_records(
+        &mut self,
+        peer: Device,
+        records: Vec<Record>,
+        now_ms: u64,
+        out: &mut Outcome,
+    ) {
         for r in records {
             if let Some(e) = r.stamps().find_map(|s| self.clock.check(s, now_ms).err()) {
                 out.refused.push((r.id, e));
                 continue;
             }
             let _ = self.clock.observe(r.latest(), now_ms);
+            let theirs = r.hash();
+            let id = r.id;
             let merged = match self.records.get(&r.id) {
                 Some(mine) => {
                     let mut m = mine.clone();
@@ -543,6 +556,13 @@ impl Replica {
             if let Some(m) = merged {
                 out.changed.push(m.id);
                 self.store(m);
+            }
+            // Held now exactly as the peer has it: not worth sending back.
+            let echo = self.echo.entry(peer).or_default();
+            if self.hashes.get(&id) == Some(&theirs) {
+                echo.insert(id, theirs);
+            } else {
+                echo.remove(&id);
             }
         }
     }
@@ -566,7 +586,7 @@ impl Replica {
             .iter()
             .flat_map(|p| reconcile::named(&self.hashes, p))
             .collect();
-        self.merge_records(records, now_ms, &mut out);
+        self.merge_records(peer, records, now_ms, &mut out);
         if !out.changed.is_empty() {
             out.fixes = self.resolve(now_ms);
         }
@@ -610,10 +630,14 @@ impl Replica {
         }
     }
 
-    /// Our changes after `since` (from the start when `since` is beyond our log: the
-    /// asker's cursor is from before a reset here).
-    fn changes_after(&self, since: u64) -> Msg {
+    /// Our changes after `since` for `peer` (from the start when `since` is beyond our
+    /// log: the asker's cursor is from before a reset here). A record held exactly as
+    /// `peer` gave it is passed over (the cursor still moves past it): a peer that
+    /// lost what it gave us still finds the difference by fingerprint, and
+    /// reconciliation, which always sends, repairs it.
+    fn changes_after(&self, peer: Device, since: u64) -> Msg {
         let since = if since > self.seq { 0 } else { since };
+        let echo = self.echo.get(&peer);
         let mut records = Vec::new();
         let mut upto = since;
         let mut more = false;
@@ -622,7 +646,8 @@ impl Replica {
                 more = true;
                 break;
             }
-            if let Some(r) = self.records.get(id) {
+            let echoed = echo.is_some_and(|e| e.get(id) == self.hashes.get(id));
+            if let Some(r) = self.records.get(id).filter(|_| !echoed) {
                 records.push(r.clone());
             }
             upto = seq;
@@ -655,7 +680,7 @@ impl Replica {
         // Only an answer that continues from our cursor (or restarts from 0) moves
         // it; a late duplicate of an old answer merges harmlessly and moves nothing.
         let continues = since <= state.cursor || since == 0;
-        self.merge_records(records, now_ms, &mut out);
+        self.merge_records(peer, records, now_ms, &mut out);
         if !out.changed.is_empty() {
             out.fixes = self.resolve(now_ms);
         }

@@ -297,8 +297,20 @@ fn answer_sync(shared: &Shared, peer: PeerId, ask: Msg, reply: Reply, now: bool)
     };
     let msg = out?;
     let count = msg.records().len();
-    if let (Some(theirs), Msg::Changes { fingerprint, .. }) = (theirs, &msg)
+    // Held only when nothing at all came after the asker's cursor: an answer that
+    // passes over records the asker gave us (echoes) still moves its cursor, and
+    // tells it at once whether we now agree.
+    if let (
+        Some(theirs),
+        Msg::Changes {
+            fingerprint,
+            since,
+            upto,
+            ..
+        },
+    ) = (theirs, &msg)
         && count == 0
+        && upto <= since
         && !now
     {
         let hold = if *fingerprint == theirs {
