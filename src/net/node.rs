@@ -189,7 +189,7 @@ impl Node {
             links: Mutex::new(HashMap::new()),
             events,
             blobs,
-            fetches: Mutex::new(HashMap::new()),
+            fetches: Mutex::new(Default::default()),
             partial_dir: cfg.partial_dir.clone(),
             endpoint,
             triggers_per_second: cfg.triggers_per_second,
@@ -382,18 +382,13 @@ impl Node {
             });
         };
         let mut fetches = lock(&self.shared.fetches);
-        // A fetch still running is joined; so is one that finished and whose file is
-        // still where it was verified (not yet taken into a library): starting over
-        // would cut that verified file short under whoever is about to keep it.
-        if let Some(f) = fetches.get(&sound.id)
-            && (!f.is_finished() || (matches!(f.result(), Some(Ok(()))) && f.path().is_file()))
-        {
-            return Ok(f.clone());
+        if let Some(f) = fetches.joinable(&sound.id) {
+            return Ok(f);
         }
         let f = Arc::new(Fetch::new(&self.shared.partial_dir, sound.id, sound.size));
         // The partial file exists before this returns, so readers can open it at once.
         f.create_file();
-        fetches.insert(sound.id, f.clone());
+        fetches.insert(f.clone());
         drop(fetches);
         self.runtime()
             .spawn(blob::run_fetch(self.shared.clone(), link, f.clone()));

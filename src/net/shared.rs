@@ -10,7 +10,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
-use super::blob::{Fetch, TreeCell};
+use super::blob::TreeCell;
 use super::events::NetEvent;
 use super::identity::Identity;
 use super::link::Link;
@@ -86,7 +86,7 @@ pub(crate) struct Shared {
     pub(crate) links: Mutex<HashMap<PeerId, Arc<Link>>>,
     pub(crate) events: EventSink,
     pub(crate) blobs: BlobLookup,
-    pub(crate) fetches: Mutex<HashMap<SoundId, Arc<Fetch>>>,
+    pub(crate) fetches: Mutex<super::blob::Fetches>,
     pub(crate) partial_dir: PathBuf,
     pub(crate) endpoint: quinn::Endpoint,
     pub(crate) triggers_per_second: f64,

@@ -194,6 +194,48 @@ impl Fetch {
     }
 }
 
+/// The running fetches, by sound: joined by a second request for the same sound, and
+/// forgotten once over with their file gone (kept in a library, or discarded), so a
+/// node that fetches a hundred thousand files does not hold them all.
+#[derive(Debug, Default)]
+pub(crate) struct Fetches {
+    map: std::collections::HashMap<SoundId, Arc<Fetch>>,
+    /// The size at which those over are next looked for.
+    sweep_at: usize,
+}
+
+/// Fetches held before the first sweep (and at least this many between two).
+const SWEEP_FROM: usize = 1024;
+
+impl Fetches {
+    /// The fetch of `id` to join: one running, or one finished whose verified file is
+    /// still where it was written (not yet taken into a library: starting over would
+    /// cut that file short under whoever is about to keep it).
+    pub(crate) fn joinable(&self, id: &SoundId) -> Option<Arc<Fetch>> {
+        self.map
+            .get(id)
+            .filter(|f| {
+                !f.is_finished() || (matches!(f.result(), Some(Ok(()))) && f.path.is_file())
+            })
+            .cloned()
+    }
+
+    /// Registers a new fetch; now and then forgets those that are over.
+    pub(crate) fn insert(&mut self, f: Arc<Fetch>) {
+        self.map.insert(f.id, f);
+        if self.map.len() >= self.sweep_at.max(SWEEP_FROM) {
+            self.map.retain(|_, f| !f.is_finished() || f.path.is_file());
+            self.sweep_at = (2 * self.map.len()).max(SWEEP_FROM);
+        }
+    }
+
+    /// How many are held.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+}
+
 /// Partial transfers untouched for this long are given up and removed.
 pub(crate) const STALE_AFTER: Duration = Duration::from_secs(7 * 24 * 3600);
 
@@ -598,6 +640,47 @@ async fn attempt(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fetches_over_with_their_file_gone_are_forgotten_and_the_rest_joined() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut fetches = Fetches::default();
+        let fetch = |i: u32| {
+            let mut id = [0u8; 32];
+            id[..4].copy_from_slice(&i.to_le_bytes());
+            Arc::new(Fetch::new(dir.path(), SoundId(id), 10))
+        };
+        // 3,000 fetches: every third still running, every third finished with its
+        // file still here (not kept yet), every third finished and kept elsewhere.
+        let mut all = Vec::new();
+        for i in 0..3000u32 {
+            let f = fetch(i);
+            match i % 3 {
+                0 => {}
+                1 => {
+                    f.create_file();
+                    f.update(|s| s.finished = Some(Ok(())));
+                }
+                _ => f.update(|s| s.finished = Some(Ok(()))),
+            }
+            fetches.insert(f.clone());
+            all.push(f);
+        }
+        assert!(fetches.len() < 3000, "swept: {}", fetches.len());
+        for (i, f) in all.iter().enumerate() {
+            let joined = fetches.joinable(&f.id);
+            match i % 3 {
+                0 | 1 => assert!(joined.is_some(), "fetch {i} is joined"),
+                _ => assert!(joined.is_none(), "fetch {i} starts over"),
+            }
+        }
+        // A failed fetch is never joined, even with a file left.
+        let failed = fetch(9999);
+        failed.create_file();
+        failed.update(|s| s.finished = Some(Err(FetchError::Stalled(1))));
+        fetches.insert(failed.clone());
+        assert!(fetches.joinable(&failed.id).is_none());
+    }
 
     #[test]
     fn only_old_partial_files_are_removed() {

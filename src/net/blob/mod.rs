@@ -13,7 +13,7 @@ pub mod tree;
 use std::sync::Arc;
 
 pub use fetch::{Fetch, FetchError, FetchStats};
-pub(crate) use fetch::{STALE_AFTER, remove_stale, run as run_fetch};
+pub(crate) use fetch::{Fetches, STALE_AFTER, remove_stale, run as run_fetch};
 pub(crate) use serve::tree_for;
 
 use super::router::{RouteClash, Router, StreamHandler};
