@@ -339,35 +339,11 @@ fn call_round(
     frame: &str,
     period: Option<&str>,
 ) -> Vec<Option<f64>> {
-    let with_period = |args: &[&str]| {
-        let mut v: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        if let Some(p) = period {
-            v.extend(["--buffer".to_string(), p.to_string()]);
-        }
-        v
-    };
-    let mut listener = Proc::start(
-        "B (talk)",
-        talk(
-            b,
-            &with_period(&["ay", "--listen-only", "--frame", frame, "--duration", "30"])
-                .iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>(),
-            true,
-        ),
-    );
-    let mut talker = Proc::start(
-        "A (talk)",
-        talk(
-            a,
-            &with_period(&["bee", "--open", "--frame", frame, "--duration", "30"])
-                .iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>(),
-            true,
-        ),
-    );
+    let period: Vec<&str> = period.map(|p| vec!["--buffer", p]).unwrap_or_default();
+    let listen = ["ay", "--listen-only", "--frame", frame, "--duration", "30"];
+    let speak = ["bee", "--open", "--frame", frame, "--duration", "30"];
+    let mut listener = Proc::start("B (talk)", talk(b, &[&listen[..], &period].concat(), true));
+    let mut talker = Proc::start("A (talk)", talk(a, &[&speak[..], &period].concat(), true));
     talker.wait_for("talking with bee", Duration::from_secs(15));
     listener.wait_for("talking with ay", Duration::from_secs(15));
     std::thread::sleep(Duration::from_millis(1500));

@@ -27,6 +27,11 @@ const MAX_ATTEMPTS: u32 = 5;
 /// Blobs from this size on keep their group hashes on disk, so that a transfer cut
 /// short (this process killed) resumes from its verified prefix.
 const SAVE_TREE_FROM: u64 = 4 << 20;
+/// Whether a blob of `size` bytes keeps its group hashes on disk while it arrives.
+fn keeps_tree(size: u64) -> bool {
+    size >= SAVE_TREE_FROM
+}
+
 /// Times one group may fail verification before the peer is given up on.
 const MAX_REPAIRS: u32 = 3;
 
@@ -183,7 +188,7 @@ impl Fetch {
     /// Removes the partial file and its group hashes (after the blob was kept).
     pub fn discard_files(&self) {
         let _ = std::fs::remove_file(&self.path);
-        if self.size >= SAVE_TREE_FROM {
+        if keeps_tree(self.size) {
             let _ = std::fs::remove_file(&self.tree_path);
         }
     }
@@ -359,9 +364,7 @@ fn open_partial(fetch: &Fetch) -> Result<(std::fs::File, Option<Arc<Verifier>>),
         None => open_rw(&fetch.path).map_err(|e| disk(&fetch.path, e))?,
     };
     // Only a large blob ever keeps its group hashes (see `attempt`).
-    let verifier = (fetch.size >= SAVE_TREE_FROM)
-        .then(|| load_tree(fetch))
-        .flatten();
+    let verifier = keeps_tree(fetch.size).then(|| load_tree(fetch)).flatten();
     let verified = match &verifier {
         Some(v) => {
             let (_, bytes) = v
@@ -549,7 +552,7 @@ async fn attempt(
         Some(v) => v.clone(),
         // A small blob is not worth resuming from disk: its hashes are kept only
         // for a large one.
-        None if size < SAVE_TREE_FROM => {
+        None if !keeps_tree(size) => {
             let v = Arc::new(v);
             *verifier = Some(v.clone());
             v
