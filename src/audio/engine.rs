@@ -376,6 +376,12 @@ impl Engine {
         self.shared.stats.snapshot()
     }
 
+    /// When the most recent streamed-voice starvations began, in `CLOCK_MONOTONIC`
+    /// milliseconds, oldest first.
+    pub fn starvation_times(&self) -> Vec<f64> {
+        self.shared.stats.starvations.recent_ms()
+    }
+
     /// The shared live counters (for meters that poll without copying).
     pub fn stats_handle(&self) -> Arc<EngineStats> {
         self.shared.stats.clone()

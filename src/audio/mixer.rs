@@ -219,6 +219,7 @@ impl Mixer {
             let ended = voice.render_into(&mut self.block, self.channels, offset);
             if voice.starved_blocks != starved {
                 self.stats.stream_starved.fetch_add(1, Ordering::Relaxed);
+                self.stats.starvations.note(super::stats::monotonic_ns());
             }
             if ended && let Some(v) = self.voices[i].take() {
                 self.active = self.active.saturating_sub(1);

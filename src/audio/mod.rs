@@ -20,6 +20,6 @@ pub use engine::{
     Engine, EngineConfig, EngineError, InputTap, PlayOptions, TapGuard, VoiceOutcome, VoiceState,
 };
 pub use mixer::{BLOCK_FRAMES, Mixer};
-pub use stats::StatsSnapshot;
+pub use stats::{StatsSnapshot, monotonic_ns};
 pub use supervisor::EngineInfo;
 pub use voice::{EndReason, VoiceId, VoiceSource};

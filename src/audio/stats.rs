@@ -65,6 +65,73 @@ pub struct EngineStats {
     pub input_dropped: AtomicU64,
     /// Blocks in which a streamed voice had too little data.
     pub stream_starved: AtomicU64,
+    /// When recent starvations began (see [`EngineStats::note_starved`]).
+    pub starvations: Starvations,
+}
+
+/// How many starvation times are kept.
+pub const STARVATION_TIMES: usize = 32;
+
+/// The `CLOCK_MONOTONIC` times at which the most recent starvations began, so that a
+/// dropout can be lined up with what the machine did at that moment (a stalled CPU,
+/// a client joining the graph). Blocks starved less than [`STARVATION_GAP_NS`] apart
+/// are one starvation.
+#[derive(Debug, Default)]
+pub struct Starvations {
+    /// Starvations begun so far; the latest is in slot `(count - 1) % STARVATION_TIMES`.
+    count: AtomicU64,
+    /// When each began, nanoseconds of `CLOCK_MONOTONIC`.
+    began_ns: [AtomicU64; STARVATION_TIMES],
+    /// When the latest starved block was seen.
+    last_ns: AtomicU64,
+}
+
+/// Starved blocks closer together than this belong to one starvation.
+pub const STARVATION_GAP_NS: u64 = 20_000_000;
+
+/// `CLOCK_MONOTONIC` now, in nanoseconds: a vDSO read, safe on the audio thread.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec for the call to fill; CLOCK_MONOTONIC always
+    // exists on Linux, and a failure leaves zeros.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts) };
+    (ts.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec as u64)
+}
+
+impl Starvations {
+    /// Notes a starved block at `now_ns` (one writer: the audio thread).
+    pub fn note(&self, now_ns: u64) {
+        let last = self.last_ns.swap(now_ns, Ordering::Relaxed);
+        if last == 0 || now_ns.saturating_sub(last) >= STARVATION_GAP_NS {
+            let n = self.count.load(Ordering::Relaxed);
+            self.began_ns[(n % STARVATION_TIMES as u64) as usize].store(now_ns, Ordering::Relaxed);
+            self.count.store(n + 1, Ordering::Release);
+        }
+    }
+
+    /// Starvations begun so far.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Acquire)
+    }
+
+    /// When the most recent (up to [`STARVATION_TIMES`]) began, oldest first, in
+    /// `CLOCK_MONOTONIC` milliseconds.
+    pub fn recent_ms(&self) -> Vec<f64> {
+        let n = self.count();
+        let first = n.saturating_sub(STARVATION_TIMES as u64);
+        (first..n)
+            .map(|i| {
+                let ns =
+                    self.began_ns[(i % STARVATION_TIMES as u64) as usize].load(Ordering::Relaxed);
+                ns as f64 / 1e6
+            })
+            .collect()
+    }
 }
 
 /// A plain copy of [`EngineStats`] at one moment.
@@ -136,5 +203,45 @@ impl EngineStats {
             input_dropped: self.input_dropped.load(r),
             stream_starved: self.stream_starved.load(r),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: u64 = 1_000_000;
+
+    #[test]
+    fn starved_blocks_close_together_are_one_starvation() {
+        let s = Starvations::default();
+        // Eight blocks of one period (0.67 ms apart), then another period 25 ms later.
+        for i in 0..8 {
+            s.note(1_000 * MS + i * MS * 2 / 3);
+        }
+        s.note(1_030 * MS);
+        assert_eq!(s.count(), 2);
+        assert_eq!(s.recent_ms(), vec![1_000.0, 1_030.0]);
+    }
+
+    #[test]
+    fn only_the_most_recent_starvations_are_kept_oldest_first() {
+        let s = Starvations::default();
+        let n = STARVATION_TIMES as u64 + 5;
+        for i in 0..n {
+            s.note((i + 1) * 100 * MS);
+        }
+        assert_eq!(s.count(), n);
+        let recent = s.recent_ms();
+        assert_eq!(recent.len(), STARVATION_TIMES);
+        assert_eq!(recent.first().copied(), Some(600.0));
+        assert_eq!(recent.last().copied(), Some(n as f64 * 100.0));
+    }
+
+    #[test]
+    fn the_monotonic_clock_moves_forward() {
+        let a = monotonic_ns();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        assert!(monotonic_ns() >= a + 2 * MS);
     }
 }

@@ -26,5 +26,11 @@ pub fn run(g: &GlobalArgs, duration: Option<f64>) -> Result<(), CliError> {
         s.input_dropped,
         s.xruns
     );
+    // CLOCK_MONOTONIC milliseconds, to line dropouts up with the rest of the machine.
+    let starvations = engine.starvation_times();
+    if !starvations.is_empty() {
+        let at: Vec<String> = starvations.iter().map(|t| format!("{t:.1}")).collect();
+        tracing::debug!("wire: starvations began at {} ms", at.join(" "));
+    }
     Ok(())
 }

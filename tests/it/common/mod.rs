@@ -9,6 +9,7 @@ pub mod probe;
 pub mod relay;
 pub mod screen;
 pub mod stack;
+pub mod stalls;
 pub mod syncthing;
 
 use std::io::Read;

@@ -424,6 +424,17 @@ fn monotonic_stream_instant() -> Option<StreamInstant> {
     }
 }
 
+/// A context whose data thread is made real-time. PipeWire's `client.conf` before 1.0
+/// (Debian 12 ships 0.3.65) does not load `libpipewire-module-rt`: `process` would run
+/// on a data thread at normal priority, and on a busy machine miss a graph cycle. Its
+/// `client-rt.conf` (what pw-cat and pipewire-alsa use) does; later versions load the
+/// module from `client.conf` and may not ship the other file, hence the fallback.
+fn rt_context(mainloop: &MainLoopRc) -> Result<ContextRc, pw::Error> {
+    let mut props = PropertiesBox::new();
+    props.insert(*pw::keys::CONFIG_NAME, "client-rt.conf");
+    ContextRc::new(mainloop, Some(props)).or_else(|_| ContextRc::new(mainloop, None))
+}
+
 fn remote_props() -> Option<PropertiesBox> {
     let socket = super::utils::find_socket_path()?;
     let mut props = PropertiesBox::new();
@@ -569,7 +580,7 @@ where
     } = params;
 
     let mainloop = MainLoopRc::new(None)?;
-    let context = ContextRc::new(&mainloop, None)?;
+    let context = rt_context(&mainloop)?;
     let core = context.connect_rc(remote_props())?;
 
     let error_callback: ErrorCallbackArc = Arc::new(Mutex::new(error_callback));
@@ -830,7 +841,7 @@ where
     } = params;
 
     let mainloop = MainLoopRc::new(None)?;
-    let context = ContextRc::new(&mainloop, None)?;
+    let context = rt_context(&mainloop)?;
     let core = context.connect_rc(remote_props())?;
 
     let error_callback: ErrorCallbackArc = Arc::new(Mutex::new(error_callback));
