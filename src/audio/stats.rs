@@ -65,7 +65,7 @@ pub struct EngineStats {
     pub input_dropped: AtomicU64,
     /// Blocks in which a streamed voice had too little data.
     pub stream_starved: AtomicU64,
-    /// When recent starvations began (see [`EngineStats::note_starved`]).
+    /// When recent starvations began (see [`Starvations::note`]).
     pub starvations: Starvations,
 }
 
