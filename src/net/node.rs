@@ -200,6 +200,7 @@ impl Node {
             dials: Mutex::new(HashMap::new()),
             router,
             read_policy: Mutex::new(None),
+            served: Mutex::new(Vec::new()),
         });
         if cfg.listen.is_some() {
             rt.spawn(accept_loop(shared.clone()));
@@ -375,6 +376,26 @@ impl Node {
     /// Fetches `sound` from `peer` (or joins the fetch already running); the blob
     /// arrives verified under the partial directory, readable while it grows.
     pub fn fetch(&self, peer: &PeerId, sound: &SoundOffer) -> Result<Arc<Fetch>, NetError> {
+        self.start_fetch(peer, sound, false)
+    }
+
+    /// [`Node::fetch`] for a file nobody waits to play yet (a library's files
+    /// arriving in the background): it arrives in whole batches, with fewer
+    /// hand-offs, until a reader waits on it.
+    pub fn fetch_in_background(
+        &self,
+        peer: &PeerId,
+        sound: &SoundOffer,
+    ) -> Result<Arc<Fetch>, NetError> {
+        self.start_fetch(peer, sound, true)
+    }
+
+    fn start_fetch(
+        &self,
+        peer: &PeerId,
+        sound: &SoundOffer,
+        background: bool,
+    ) -> Result<Arc<Fetch>, NetError> {
         let Some(link) = self.shared.link(peer) else {
             return Err(NetError::Offline {
                 name: self.name_of(peer),
@@ -386,6 +407,9 @@ impl Node {
             return Ok(f);
         }
         let f = Arc::new(Fetch::new(&self.shared.partial_dir, sound.id, sound.size));
+        if background {
+            f.in_background();
+        }
         // The partial file exists before this returns, so readers can open it at once.
         f.create_file();
         fetches.insert(f.clone());

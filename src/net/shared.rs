@@ -100,7 +100,12 @@ pub(crate) struct Shared {
     pub(crate) router: Router,
     /// Which sounds `read` reaches (`None`: all).
     pub(crate) read_policy: Mutex<Option<super::node::ReadPolicy>>,
+    /// Blobs served and not yet told (see [`Shared::tell_served`]).
+    pub(crate) served: Mutex<Vec<NetEvent>>,
 }
+
+/// How long news of blobs served is held to be told together.
+const SERVED_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
 
 pub(crate) use crate::guard::lock;
 
@@ -128,5 +133,26 @@ impl Shared {
 
     pub(crate) fn emit(&self, e: NetEvent) {
         (self.events)(e);
+    }
+
+    /// Tells of a blob served ([`NetEvent::Served`]), with the others served within
+    /// [`SERVED_EVERY`]: a peer fetching a library's thousand files wakes whoever
+    /// listens a few times, not a thousand. Needs the node's runtime.
+    pub(crate) fn tell_served(self: &Arc<Self>, e: NetEvent) {
+        let first = {
+            let mut pending = lock(&self.served);
+            pending.push(e);
+            pending.len() == 1
+        };
+        if first {
+            let shared = self.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(SERVED_EVERY).await;
+                let told = std::mem::take(&mut *lock(&shared.served));
+                for e in told {
+                    shared.emit(e);
+                }
+            });
+        }
     }
 }

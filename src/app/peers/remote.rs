@@ -50,11 +50,13 @@ impl PeerHub {
     }
 
     /// Starts fetching the file of `meta` from a connected mirror, or the owner that
-    /// shares it (or joins the fetch already running).
+    /// shares it (or joins the fetch already running); `background` when nobody
+    /// waits to play it yet.
     pub(super) fn fetch_file(
         &mut self,
         instance: &Instance,
         meta: &SoundMeta,
+        background: bool,
     ) -> Result<Arc<Fetch>, String> {
         if let Some(a) = self.arriving.get(&meta.id) {
             return Ok(a.fetch.clone());
@@ -71,7 +73,12 @@ impl PeerHub {
             ));
         };
         let offer = offer_of(meta);
-        let fetch = self.node.fetch(&peer, &offer).map_err(|e| chain(&e))?;
+        let fetch = if background {
+            self.node.fetch_in_background(&peer, &offer)
+        } else {
+            self.node.fetch(&peer, &offer)
+        }
+        .map_err(|e| chain(&e))?;
         self.arriving.insert(
             meta.id,
             Arriving {
@@ -102,7 +109,7 @@ impl PeerHub {
         let Some(meta) = instance.sounds().iter().find(|m| m.id == *id).cloned() else {
             return Err(format!("{}: not in the library", id.short()));
         };
-        let fetch = self.fetch_file(instance, &meta)?;
+        let fetch = self.fetch_file(instance, &meta, false)?;
         let from = self
             .arriving
             .get(id)
@@ -162,7 +169,7 @@ impl PeerHub {
             if self.arriving.len() >= PIN_FETCHES {
                 break;
             }
-            match self.fetch_file(instance, &m) {
+            match self.fetch_file(instance, &m, true) {
                 Ok(_) => tracing::info!(
                     "fetching the file of \"{}\" ({})",
                     m.name,

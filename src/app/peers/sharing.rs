@@ -67,7 +67,7 @@ impl PeerHub {
         name: Option<String>,
         reply: Sender<Response>,
     ) {
-        if let Err(e) = self.fetch_file(instance, meta) {
+        if let Err(e) = self.fetch_file(instance, meta, true) {
             let _ = reply.send(Response::failure(e));
             return;
         }

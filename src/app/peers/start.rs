@@ -21,7 +21,14 @@ impl PeerHub {
         let net = &instance.config().net;
         let sink: EventSink = {
             let post = post.clone();
-            Arc::new(move |e| post(HubEvent::Net(e)))
+            // The hub does nothing with a peer's word that it finished a fetch (a
+            // one-off `jhack play --peer` waits on it): not posted, so a peer
+            // fetching a thousand files does not wake the owner's loop for each.
+            Arc::new(move |e| {
+                if !matches!(e, crate::net::NetEvent::PeerFetched { .. }) {
+                    post(HubEvent::Net(e))
+                }
+            })
         };
         let mut notes = Vec::new();
         let mut node = None;

@@ -193,7 +193,7 @@ fn transfer(
             let Some(m) = queue.pop_front() else {
                 break;
             };
-            match node.fetch(peer, &crate::app::peers::offer_of(&m)) {
+            match node.fetch_in_background(peer, &crate::app::peers::offer_of(&m)) {
                 Ok(f) => running.push((m, f)),
                 Err(e) => {
                     p.failed += 1;

@@ -28,6 +28,7 @@ use crate::library::Library;
 use crate::net::{Feature, Node, PeerId, Permission, ReadPolicy, SyncRelation, TrustedPeer};
 use crate::proto::StreamKind;
 use crate::sync::hlc::Device;
+use puller::Until;
 
 /// What fetching every file did: its standing, and the first failure.
 pub type FetchedAll = (files::FilesProgress, Option<String>);
@@ -246,12 +247,19 @@ impl SyncHandle {
         within: Duration,
         progress: &dyn Fn(&PeerSync),
     ) -> Result<PeerSync, String> {
-        puller::until_in_sync(&self.shared, node, peer, within, progress)
+        puller::until_in_sync(&self.shared, node, peer, within, Until::InSync, progress)
     }
 
     /// One sync to completion and every file with it (`jhack sync --all`): the files
     /// start to flow with the first records merged, on a thread of their own, rather
     /// than after the last. The records' result, and the files'.
+    ///
+    /// The records are pulled until every one the peer has is here; the files end
+    /// once those are fetched. Only then is the sync taken to matching libraries:
+    /// keeping the files changes this library (it holds them now), and the peer
+    /// takes those changes last. Waiting for matching libraries while the files
+    /// still arrived meant asking again and again as each batch was kept, with the
+    /// wait between asks grown long by the end (the last files then waited on it).
     pub fn sync_and_fetch_all(
         &self,
         node: &Node,
@@ -268,10 +276,11 @@ impl SyncHandle {
                     self.fetch_files(node, peer, files_progress, Some(&arriving))
                 });
             let t0 = std::time::Instant::now();
-            let records = self.sync_once(node, peer, within, progress);
+            let records =
+                puller::until_in_sync(&self.shared, node, peer, within, Until::CaughtUp, progress);
             arriving.store(false, Ordering::Release);
             tracing::debug!(
-                "sync: records settled after {:.1} ms (files still flowing)",
+                "sync: every record here after {:.1} ms (files still flowing)",
                 t0.elapsed().as_secs_f64() * 1e3
             );
             let files = match files {
@@ -280,6 +289,8 @@ impl SyncHandle {
                     .unwrap_or_else(|_| Err("the fetching thread failed".into())),
                 Err(e) => Err(format!("no thread for fetching: {e}")),
             };
+            let left = within.saturating_sub(t0.elapsed());
+            let records = records.and_then(|_| self.sync_once(node, peer, left, progress));
             (records, files)
         })
     }

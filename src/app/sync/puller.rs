@@ -183,12 +183,23 @@ pub(super) fn keep_asking(
     }
 }
 
-/// Pulls until caught up with matching libraries, or `within` passes.
+/// How far a one-off pull goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Until {
+    /// Every record the peer has now is here (it may not have taken ours yet).
+    CaughtUp,
+    /// Caught up, and the two libraries match: the peer took ours too.
+    InSync,
+}
+
+/// Pulls until caught up (with matching libraries, for [`Until::InSync`]), or
+/// `within` passes.
 pub(super) fn until_in_sync(
     shared: &Shared,
     node: &Node,
     peer: &PeerId,
     within: Duration,
+    until: Until,
     progress: &dyn Fn(&PeerSync),
 ) -> Result<PeerSync, String> {
     let deadline = Instant::now() + within;
@@ -206,13 +217,15 @@ pub(super) fn until_in_sync(
     // first (its own puller is on the way; on loopback that is milliseconds), then
     // doubling, so a peer that never takes ours is not asked a hundred times a second.
     let mut wait = Duration::from_millis(5);
+    let mut caught_up = false;
     while Instant::now() < deadline {
         match exchange(shared, node, peer, &name, ANSWER_NOW) {
             Ok(step) => {
                 if let Some(s) = lock(&shared.status).get(peer) {
                     progress(s);
                 }
-                if step.in_sync {
+                if step.in_sync || (until == Until::CaughtUp && !step.more) {
+                    caught_up = true;
                     break;
                 }
                 if !step.more {
@@ -229,7 +242,7 @@ pub(super) fn until_in_sync(
         }
     }
     let status = lock(&shared.status).get(peer).cloned().unwrap_or_default();
-    if status.in_sync {
+    if status.in_sync || caught_up {
         Ok(status)
     } else {
         Err(match last_error {

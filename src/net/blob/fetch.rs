@@ -10,6 +10,7 @@
 //! library: that is the application's, once it is complete.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -86,6 +87,11 @@ pub struct Fetch {
     /// The partial file as [`Fetch::create_file`] opened it, handed to the transfer
     /// (one open per blob, not two).
     created: Mutex<Option<std::fs::File>>,
+    /// Someone waits to play it: bytes are published a group at a time at first, so
+    /// playing starts after one group. A fetch nobody waits on (a library's files
+    /// arriving in the background) reads whole batches: one trip to the blocking
+    /// pool for a small sound instead of one per doubling step.
+    urgent: AtomicBool,
 }
 
 impl Fetch {
@@ -99,7 +105,18 @@ impl Fetch {
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
             created: Mutex::new(None),
+            urgent: AtomicBool::new(true),
         }
+    }
+
+    /// Marks a fetch nobody waits on yet (see its `urgent` field); a reader that
+    /// waits on it later makes it urgent again from its next read.
+    pub(crate) fn in_background(&self) {
+        self.urgent.store(false, Ordering::Relaxed);
+    }
+
+    fn is_urgent(&self) -> bool {
+        self.urgent.load(Ordering::Relaxed)
     }
 
     /// The sound.
@@ -141,6 +158,7 @@ impl Fetch {
     /// verified length. `Err` when the fetch failed or nothing came for `timeout`.
     pub fn wait_for(&self, end: u64, timeout: Duration) -> Result<u64, FetchError> {
         let end = end.min(self.size);
+        self.urgent.store(true, Ordering::Relaxed);
         let mut st = lock(&self.state);
         let mut last = st.verified;
         let mut since = Instant::now();
@@ -178,11 +196,24 @@ impl Fetch {
     }
 
     /// Creates the partial file (and its directory) if it is not there yet, and keeps
-    /// it open for the transfer; errors surface when the fetch opens it.
+    /// it open for the transfer; errors surface when the fetch opens it. Called on
+    /// the caller's thread, never a network one.
+    ///
+    /// A small blob is never resumed (see [`keeps_tree`]), so what an earlier
+    /// attempt left of it is cut off here; a new, empty file is not truncated at
+    /// all (ext4 writes a file truncated to nothing back to disk when it is closed,
+    /// one small write per sound of a library, instead of with the batch's sync).
     pub(crate) fn create_file(&self) {
-        if let Ok(file) = open_rw(&self.path) {
-            *lock(&self.created) = Some(file);
+        let Ok(file) = open_rw(&self.path) else {
+            return;
+        };
+        if !keeps_tree(self.size)
+            && file.metadata().is_ok_and(|m| m.len() > 0)
+            && file.set_len(0).is_err()
+        {
+            return;
         }
+        *lock(&self.created) = Some(file);
     }
 
     /// Removes the partial file and its group hashes (after the blob was kept).
@@ -384,9 +415,17 @@ fn open_partial(fetch: &Fetch) -> Result<(std::fs::File, Option<Arc<Verifier>>),
 }
 
 async fn fetch_all(link: &Arc<Link>, fetch: &Arc<Fetch>) -> Result<(), FetchError> {
-    let (file, mut verifier) = {
-        let f = fetch.clone();
-        blocking(move || open_partial(&f)).await?
+    // A small blob's partial file, made empty by `create_file`, needs no trip to the
+    // blocking pool: nothing of it is resumed.
+    let created = (!keeps_tree(fetch.size))
+        .then(|| lock(&fetch.created).take())
+        .flatten();
+    let (file, mut verifier) = match created {
+        Some(file) => (file, None),
+        None => {
+            let f = fetch.clone();
+            blocking(move || open_partial(&f)).await?
+        }
     };
     let file = Arc::new(file);
     if fetch.verified() > 0 {
@@ -571,8 +610,8 @@ async fn attempt(
     };
     // Up to BATCH groups are read at once, then verified and the verified ones
     // written with one call on the blocking pool: the stream's pace, not the disk's,
-    // sets the speed. The first read is one group (a sound starts playing from it),
-    // then the batch doubles.
+    // sets the speed. When someone waits to play the sound, the first read is one
+    // group (it starts playing from that), then the batch doubles.
     const BATCH: u64 = 16;
     // Two buffers: while one batch is verified and written on the blocking pool, the
     // next is read from the network into the other. A batch is started only once the
@@ -586,7 +625,8 @@ async fn attempt(
     let mut inflight: Option<(tokio::task::JoinHandle<Result<Checked, FetchError>>, u64)> = None;
     let groups = v.groups();
     let mut g = from;
-    let mut batch = 1;
+    let mut urgent = fetch.is_urgent();
+    let mut batch = if urgent { 1 } else { BATCH };
     // Settles the batch in flight: its verified part is published; a bad group ends
     // the attempt (the stream is stopped and the group asked for again).
     macro_rules! settle {
@@ -613,6 +653,11 @@ async fn attempt(
     }
     while g < groups {
         let first = g;
+        if !urgent && fetch.is_urgent() {
+            // A reader came: from here on, its bytes come soon.
+            urgent = true;
+            batch = 1;
+        }
         let last = (g + batch).min(groups);
         batch = (batch * 2).min(BATCH);
         let offset = first * GROUP_LEN;

@@ -24,6 +24,8 @@ use crate::proto::{self, FetchReply, FetchRequest, Refusal};
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bytes read from the file per step.
 const READ_STEP: usize = 1 << 20;
+/// The send priority of a blob stream: below the default (0) of every other stream.
+const BLOB_PRIORITY: i32 = -1;
 /// Trees kept for blobs served recently.
 const TREES_KEPT: usize = 32;
 
@@ -48,10 +50,14 @@ pub(crate) async fn serve_stream(
         }
     };
     let _transfer = link.transfer();
+    // A blob's bytes yield to every other stream of the connection (the records of
+    // a sync, control messages, the engine's): a library's files arriving in bulk
+    // never hold up the records that say which files to fetch next.
+    let _ = send.set_priority(BLOB_PRIORITY);
     match serve(&shared, &link, &mut send, &request).await {
         Ok(bytes) => {
             let _ = send.finish();
-            shared.emit(NetEvent::Served {
+            shared.tell_served(NetEvent::Served {
                 name: link.name.clone(),
                 id: request.id,
                 bytes,
@@ -245,7 +251,7 @@ fn read_whole(
     file.read_to_end(&mut bytes).map_err(failed)?;
     let tree = match known {
         Some(t) if t.size == bytes.len() as u64 => t,
-        _ => Arc::new(tree::tree_of(bytes.as_slice()).map_err(failed)?),
+        _ => Arc::new(tree::tree_of_bytes(&bytes).map_err(failed)?),
     };
     Ok(Some((tree, bytes::Bytes::from(bytes))))
 }

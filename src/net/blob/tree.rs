@@ -195,6 +195,28 @@ pub fn tree_of(mut reader: impl Read) -> io::Result<BlobTree> {
     Ok(BlobTree { size, cvs, id })
 }
 
+/// [`tree_of`] for a blob already in memory: hashed where it lies, group by group,
+/// without copying it through a reader's buffer.
+pub fn tree_of_bytes(data: &[u8]) -> io::Result<BlobTree> {
+    let size = data.len() as u64;
+    if size <= GROUP_LEN {
+        return Ok(BlobTree {
+            size,
+            cvs: Vec::new(),
+            id: *blake3::hash(data).as_bytes(),
+        });
+    }
+    let cvs: Vec<Cv> = data
+        .chunks(GROUP_BYTES)
+        .enumerate()
+        .map(|(i, group)| group_cv(i as u64, group))
+        .collect();
+    let id = root_of(size, &cvs).ok_or_else(|| {
+        io::Error::new(io::ErrorKind::InvalidData, "blob tree has the wrong shape")
+    })?;
+    Ok(BlobTree { size, cvs, id })
+}
+
 /// The root that a CV list hashes to for a blob of `size` bytes (`size > GROUP_LEN`).
 ///
 /// `None` when the count is not [`cv_count`]`(size)`, and for `size <= GROUP_LEN` (such a blob
@@ -507,6 +529,11 @@ mod tests {
             let data = bytes(size, seed as u64);
             let id = *blake3::hash(&data).as_bytes();
             let tree = tree_of(&data[..]).unwrap();
+            assert_eq!(
+                tree_of_bytes(&data).unwrap(),
+                tree,
+                "in memory, {size} bytes"
+            );
             assert_eq!(tree.size, size as u64);
             assert_eq!(tree.id, id, "id of {size} bytes");
             assert_eq!(tree.cvs.len() as u64, cv_count(size as u64));
