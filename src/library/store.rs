@@ -13,6 +13,8 @@
 //! Sounds other people share with us are kept apart, per owner (`offers`, and each
 //! owner's name and cursor in `offer_owners`): they are never listed as ours.
 
+use std::collections::{HashMap, HashSet};
+
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
@@ -455,15 +457,37 @@ impl MetaStore {
             .map(|(seq, r)| (r.id.0, encode_synced(*seq, r)))
             .collect();
         let clock = postcard::to_allocvec(&dirty.clock).unwrap_or_default();
+        // Sounds changed once in this commit: one whose name and key stay as they
+        // are (a file kept, a gain or tags edited) keeps its index entries.
+        let mut seen = HashMap::with_capacity(metas.len());
+        for change in metas {
+            *seen.entry(change.id()).or_insert(0u32) += 1;
+        }
         flatten(trees.transaction(|(s, n, k, sr, sp, ss)| {
+            let mut in_place = HashSet::new();
             for change in metas {
                 let id = change.id();
                 if let Some(old) = s.get(id.0)?.and_then(|v| decode(&v)) {
-                    if n.get(old.name.as_bytes())?.as_deref() == Some(id.0.as_slice()) {
+                    let name_ours = n.get(old.name.as_bytes())?.as_deref() == Some(id.0.as_slice());
+                    let key_ours = match &old.key {
+                        Some(key) => k.get(key.as_bytes())?.as_deref() == Some(id.0.as_slice()),
+                        None => true,
+                    };
+                    if let MetaChange::Put(meta) = change
+                        && name_ours
+                        && key_ours
+                        && meta.name == old.name
+                        && meta.key == old.key
+                        && seen.get(&id) == Some(&1)
+                    {
+                        in_place.insert(id);
+                        continue;
+                    }
+                    if name_ours {
                         n.remove(old.name.as_bytes())?;
                     }
                     if let Some(key) = &old.key
-                        && k.get(key.as_bytes())?.as_deref() == Some(id.0.as_slice())
+                        && key_ours
                     {
                         k.remove(key.as_bytes())?;
                     }
@@ -474,7 +498,12 @@ impl MetaStore {
             }
             for change in metas {
                 if let MetaChange::Put(meta) = change {
-                    claim(s, n, k, meta)?;
+                    if in_place.contains(&meta.id) {
+                        // Its name and key already point here: only the record changes.
+                        s.insert(&meta.id.0, encode(meta))?;
+                    } else {
+                        claim(s, n, k, meta)?;
+                    }
                 }
             }
             for (id, v) in &synced {

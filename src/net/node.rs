@@ -509,6 +509,16 @@ impl Node {
     fn stop(&mut self) {
         let links: Vec<_> = lock(&self.shared.links).drain().map(|(_, l)| l).collect();
         for l in &links {
+            let s = l.conn.stats();
+            tracing::debug!(
+                "leaving {}: path MTU {} bytes, {} packets sent and {} received, {} lost, round trip {:.2} ms",
+                l.name,
+                s.path.current_mtu,
+                s.path.sent_packets,
+                s.frame_rx.stream,
+                s.path.lost_packets,
+                s.path.rtt.as_secs_f64() * 1e3
+            );
             l.send(Message::Bye);
         }
         if let Some(rt) = self.rt.take() {
