@@ -546,14 +546,24 @@ impl Library {
     pub fn remote_entries(&self) -> Result<Vec<DiskEntry<SoundId>>, LibraryError> {
         let (all, _) = self.store.all()?;
         let pins = self.store.pins()?;
-        // The last known copy is never dropped: a file no other device holds counts
-        // as pinned.
+        // The last known copy is never dropped: a file no mirror we know holds counts
+        // as pinned. Only the devices of mirrors in the trust store count (learned
+        // from each as it syncs, forgotten when it is no longer a mirror): a holder
+        // that was removed, or wiped and started a new library, says nothing.
+        let mut others: std::collections::HashSet<crate::sync::hlc::Device> = self
+            .store
+            .mirror_devices()?
+            .into_iter()
+            .map(|(_, d)| d)
+            .collect();
         let guard = self.replica()?;
+        if let Some(r) = guard.as_ref() {
+            others.remove(&r.device());
+        }
         let only_here = |id: &SoundId| {
-            guard.as_ref().is_none_or(|r| {
-                let me = r.device();
-                r.get(id).is_none_or(|rec| !rec.held_elsewhere(me))
-            })
+            guard
+                .as_ref()
+                .is_none_or(|r| r.get(id).is_none_or(|rec| !rec.held_by_any(&others)))
         };
         let mut entries: Vec<DiskEntry<SoundId>> = all
             .iter()
@@ -685,6 +695,17 @@ mod tests {
                 .expect("add");
         }
         sync::pull(&other, &lib);
+        // Its word counts only once it is known as a mirror's: a stranger's claim,
+        // or one of a mirror since removed (or wiped), keeps every file.
+        assert!(
+            lib.enforce_remote_budget(&DiskBudget::new(0))
+                .expect("enforce")
+                .is_empty(),
+            "a holder of unknown device keeps nothing from being dropped"
+        );
+        let mirror = [9u8; 20];
+        lib.set_mirror_device(&mirror, other.sync_device().expect("device"))
+            .expect("device");
         lib.mark_played(&ids[3]).expect("played");
         // Room for two remote sounds: the pinned one stays, the oldest unpinned goes.
         let removed = lib
@@ -727,6 +748,19 @@ mod tests {
         );
         assert!(lib.has_file(&kept.id));
         lib.set_pin(&kept.id, false).expect("unpin");
+        // The mirror is forgotten (removed from the trust store): its word no longer
+        // counts, so the unpinned file stays as the last copy known here.
+        assert!(lib.forget_mirror_device(&mirror).expect("forget"));
+        assert!(!lib.forget_mirror_device(&mirror).expect("forget"));
+        assert!(
+            lib.enforce_remote_budget(&DiskBudget::new(0))
+                .expect("enforce")
+                .is_empty()
+        );
+        // Known again (it synced): the file may go.
+        lib.set_mirror_device(&mirror, other.sync_device().expect("device"))
+            .expect("device");
+        assert_eq!(lib.mirror_device_peers().expect("peers"), vec![mirror]);
         assert_eq!(
             lib.enforce_remote_budget(&DiskBudget::new(0))
                 .expect("enforce")
@@ -734,5 +768,29 @@ mod tests {
             1
         );
         assert!(lib.check().expect("check").is_clean());
+    }
+
+    #[test]
+    fn a_mirror_device_survives_reopening_and_is_kept_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("lib");
+        let lock = dir.path().join("lock");
+        let peer = [3u8; 20];
+        {
+            let lib = Library::open(&path, &lock).expect("open");
+            lib.set_mirror_device(&peer, crate::sync::hlc::Device(42))
+                .expect("set");
+            lib.set_mirror_device(&peer, crate::sync::hlc::Device(42))
+                .expect("set again");
+        }
+        let lib = Library::open(&path, &lock).expect("reopen");
+        assert_eq!(lib.mirror_device_peers().expect("peers"), vec![peer]);
+        // A wiped mirror comes back with a new library: the new number replaces it.
+        lib.set_mirror_device(&peer, crate::sync::hlc::Device(43))
+            .expect("set");
+        assert_eq!(
+            lib.store.mirror_devices().expect("devices"),
+            vec![(peer, crate::sync::hlc::Device(43))]
+        );
     }
 }

@@ -71,6 +71,8 @@ pub struct MetaStore {
     pins: sled::Tree,
     offers: sled::Tree,
     offer_owners: sled::Tree,
+    /// A mirror's peer id → the device number its library stamps its changes with.
+    mirror_devices: sled::Tree,
 }
 
 /// A change to one sound's listing, made together with a sync commit.
@@ -231,6 +233,7 @@ impl MetaStore {
             pins: db.open_tree("pins")?,
             offers: db.open_tree("offers")?,
             offer_owners: db.open_tree("offer_owners")?,
+            mirror_devices: db.open_tree("mirror_devices")?,
             db,
         })
     }
@@ -428,6 +431,38 @@ impl MetaStore {
             }
         }
         Ok(out)
+    }
+
+    /// Records that the library of the mirror `peer` (its peer id) stamps its changes
+    /// with `device`; made durable before it returns (it decides which files may go).
+    pub fn set_mirror_device(&self, peer: &[u8; 20], device: Device) -> Result<(), StoreError> {
+        if self.mirror_devices.get(peer)?.as_deref() == Some(device.0.to_be_bytes().as_slice()) {
+            return Ok(());
+        }
+        self.mirror_devices.insert(peer, &device.0.to_be_bytes())?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// The mirrors whose devices are known: peer id → device.
+    pub fn mirror_devices(&self) -> Result<Vec<([u8; 20], Device)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.mirror_devices.iter() {
+            let (k, v) = item?;
+            if let (Ok(peer), Some(d)) = (<[u8; 20]>::try_from(k.as_ref()), be_u64(&v)) {
+                out.push((peer, Device(d)));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Forgets the device of the mirror `peer`; whether it was known.
+    pub fn forget_mirror_device(&self, peer: &[u8; 20]) -> Result<bool, StoreError> {
+        let was = self.mirror_devices.remove(peer)?.is_some();
+        if was {
+            self.db.flush()?;
+        }
+        Ok(was)
     }
 
     /// Records this library's device number (once, at its first sync use).

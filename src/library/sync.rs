@@ -239,6 +239,29 @@ impl Library {
         }
     }
 
+    /// Records the device number the library of the mirror `peer` (its peer id)
+    /// stamps its changes with: its word that it holds a file counts from now on
+    /// when a file here might be dropped.
+    pub fn set_mirror_device(&self, peer: &[u8; 20], device: Device) -> Result<(), LibraryError> {
+        Ok(self.store.set_mirror_device(peer, device)?)
+    }
+
+    /// The peer ids of the mirrors whose devices are known.
+    pub fn mirror_device_peers(&self) -> Result<Vec<[u8; 20]>, LibraryError> {
+        Ok(self
+            .store
+            .mirror_devices()?
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect())
+    }
+
+    /// Forgets the device of `peer` (no longer a mirror): its word that it holds a
+    /// file no longer keeps one here from being dropped. Whether it was known.
+    pub fn forget_mirror_device(&self, peer: &[u8; 20]) -> Result<bool, LibraryError> {
+        Ok(self.store.forget_mirror_device(peer)?)
+    }
+
     /// This library's device number in sync stamps.
     pub fn sync_device(&self) -> Result<Device, LibraryError> {
         let guard = self.replica()?;

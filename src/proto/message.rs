@@ -241,6 +241,9 @@ impl StreamKind {
     pub const SHARE: StreamKind = StreamKind(3);
     /// A request to an engine a screen is attached to (`app::attach`).
     pub const ENGINE: StreamKind = StreamKind(4);
+    /// A mirror asks which device number this library stamps its changes with
+    /// (`app::sync`): an empty request, answered by eight bytes.
+    pub const SYNC_DEVICE: StreamKind = StreamKind(5);
 
     /// The header's bytes.
     pub fn to_bytes(self) -> [u8; 2] {

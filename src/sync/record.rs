@@ -153,9 +153,11 @@ impl Record {
         s
     }
 
-    /// Whether a device other than `me` holds the file.
-    pub fn held_elsewhere(&self, me: Device) -> bool {
-        self.holders.iter().any(|(d, f)| *d != me && f.value)
+    /// Whether one of `devices` says it holds the file.
+    pub fn held_by_any(&self, devices: &std::collections::HashSet<Device>) -> bool {
+        self.holders
+            .iter()
+            .any(|(d, f)| f.value && devices.contains(d))
     }
 
     /// Every stamp in it, for checking them against our clock.

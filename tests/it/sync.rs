@@ -475,3 +475,52 @@ fn a_mirror_all_machine_fetches_and_keeps_every_file() {
     let peers = stdout(&b.jhack(&["peer", "list"]));
     assert!(peers.contains("mirror-all"), "{peers}");
 }
+
+/// The remote sounds' disk budget drops a file only while a mirror this machine
+/// knows holds it: a mirror's word counts once it has told its library's device
+/// number, and stops counting when it is no longer a mirror here (removed from
+/// `peers.toml`, or wiped with a new library). A removed mirror's old word never
+/// costs the last copy this machine knows of.
+#[test]
+fn a_file_makes_room_only_while_a_known_mirror_holds_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // 6 s of 48 kHz 16-bit mono: 576 KB each; B keeps 1 MiB of remote sounds, room
+    // for one of the two.
+    let bell = sine_wav(dir.path(), "bell.wav", 660, 6.0, -6.0, 48_000, 1);
+    let gong = sine_wav(dir.path(), "gong.wav", 220, 6.0, -6.0, 48_000, 1);
+    let (a, b, c) = (Peer::new("A"), Peer::new("B"), Peer::new("C"));
+    a.mirror(&b, "bee");
+    b.mirror(&a, "ay");
+    c.mirror(&b, "bee");
+    b.mirror(&c, "cee");
+    std::fs::write(b.home().join("config.toml"), "[cache]\nremote_mb = 1\n").expect("config");
+    let sa = a.serve(false, &[]);
+    let mut sb = b.serve(false, &[]);
+    let sc = c.serve(false, &[]);
+    // B plays A's bell: fetched, kept (it fits).
+    let bell_id = a.import(&bell, "bell");
+    until("bell on B", APPEAR, || has(&b, "bell"));
+    ok(&b.jhack(&["play", "bell"]), "jhack play bell on B");
+    until("bell kept on B", APPEAR, || {
+        b.sound("bell")["file"] == "here"
+    });
+    // A is no longer B's mirror: its word that it holds the bell counts no more.
+    ok(&b.jhack(&["peer", "rm", "ay"]), "jhack peer rm on B");
+    sb.wait_for("is no longer a mirror", APPEAR);
+    // B plays C's gong: kept, and the two no longer fit. The gong goes (C, a known
+    // mirror, holds it); the bell stays (nobody B knows holds it now).
+    let gong_id = c.import(&gong, "gong");
+    until("gong on B", APPEAR, || has(&b, "gong"));
+    ok(&b.jhack(&["play", "gong"]), "jhack play gong on B");
+    sb.wait_for("removed the remote sound \"gong\"", APPEAR);
+    assert_eq!(b.sound("gong")["file"], "remote");
+    assert!(!b.blob(&gong_id).exists(), "the gong's file made room");
+    assert_eq!(b.sound("bell")["file"], "here");
+    assert!(b.blob(&bell_id).exists(), "the last copy B knows of stays");
+    let logs = format!("{}\n{}\n{}", sa.stop(), sb.stop(), sc.stop());
+    assert!(
+        !logs.contains("removed the remote sound \"bell\""),
+        "{logs}"
+    );
+    b.check_clean();
+}

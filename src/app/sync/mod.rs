@@ -37,6 +37,9 @@ pub type FetchedAll = (files::FilesProgress, Option<String>);
 pub const FEATURE: &str = "sync/1";
 /// Sharing's name and version.
 pub const SHARE_FEATURE: &str = "share/1";
+/// Telling a mirror this library's device number: whose word that it holds a file
+/// counts when a file might be dropped (see [`puller::learn_device`]).
+pub const DEVICE_FEATURE: &str = "sync-device/1";
 
 /// What a sync brought, for the owner's loop (reload the list, tell the person).
 #[derive(Debug, Clone)]
@@ -177,7 +180,17 @@ impl SyncService {
             stop: AtomicBool::new(false),
             node: OnceLock::new(),
         });
+        // Read once here: the answer must not wait on the library's lock on a
+        // network thread.
+        let device = shared
+            .lib
+            .sync_device()
+            .map_err(|e| crate::domain::chain(&e))?;
         let (server, sync, share) = server::Server::start(shared.clone())?;
+        let tell_device: crate::net::request::RequestHandler =
+            Arc::new(move |_peer: &PeerId, _body: Vec<u8>, reply| {
+                let _ = reply.send(device.0.to_be_bytes().to_vec());
+            });
         let feature = |name, kind, handler| Feature {
             name,
             permission: Permission::Read,
@@ -194,6 +207,7 @@ impl SyncService {
             vec![
                 feature(FEATURE, StreamKind::SYNC, sync),
                 feature(SHARE_FEATURE, StreamKind::SHARE, share),
+                feature(DEVICE_FEATURE, StreamKind::SYNC_DEVICE, tell_device),
             ],
         ))
     }
@@ -402,10 +416,36 @@ fn manage(shared: &Arc<Shared>, node: &Arc<Node>) {
             }
         }
         forget_unsubscribed(shared, node);
+        forget_unmirrored(shared, node);
         std::thread::sleep(Duration::from_millis(200));
     }
     // Pullers see the stop after their current ask (a long poll ends within
     // `server::LONG_POLL`); they are not waited for.
+}
+
+/// Forgets the device numbers of peers that are no longer mirrors (removed from
+/// `peers.toml`, or their relation changed): their word that they hold a file no
+/// longer keeps one here from being dropped.
+fn forget_unmirrored(shared: &Shared, node: &Node) {
+    let Ok(peers) = shared.lib.mirror_device_peers() else {
+        return;
+    };
+    for bytes in peers {
+        let id = PeerId::from_bytes(bytes);
+        let mirror = id.as_ref().is_some_and(|id| {
+            node.trusted(id)
+                .is_some_and(|t| t.sync.is_some_and(SyncRelation::is_mirror))
+        });
+        if mirror {
+            continue;
+        }
+        if let Ok(true) = shared.lib.forget_mirror_device(&bytes) {
+            tracing::info!(
+                "sync: {} is no longer a mirror: its word that it holds a file no longer keeps one here",
+                id.map_or_else(|| "a peer".to_string(), |id| id.to_string())
+            );
+        }
+    }
 }
 
 /// Drops the views of owners we no longer subscribe to (the relation was changed or

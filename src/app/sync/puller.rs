@@ -131,8 +131,39 @@ fn exchange(
     })
 }
 
+/// How long a mirror may take to tell its device number.
+const DEVICE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Asks the mirror `peer` which device number its library stamps its changes with,
+/// and keeps it: from then on its word that it holds a file counts when a file here
+/// might be dropped (the disk budget for remote sounds never drops the last copy).
+/// A peer that does not say (an older one, or a failure) is simply not counted:
+/// files are kept, never lost.
+pub(super) fn learn_device(shared: &Shared, node: &Node, peer: &PeerId) {
+    if !node.speaks(peer, super::DEVICE_FEATURE) {
+        return;
+    }
+    let name = node.name_of(peer);
+    match node.request(peer, StreamKind::SYNC_DEVICE, &[], 8, DEVICE_TIMEOUT) {
+        Ok(answer) => match <[u8; 8]>::try_from(answer.as_slice()) {
+            Ok(b) => {
+                let device = crate::sync::hlc::Device(u64::from_be_bytes(b));
+                if let Err(e) = shared.lib.set_mirror_device(peer.as_bytes(), device) {
+                    tracing::warn!("sync: keeping {name}'s device number: {e}");
+                }
+            }
+            Err(_) => tracing::warn!(
+                "sync: {name} told its device number in {} bytes, not 8 (not counted)",
+                answer.len()
+            ),
+        },
+        Err(e) => tracing::info!("sync: {name} did not tell its device number: {e}"),
+    }
+}
+
 /// Keeps pulling from `peer` while it is connected and the service runs.
 pub(super) fn live(shared: &Shared, node: &Node, peer: &PeerId) {
+    learn_device(shared, node, peer);
     keep_asking(shared, node, peer, "sync with", why_not, |name| {
         exchange(shared, node, peer, name, MAY_HOLD)
             .map(|step| !step.more && step.changed == 0 && !step.moved)
@@ -211,6 +242,7 @@ pub(super) fn until_in_sync(
     if let Some(why) = why_not(node, peer) {
         return Err(why);
     }
+    learn_device(shared, node, peer);
     let name = node.name_of(peer);
     let mut last_error = None;
     // The wait before asking again while the peer has not taken ours: short at
