@@ -32,7 +32,7 @@ pub mod trust;
 pub mod tunnel;
 
 pub use blob::tree;
-pub use blob::{Fetch, FetchError, FetchStats};
+pub use blob::{BATCH_BLOB_MAX, Fetch, FetchError, FetchStats};
 pub use events::{InboundPlay, NetEvent, PeerStatus, Reply};
 pub use identity::{Identity, IdentityError};
 pub use node::{BlobLookup, EventSink, NetError, Node, NodeConfig, ReadPolicy, channel_sink};

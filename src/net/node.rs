@@ -390,6 +390,62 @@ impl Node {
         self.start_fetch(peer, sound, true)
     }
 
+    /// Fetches small sounds nobody waits to play yet (a library's files arriving in
+    /// the background) from `peer`: when it speaks `blob-batch/1`, those not being
+    /// fetched already come on one stream, each verified whole before it is
+    /// published; otherwise each alone, as [`Node::fetch_in_background`]. Each
+    /// sound is at most [`blob::BATCH_BLOB_MAX`] bytes (a larger one is fetched
+    /// alone, whatever this is asked). The fetches, in order.
+    pub fn fetch_batch_in_background(
+        &self,
+        peer: &PeerId,
+        sounds: &[SoundOffer],
+    ) -> Result<Vec<Arc<Fetch>>, NetError> {
+        let Some(link) = self.shared.link(peer) else {
+            return Err(NetError::Offline {
+                name: self.name_of(peer),
+                reason: "not connected".into(),
+            });
+        };
+        let batched = |s: &SoundOffer| s.size > 0 && s.size <= blob::BATCH_BLOB_MAX;
+        if !self.speaks(peer, blob::BATCH_FEATURE) {
+            return sounds
+                .iter()
+                .map(|s| self.start_fetch(peer, s, true))
+                .collect();
+        }
+        let mut all = Vec::with_capacity(sounds.len());
+        let mut batch = Vec::new();
+        let mut alone = Vec::new();
+        {
+            let mut fetches = lock(&self.shared.fetches);
+            for s in sounds {
+                if let Some(f) = fetches.joinable(&s.id) {
+                    all.push(f);
+                    continue;
+                }
+                let f = Arc::new(Fetch::new(&self.shared.partial_dir, s.id, s.size));
+                f.in_background();
+                f.create_file();
+                fetches.insert(f.clone());
+                if batched(s) {
+                    batch.push(f.clone());
+                } else {
+                    alone.push(f.clone());
+                }
+                all.push(f);
+            }
+        }
+        let rt = self.runtime();
+        for f in alone {
+            rt.spawn(blob::run_fetch(self.shared.clone(), link.clone(), f));
+        }
+        if !batch.is_empty() {
+            rt.spawn(blob::run_batch(self.shared.clone(), link, batch));
+        }
+        Ok(all)
+    }
+
     fn start_fetch(
         &self,
         peer: &PeerId,

@@ -244,6 +244,9 @@ impl StreamKind {
     /// A mirror asks which device number this library stamps its changes with
     /// (`app::sync`): an empty request, answered by eight bytes.
     pub const SYNC_DEVICE: StreamKind = StreamKind(5);
+    /// A batch of small blobs: a framed [`FetchBatchRequest`] follows, answered blob
+    /// by blob, in its order, as a blob stream answers one.
+    pub const BLOB_BATCH: StreamKind = StreamKind(6);
 
     /// The header's bytes.
     pub fn to_bytes(self) -> [u8; 2] {
@@ -406,6 +409,30 @@ pub struct FetchRequest {
 impl FetchRequest {
     /// Nothing to check without the sound's size; always `Ok`.
     pub fn validate(&self) -> Result<(), ProtoError> {
+        Ok(())
+    }
+}
+
+/// Most blobs one batch asks for.
+pub const MAX_BATCH: usize = 64;
+
+/// First frame on a batch stream: the blobs wanted, each whole, answered in this
+/// order (each with a [`FetchReply`], then, when ready, its hashes and bytes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchBatchRequest {
+    /// The sounds wanted: 1 to [`MAX_BATCH`].
+    pub ids: Vec<SoundId>,
+}
+
+impl FetchBatchRequest {
+    /// Checks the number of sounds asked for.
+    pub fn validate(&self) -> Result<(), ProtoError> {
+        if self.ids.is_empty() || self.ids.len() > MAX_BATCH {
+            return Err(invalid(format!(
+                "a batch of {} blobs (1 to {MAX_BATCH})",
+                self.ids.len()
+            )));
+        }
         Ok(())
     }
 }
@@ -599,6 +626,11 @@ pub fn decode_message_lenient(frame: &[u8]) -> Result<Decoded, ProtoError> {
 /// Decodes and checks the [`FetchRequest`] in a frame.
 pub fn decode_fetch_request(frame: &[u8]) -> Result<FetchRequest, ProtoError> {
     decode_checked(frame, FetchRequest::validate)
+}
+
+/// Decodes and checks the [`FetchBatchRequest`] in a frame.
+pub fn decode_fetch_batch_request(frame: &[u8]) -> Result<FetchBatchRequest, ProtoError> {
+    decode_checked(frame, FetchBatchRequest::validate)
 }
 
 /// Decodes and checks the [`FetchReply`] in a frame.
@@ -1273,6 +1305,32 @@ mod tests {
         for edit in bad {
             assert!(matches!(play_with(edit), Err(ProtoError::Invalid(_))));
         }
+    }
+
+    #[test]
+    fn a_batch_asks_for_one_to_max_batch_blobs() {
+        let batch = |n: usize| FetchBatchRequest {
+            ids: (0..n)
+                .map(|i| SoundId([u8::try_from(i % 256).unwrap_or(0); 32]))
+                .collect(),
+        };
+        for n in [1, 2, MAX_BATCH] {
+            let b = batch(n);
+            assert_eq!(decode_fetch_batch_request(&encode(&b).unwrap()).unwrap(), b);
+        }
+        for n in [0, MAX_BATCH + 1, 10_000] {
+            let err = decode_fetch_batch_request(&encode(&batch(n)).unwrap()).unwrap_err();
+            assert!(
+                matches!(err, ProtoError::Invalid(_) | ProtoError::TooLarge(_)),
+                "{n}: {err}"
+            );
+        }
+        // A length prefix claiming a million ids in a few bytes: refused, no
+        // million-entry allocation.
+        let mut lying = Vec::new();
+        lying.extend_from_slice(&[0xc0, 0x84, 0x3d]);
+        lying.extend_from_slice(&[7u8; 64]);
+        assert!(decode_fetch_batch_request(&lying).is_err());
     }
 
     #[test]

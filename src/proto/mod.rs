@@ -14,12 +14,12 @@ mod message;
 
 pub use frame::{FrameDecoder, FrameError, MAX_FRAME, encode_frame};
 pub use message::{
-    Decoded, FetchReply, FetchRequest, GROUP_LEN, Hello, MAGIC, MAX_BLOB, MAX_CHANNELS,
-    MAX_FEATURE_BODY, MAX_FEATURES, MAX_GAIN_DB, MAX_NAME, MAX_SAMPLE_RATE, MAX_TEXT,
-    MESSAGE_KINDS, MIN_GAIN_DB, MIN_PROTOCOL_VERSION, Message, PROTOCOL_VERSION, PlayOutcome,
-    PlayRequest, ProtoError, Refusal, SoundOffer, StreamKind, datagram_kind, decode_fetch_reply,
-    decode_fetch_request, decode_hello, decode_message, decode_message_lenient, encode,
-    feature_kind, negotiate,
+    Decoded, FetchBatchRequest, FetchReply, FetchRequest, GROUP_LEN, Hello, MAGIC, MAX_BATCH,
+    MAX_BLOB, MAX_CHANNELS, MAX_FEATURE_BODY, MAX_FEATURES, MAX_GAIN_DB, MAX_NAME, MAX_SAMPLE_RATE,
+    MAX_TEXT, MESSAGE_KINDS, MIN_GAIN_DB, MIN_PROTOCOL_VERSION, Message, PROTOCOL_VERSION,
+    PlayOutcome, PlayRequest, ProtoError, Refusal, SoundOffer, StreamKind, datagram_kind,
+    decode_fetch_batch_request, decode_fetch_reply, decode_fetch_request, decode_hello,
+    decode_message, decode_message_lenient, encode, feature_kind, negotiate,
 };
 
 #[cfg(test)]

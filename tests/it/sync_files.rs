@@ -386,3 +386,51 @@ fn kill_9_during_a_whole_library_fetch_loses_nothing_and_the_next_one_completes(
     b.check_clean();
     a.check_clean();
 }
+
+/// Small files come in batches, many on one stream. A byte flipped in transit in a
+/// batch is caught by the blob's group hashes before anything of it is kept; that
+/// file is fetched again alone, and every other file of the batch is kept as it
+/// came.
+#[test]
+fn a_byte_flipped_in_a_batch_is_caught_and_that_file_fetched_again_alone() {
+    if !cfg!(feature = "test-hooks") {
+        skip(
+            "sync_files::a_byte_flipped_in_a_batch_is_caught_and_that_file_fetched_again_alone",
+            "built without the test-hooks feature (scripts/test.sh turns it on)",
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = dir.path().join("sounds");
+    std::fs::create_dir_all(&src).expect("dir");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0xf11b);
+    // 40 files of 100–400 KB: two to seven groups each, all small enough to batch.
+    for i in 0..40 {
+        let bytes = rng.gen_range(100_000..400_000);
+        noise_wav(&src.join(format!("f{i:02}.wav")), bytes, &mut rng);
+    }
+    let (a, b) = (Peer::new("A"), Peer::new("B"));
+    a.mirror(&b, "bee");
+    b.mirror(&a, "ay");
+    ok(&a.jhack(&["import", &src.to_string_lossy()]), "import on A");
+    // A flips one byte of the first group 1 it serves.
+    let served = a.serve(false, &[("JHACK_TEST_CORRUPT_GROUP", "1")]);
+    ok(&b.jhack(&["list"]), "a new library on B");
+    let mut c = jhack(b.home());
+    c.args(["sync", "ay", "--all", "--json"])
+        .env("JHACK_LOG", "info");
+    let o = run(c, Duration::from_secs(60));
+    ok(&o, "jhack sync --all");
+    let log = stderr(&o);
+    let caught: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("failed verification in a batch: fetched again alone"))
+        .collect();
+    assert_eq!(caught.len(), 1, "one file was caught: {log}");
+    let summary: serde_json::Value = serde_json::from_str(stdout(&o).trim()).expect("JSON");
+    assert_eq!(summary["remote"], 0, "every file is here: {summary}");
+    assert_eq!(summary["files"]["failed"], 0, "{summary}");
+    // Every file B keeps hashes to its id (the check verifies each blob).
+    b.check_clean();
+    let _ = served.stop();
+}

@@ -19,7 +19,11 @@ use crate::library::Library;
 use crate::net::{Fetch, Node, PeerId};
 
 /// Transfers running at once.
-const IN_FLIGHT: usize = 16;
+const IN_FLIGHT: usize = 48;
+/// Small files asked for on one stream (see [`Node::fetch_batch_in_background`])...
+const BATCH_FILES: usize = 16;
+/// ...and at most this many bytes of them.
+const BATCH_BYTES: u64 = 4 << 20;
 /// Files taken into the library per commit.
 const BATCH: usize = 64;
 
@@ -189,15 +193,20 @@ fn transfer(
             }
             break;
         }
-        while running.len() < IN_FLIGHT {
-            let Some(m) = queue.pop_front() else {
-                break;
-            };
-            match node.fetch_in_background(peer, &crate::app::peers::offer_of(&m)) {
-                Ok(f) => running.push((m, f)),
+        while running.len() < IN_FLIGHT && !queue.is_empty() {
+            let metas = next_batch(&mut queue, IN_FLIGHT - running.len());
+            let offers: Vec<_> = metas.iter().map(crate::app::peers::offer_of).collect();
+            match node.fetch_batch_in_background(peer, &offers) {
+                Ok(fetches) => running.extend(metas.into_iter().zip(fetches)),
                 Err(e) => {
-                    p.failed += 1;
-                    first_error.get_or_insert(format!("{}: {}", m.name, crate::domain::chain(&e)));
+                    p.failed += metas.len() as u64;
+                    if let Some(m) = metas.first() {
+                        first_error.get_or_insert(format!(
+                            "{}: {}",
+                            m.name,
+                            crate::domain::chain(&e)
+                        ));
+                    }
                 }
             }
         }
@@ -235,6 +244,31 @@ fn transfer(
             std::thread::sleep(Duration::from_millis(1));
         }
     }
+}
+
+/// The next sounds to ask for together, at most `room`: small ones, up to
+/// [`BATCH_FILES`] and [`BATCH_BYTES`]; a large one alone.
+fn next_batch(queue: &mut VecDeque<SoundMeta>, room: usize) -> Vec<SoundMeta> {
+    let small = |m: &SoundMeta| m.size > 0 && m.size <= crate::net::BATCH_BLOB_MAX;
+    let mut batch: Vec<SoundMeta> = Vec::new();
+    let mut bytes = 0;
+    while let Some(m) = queue.front() {
+        let fits = batch.is_empty()
+            || (small(m) && batch.len() < BATCH_FILES.min(room) && bytes + m.size <= BATCH_BYTES);
+        if !fits {
+            break;
+        }
+        let Some(m) = queue.pop_front() else {
+            break;
+        };
+        bytes += m.size;
+        let alone = !small(&m);
+        batch.push(m);
+        if alone {
+            break;
+        }
+    }
+    batch
 }
 
 /// Takes a batch of finished transfers into the library; returns how many are here

@@ -29,7 +29,7 @@ const MAX_ATTEMPTS: u32 = 5;
 /// short (this process killed) resumes from its verified prefix.
 const SAVE_TREE_FROM: u64 = 4 << 20;
 /// Whether a blob of `size` bytes keeps its group hashes on disk while it arrives.
-fn keeps_tree(size: u64) -> bool {
+pub(super) fn keeps_tree(size: u64) -> bool {
     size >= SAVE_TREE_FROM
 }
 
@@ -69,10 +69,10 @@ pub enum FetchError {
 }
 
 #[derive(Debug, Default)]
-struct State {
-    verified: u64,
-    finished: Option<Result<(), FetchError>>,
-    stats: FetchStats,
+pub(super) struct State {
+    pub(super) verified: u64,
+    pub(super) finished: Option<Result<(), FetchError>>,
+    pub(super) stats: FetchStats,
 }
 
 /// One blob being fetched.
@@ -86,7 +86,7 @@ pub struct Fetch {
     changed: Condvar,
     /// The partial file as [`Fetch::create_file`] opened it, handed to the transfer
     /// (one open per blob, not two).
-    created: Mutex<Option<std::fs::File>>,
+    pub(super) created: Mutex<Option<std::fs::File>>,
     /// Someone waits to play it: bytes are published a group at a time at first, so
     /// playing starts after one group. A fetch nobody waits on (a library's files
     /// arriving in the background) reads whole batches: one trip to the blocking
@@ -224,7 +224,7 @@ impl Fetch {
         }
     }
 
-    fn update(&self, f: impl FnOnce(&mut State)) {
+    pub(super) fn update(&self, f: impl FnOnce(&mut State)) {
         f(&mut lock(&self.state));
         self.changed.notify_all();
     }
@@ -305,6 +305,19 @@ pub(crate) fn remove_stale(dir: &Path, older_than: Duration) -> u64 {
 pub(crate) async fn run(shared: Arc<Shared>, link: Arc<Link>, fetch: Arc<Fetch>) {
     let _transfer = link.transfer();
     let result = fetch_all(&link, &fetch).await;
+    report(&shared, &link, &fetch, result, true);
+}
+
+/// Ends a fetch: logs how it went, publishes the result, tells the peer when
+/// `tell_peer` (it may be a one-off command waiting for it), and emits
+/// [`NetEvent::FetchDone`].
+pub(super) fn report(
+    shared: &Shared,
+    link: &Link,
+    fetch: &Fetch,
+    result: Result<(), FetchError>,
+    tell_peer: bool,
+) {
     match &result {
         Ok(()) => {
             let s = fetch.stats();
@@ -325,7 +338,18 @@ pub(crate) async fn run(shared: Arc<Shared>, link: Arc<Link>, fetch: Arc<Fetch>)
         ),
     }
     fetch.update(|s| s.finished = Some(result.clone()));
-    // The server may be a one-off command waiting for this before it leaves.
+    if tell_peer {
+        tell_fetched(link, fetch, &result);
+    }
+    shared.emit(NetEvent::FetchDone {
+        id: fetch.id,
+        result,
+    });
+}
+
+/// Tells the peer a fetch of its sound ended (the server may be a one-off command
+/// waiting for this before it leaves).
+fn tell_fetched(link: &Link, fetch: &Fetch, result: &Result<(), FetchError>) {
     link.send(crate::proto::Message::Fetched {
         id: fetch.id,
         error: result.as_ref().err().map(|e| {
@@ -337,10 +361,6 @@ pub(crate) async fn run(shared: Arc<Shared>, link: Arc<Link>, fetch: Arc<Fetch>)
             }
             e[..end].to_string()
         }),
-    });
-    shared.emit(NetEvent::FetchDone {
-        id: fetch.id,
-        result,
     });
 }
 
@@ -365,7 +385,7 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// `path` opened to read and write, created (with its directory) when missing.
-fn open_rw(path: &Path) -> std::io::Result<std::fs::File> {
+pub(super) fn open_rw(path: &Path) -> std::io::Result<std::fs::File> {
     let open = || {
         std::fs::OpenOptions::new()
             .read(true)
@@ -492,19 +512,19 @@ fn save_tree(fetch: &Fetch, v: &Verifier) -> std::io::Result<()> {
 }
 
 /// What checking one batch of received groups found.
-struct Checked {
+pub(super) struct Checked {
     /// The batch buffer, handed back for the next read.
-    buf: Vec<u8>,
+    pub(super) buf: Vec<u8>,
     /// Bytes from the batch's start that verified and were written.
-    good: usize,
+    pub(super) good: usize,
     /// The first group that failed verification.
-    bad: Option<u64>,
+    pub(super) bad: Option<u64>,
 }
 
 /// Verifies groups `first..last` held at the start of `buf` and writes the verified
 /// prefix of them at `offset` (on the blocking pool). The buffer is handed back
 /// whole (its tail is not cut off, so the next batch need not zero it again).
-fn check_and_write(
+pub(super) fn check_and_write(
     v: &Verifier,
     file: &std::fs::File,
     path: &Path,

@@ -21,11 +21,11 @@ use crate::net::shared::{Shared, lock};
 use crate::proto::{self, FetchReply, FetchRequest, Refusal};
 
 /// How long a peer has to send its request after opening a stream.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+pub(super) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bytes read from the file per step.
 const READ_STEP: usize = 1 << 20;
 /// The send priority of a blob stream: below the default (0) of every other stream.
-const BLOB_PRIORITY: i32 = -1;
+pub(super) const BLOB_PRIORITY: i32 = -1;
 /// Trees kept for blobs served recently.
 const TREES_KEPT: usize = 32;
 
@@ -55,7 +55,7 @@ pub(crate) async fn serve_stream(
     // never hold up the records that say which files to fetch next.
     let _ = send.set_priority(BLOB_PRIORITY);
     match serve(&shared, &link, &mut send, &request).await {
-        Ok(bytes) => {
+        Ok(Sent::Bytes(bytes)) => {
             let _ = send.finish();
             shared.tell_served(NetEvent::Served {
                 name: link.name.clone(),
@@ -63,7 +63,7 @@ pub(crate) async fn serve_stream(
                 bytes,
             });
         }
-        Err(e) => tracing::info!(
+        Ok(Sent::Refused(e)) | Err(e) => tracing::info!(
             "sending {} to {} stopped: {e}",
             request.id.short(),
             link.name
@@ -71,7 +71,7 @@ pub(crate) async fn serve_stream(
     }
 }
 
-fn refuse_malformed(link: &Link, e: &str) {
+pub(super) fn refuse_malformed(link: &Link, e: &str) {
     tracing::warn!(
         "closing the connection to {}: malformed blob request: {e}",
         link.name
@@ -87,11 +87,19 @@ async fn reply(send: &mut quinn::SendStream, r: &FetchReply) -> Result<(), Strin
     write_frame(send, &bytes).await
 }
 
-async fn refuse(
+/// What answering one blob came to (a failure to write is an `Err` beside it).
+pub(super) enum Sent {
+    /// The blob went: its data bytes.
+    Bytes(u64),
+    /// It was refused, in these words (the refusal went to the peer).
+    Refused(String),
+}
+
+pub(super) async fn refuse(
     send: &mut quinn::SendStream,
     reason: Refusal,
     message: String,
-) -> Result<u64, String> {
+) -> Result<Sent, String> {
     reply(
         send,
         &FetchReply::Refused {
@@ -100,55 +108,106 @@ async fn refuse(
         },
     )
     .await?;
-    Err(message)
+    Ok(Sent::Refused(message))
 }
 
-/// Sends the blob; returns the data bytes sent.
+/// Sends the blob; returns the data bytes sent, or the refusal.
 async fn serve(
     shared: &Arc<Shared>,
     link: &Arc<Link>,
     send: &mut quinn::SendStream,
     request: &FetchRequest,
-) -> Result<u64, String> {
+) -> Result<Sent, String> {
     let id = request.id;
     // The read policy (which may wait on the library) and, for a small blob, the
     // read and the hashing run in one trip to the blocking pool: never on a network
     // thread, and one hand-off per blob rather than two.
-    let policy = if link.was_offered(&id) {
-        None
-    } else {
-        let Some(t) = shared.trusted(&link.id).filter(|t| t.allow.read) else {
-            let m = format!(
-                "{} may not fetch sounds from {} (no read permission)",
-                link.name, shared.name
-            );
-            return refuse(send, Refusal::NotAllowed, m).await;
-        };
-        let p = super::super::shared::lock(&shared.read_policy).clone();
-        p.map(|p| (p, t))
+    let policy = match access(shared, link, &id) {
+        Ok(p) => p,
+        Err(m) => return refuse(send, Refusal::NotAllowed, m).await,
     };
+    let lookup = lookup(shared, id, policy);
+    let looked = tokio::task::spawn_blocking(move || look(lookup))
+        .await
+        .unwrap_or(Looked::NotShared);
+    answer(shared, link, send, &id, request.from_group, looked, false).await
+}
+
+/// Whether `link`'s peer may fetch `id` here, as far as the task can tell: `Err`
+/// with the refusal's words when it may fetch nothing (no `read`); else the read
+/// policy still to check on the blocking pool (`None`: none, or the sound was
+/// offered to it in a trigger).
+pub(super) fn access(shared: &Shared, link: &Link, id: &SoundId) -> Result<Policy, String> {
+    if link.was_offered(id) {
+        return Ok(None);
+    }
+    let Some(t) = shared.trusted(&link.id).filter(|t| t.allow.read) else {
+        return Err(format!(
+            "{} may not fetch sounds from {} (no read permission)",
+            link.name, shared.name
+        ));
+    };
+    let p = lock(&shared.read_policy).clone();
+    Ok(p.map(|p| (p, t)))
+}
+
+/// A read policy still to check, with the peer it is checked for.
+pub(super) type Policy = Option<(crate::net::node::ReadPolicy, crate::net::TrustedPeer)>;
+
+/// What the blocking pool needs to look a blob up: found on the task, where the
+/// locks are.
+pub(super) struct Lookup {
+    id: SoundId,
+    policy: Policy,
+    path: Option<std::path::PathBuf>,
+    known: Option<Arc<BlobTree>>,
+}
+
+/// The blob's file and its cached tree, for [`look`].
+pub(super) fn lookup(shared: &Shared, id: SoundId, policy: Policy) -> Lookup {
     let path = (shared.blobs)(&id);
     let known = lock(&shared.trees)
         .get(&id)
         .and_then(|c| c.get())
         .and_then(|r| r.as_ref().ok())
         .cloned();
-    let looked = tokio::task::spawn_blocking(move || {
-        if let Some((p, t)) = policy
-            && !p(&t, &id)
-        {
-            return Looked::NotShared;
+    Lookup {
+        id,
+        policy,
+        path,
+        known,
+    }
+}
+
+/// Checks the read policy and reads the blob whole when it is small enough. On the
+/// blocking pool.
+pub(super) fn look(l: Lookup) -> Looked {
+    if let Some((p, t)) = l.policy
+        && !p(&t, &l.id)
+    {
+        return Looked::NotShared;
+    }
+    match l.path {
+        None => Looked::NotHere,
+        Some(path) => {
+            let read = read_whole(&path, l.known);
+            Looked::Read(path, read)
         }
-        match path {
-            None => Looked::NotHere,
-            Some(path) => {
-                let read = read_whole(&path, known);
-                Looked::Read(path, read)
-            }
-        }
-    })
-    .await
-    .unwrap_or(Looked::NotShared);
+    }
+}
+
+/// Answers one looked-up blob on `send`: its reply, its hashes and its bytes from
+/// group `from_group` — or a refusal. A large blob (not read whole) is streamed
+/// from its file, or refused `in_batch` (a batch asks for small blobs only).
+pub(super) async fn answer(
+    shared: &Arc<Shared>,
+    link: &Link,
+    send: &mut quinn::SendStream,
+    id: &SoundId,
+    from_group: u64,
+    looked: Looked,
+    in_batch: bool,
+) -> Result<Sent, String> {
     let (path, read) = match looked {
         Looked::NotShared => {
             let m = format!(
@@ -173,22 +232,26 @@ async fn serve(
     // bytes; a large one is hashed first, then streamed from the file by a reader
     // thread.
     let (tree, whole) = match read {
-        Ok(Some((tree, bytes))) => match checked(shared, &id, tree) {
+        Ok(Some((tree, bytes))) => match checked(shared, id, tree) {
             Ok(tree) => (tree, Some(bytes)),
             Err(e) => return refuse(send, Refusal::Unavailable, e).await,
         },
-        Ok(None) => match tree_for(shared, &id, &path).await {
+        Ok(None) if in_batch => {
+            let m = format!("{} is too large to send in a batch", id.short());
+            return refuse(send, Refusal::TooLarge, m).await;
+        }
+        Ok(None) => match tree_for(shared, id, &path).await {
             Ok(t) => (t, None),
             Err(e) => return refuse(send, Refusal::Unavailable, e).await,
         },
         Err(e) => return refuse(send, Refusal::Unavailable, e).await,
     };
     let groups = tree::group_count(tree.size);
-    if request.from_group > groups {
+    if from_group > groups {
         return refuse(
             send,
             Refusal::Other,
-            format!("group {} is past the end", request.from_group),
+            format!("group {from_group} is past the end"),
         )
         .await;
     }
@@ -205,23 +268,24 @@ async fn serve(
         cvs.extend_from_slice(cv);
     }
     send.write_all(&cvs).await.map_err(|e| e.to_string())?;
-    match whole {
+    let sent = match whole {
         Some(bytes) => {
-            let start = (request.from_group * GROUP_LEN).min(tree.size) as usize;
+            let start = (from_group * GROUP_LEN).min(tree.size) as usize;
             let mut pace = Pace::new(shared);
             pace.send(shared, send, start as u64, bytes.slice(start..))
                 .await?;
-            Ok(pace.sent)
+            pace.sent
         }
-        None => send_data(shared, send, path, request.from_group, tree.size).await,
-    }
+        None => send_data(shared, send, path, from_group, tree.size).await?,
+    };
+    Ok(Sent::Bytes(sent))
 }
 
 /// Blobs up to this size are read whole (see [`read_whole`]).
 const READ_WHOLE_UP_TO: u64 = 4 << 20;
 
 /// What the blocking trip of a request found.
-enum Looked {
+pub(super) enum Looked {
     /// The read policy does not let this peer have it.
     NotShared,
     /// The blob is not in this library.
