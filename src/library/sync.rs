@@ -256,6 +256,21 @@ impl Library {
             .collect())
     }
 
+    /// The mirrors (their peer ids) whose libraries say they hold the file of `id`:
+    /// where to fetch it from first.
+    pub fn mirrors_holding(&self, id: &SoundId) -> Result<Vec<[u8; 20]>, LibraryError> {
+        let devices = self.store.mirror_devices()?;
+        let guard = self.replica()?;
+        let Some(rec) = guard.as_ref().and_then(|r| r.get(id)) else {
+            return Ok(Vec::new());
+        };
+        Ok(devices
+            .into_iter()
+            .filter(|(_, d)| rec.held_by(*d))
+            .map(|(p, _)| p)
+            .collect())
+    }
+
     /// Forgets the device of `peer` (no longer a mirror): its word that it holds a
     /// file no longer keeps one here from being dropped. Whether it was known.
     pub fn forget_mirror_device(&self, peer: &[u8; 20]) -> Result<bool, LibraryError> {

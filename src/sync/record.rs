@@ -153,6 +153,11 @@ impl Record {
         s
     }
 
+    /// Whether `device` says it holds the file.
+    pub fn held_by(&self, device: Device) -> bool {
+        self.holders.get(&device).is_some_and(|f| f.value)
+    }
+
     /// Whether one of `devices` says it holds the file.
     pub fn held_by_any(&self, devices: &std::collections::HashSet<Device>) -> bool {
         self.holders

@@ -45,7 +45,16 @@ impl PeerHub {
                     .is_some_and(|t| t.sync.is_some_and(SyncRelation::is_mirror)),
             })
             .collect();
-        m.sort_by_key(|p| missed.is_some_and(|v| v.contains(p)));
+        // Those that missed it last; before the others, the mirrors that say they
+        // hold it.
+        let holding: Vec<PeerId> = instance
+            .library()
+            .mirrors_holding(id)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(PeerId::from_bytes)
+            .collect();
+        m.sort_by_key(|p| (missed.is_some_and(|v| v.contains(p)), !holding.contains(p)));
         m
     }
 
