@@ -6,11 +6,12 @@
 //! Then Syncthing (TLS, SHA-256 blocks, like jhack encrypted and verified) fetches
 //! the same files the same number of times, when it is installed.
 //!
-//! The rsync target (jhack no slower: ratio of medians ≤ 1.0) is reported, and not
-//! met on a 2-core machine: rsync neither encrypts nor verifies. Its assertion is a
-//! regression guard over today's ratio (1.3–1.7) with headroom (≤ 4.0); against
-//! Syncthing, jhack must be no slower (today about a third of its time). Skips loudly
-//! without rsync, and the Syncthing part without Syncthing.
+//! The rsync target (jhack no slower: ratio of medians ≤ 1.0) is reported; on a
+//! 2-core machine it is met in some runs, not most (rsync neither encrypts nor
+//! verifies). Its assertion is a regression guard over today's ratio (0.94–1.31)
+//! with headroom (≤ 2.5); against Syncthing, jhack must be no slower (today about a
+//! quarter of its time). Skips loudly without rsync, and the Syncthing part without
+//! Syncthing.
 
 use crate::common;
 
@@ -253,8 +254,8 @@ fn fetching_a_whole_library_is_no_slower_than_rsync() {
         median(theirs)
     );
     assert!(
-        ratio <= 4.0,
-        "jhack is {ratio:.2}x rsync's time (guard 4.0)"
+        ratio <= 2.5,
+        "jhack is {ratio:.2}x rsync's time (guard 2.5)"
     );
     if let Some((resumed, started)) = syncthing {
         let vs = median(ours) / median(resumed.clone());
@@ -263,7 +264,7 @@ fn fetching_a_whole_library_is_no_slower_than_rsync() {
             median(resumed),
             median(started)
         );
-        // A regression guard (today about 0.3): jhack no slower than Syncthing.
+        // A regression guard (today about 0.25): jhack no slower than Syncthing.
         assert!(vs <= 1.0, "jhack is {vs:.2}x Syncthing's time (guard 1.0)");
     }
 }

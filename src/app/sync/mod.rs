@@ -303,8 +303,16 @@ impl SyncHandle {
                     .unwrap_or_else(|_| Err("the fetching thread failed".into())),
                 Err(e) => Err(format!("no thread for fetching: {e}")),
             };
+            tracing::debug!(
+                "sync: files kept after {:.1} ms",
+                t0.elapsed().as_secs_f64() * 1e3
+            );
             let left = within.saturating_sub(t0.elapsed());
             let records = records.and_then(|_| self.sync_once(node, peer, left, progress));
+            tracing::debug!(
+                "sync: libraries match after {:.1} ms",
+                t0.elapsed().as_secs_f64() * 1e3
+            );
             (records, files)
         })
     }
