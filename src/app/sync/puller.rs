@@ -69,6 +69,7 @@ fn exchange(
     let ask = shared.lib.sync_ask(dev).map_err(Failure::other)?;
     let mut body = vec![mode];
     body.extend(wire::encode(&ask));
+    let asked = Instant::now();
     let answer = node
         .request(
             peer,
@@ -107,10 +108,16 @@ fn exchange(
             )));
         }
     };
+    let answered = asked.elapsed();
     let merged = shared
         .lib
         .sync_handle(dev, msg)
         .map_err(|e| Failure::other(format!("merging {name}'s changes: {e}")))?;
+    tracing::debug!(
+        "sync: {name} answered {count} records in {:.1} ms, merged in {:.1} ms",
+        answered.as_secs_f64() * 1e3,
+        (asked.elapsed() - answered).as_secs_f64() * 1e3
+    );
     let ours = shared.lib.sync_fingerprint().map_err(Failure::other)?;
     // After a reconciliation step, ask again at once (its next step, or the ask
     // that compares fingerprints once it is over).
