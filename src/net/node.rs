@@ -401,12 +401,7 @@ impl Node {
         peer: &PeerId,
         sounds: &[SoundOffer],
     ) -> Result<Vec<Arc<Fetch>>, NetError> {
-        let Some(link) = self.shared.link(peer) else {
-            return Err(NetError::Offline {
-                name: self.name_of(peer),
-                reason: "not connected".into(),
-            });
-        };
+        let link = self.fetch_link(peer)?;
         let batched = |s: &SoundOffer| s.size > 0 && s.size <= blob::BATCH_BLOB_MAX;
         if !self.speaks(peer, blob::BATCH_FEATURE) {
             return sounds
@@ -420,17 +415,10 @@ impl Node {
         {
             let mut fetches = lock(&self.shared.fetches);
             for s in sounds {
-                if let Some(f) = fetches.joinable(&s.id) {
-                    all.push(f);
-                    continue;
-                }
-                let f = Arc::new(Fetch::new(&self.shared.partial_dir, s.id, s.size));
-                f.in_background();
-                f.create_file();
-                fetches.insert(f.clone());
-                if batched(s) {
+                let (f, new) = self.join_or_register(&mut fetches, s, true);
+                if new && batched(s) {
                     batch.push(f.clone());
-                } else {
+                } else if new {
                     alone.push(f.clone());
                 }
                 all.push(f);
@@ -452,27 +440,42 @@ impl Node {
         sound: &SoundOffer,
         background: bool,
     ) -> Result<Arc<Fetch>, NetError> {
-        let Some(link) = self.shared.link(peer) else {
-            return Err(NetError::Offline {
-                name: self.name_of(peer),
-                reason: "not connected".into(),
-            });
-        };
-        let mut fetches = lock(&self.shared.fetches);
+        let link = self.fetch_link(peer)?;
+        let (f, new) = self.join_or_register(&mut lock(&self.shared.fetches), sound, background);
+        if new {
+            self.runtime()
+                .spawn(blob::run_fetch(self.shared.clone(), link, f.clone()));
+        }
+        Ok(f)
+    }
+
+    /// The live link to fetch from `peer`.
+    fn fetch_link(&self, peer: &PeerId) -> Result<Arc<super::link::Link>, NetError> {
+        self.shared.link(peer).ok_or_else(|| NetError::Offline {
+            name: self.name_of(peer),
+            reason: "not connected".into(),
+        })
+    }
+
+    /// The running fetch of `sound` to join, or a new one registered (not started):
+    /// `true` when new. The partial file exists before this returns, so readers can
+    /// open it at once.
+    fn join_or_register(
+        &self,
+        fetches: &mut blob::Fetches,
+        sound: &SoundOffer,
+        background: bool,
+    ) -> (Arc<Fetch>, bool) {
         if let Some(f) = fetches.joinable(&sound.id) {
-            return Ok(f);
+            return (f, false);
         }
         let f = Arc::new(Fetch::new(&self.shared.partial_dir, sound.id, sound.size));
         if background {
             f.in_background();
         }
-        // The partial file exists before this returns, so readers can open it at once.
         f.create_file();
         fetches.insert(f.clone());
-        drop(fetches);
-        self.runtime()
-            .spawn(blob::run_fetch(self.shared.clone(), link, f.clone()));
-        Ok(f)
+        (f, true)
     }
 
     /// Asks `peer` on a new stream of a feature's request `kind` and waits (this

@@ -21,7 +21,7 @@ use crate::net::shared::{Shared, lock};
 use crate::proto::{self, FetchReply, FetchRequest, Refusal};
 
 /// How long a peer has to send its request after opening a stream.
-pub(super) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bytes read from the file per step.
 const READ_STEP: usize = 1 << 20;
 /// The send priority of a blob stream: below the default (0) of every other stream.
@@ -38,16 +38,10 @@ pub(crate) async fn serve_stream(
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
 ) {
-    let request = match tokio::time::timeout(REQUEST_TIMEOUT, read_one_frame(&mut recv)).await {
-        Ok(Ok(frame)) => match proto::decode_fetch_request(&frame) {
-            Ok(r) => r,
-            Err(e) => return refuse_malformed(&link, &e.to_string()),
-        },
-        Ok(Err(e)) => return refuse_malformed(&link, &e),
-        Err(_) => {
-            let _ = send.reset(quinn::VarInt::from_u32(1));
-            return;
-        }
+    let Some(request) =
+        read_request(&link, &mut send, &mut recv, proto::decode_fetch_request).await
+    else {
+        return;
     };
     let _transfer = link.transfer();
     // A blob's bytes yield to every other stream of the connection (the records of
@@ -71,7 +65,35 @@ pub(crate) async fn serve_stream(
     }
 }
 
-pub(super) fn refuse_malformed(link: &Link, e: &str) {
+/// The request a blob stream starts with, decoded by `decode`. `None` when it did
+/// not come in time (the stream is reset) or was malformed (the connection is
+/// closed, saying why once).
+pub(super) async fn read_request<T>(
+    link: &Link,
+    send: &mut quinn::SendStream,
+    recv: &mut quinn::RecvStream,
+    decode: fn(&[u8]) -> Result<T, proto::ProtoError>,
+) -> Option<T> {
+    match tokio::time::timeout(REQUEST_TIMEOUT, read_one_frame(recv)).await {
+        Ok(Ok(frame)) => match decode(&frame) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                refuse_malformed(link, &e.to_string());
+                None
+            }
+        },
+        Ok(Err(e)) => {
+            refuse_malformed(link, &e);
+            None
+        }
+        Err(_) => {
+            let _ = send.reset(quinn::VarInt::from_u32(1));
+            None
+        }
+    }
+}
+
+fn refuse_malformed(link: &Link, e: &str) {
     tracing::warn!(
         "closing the connection to {}: malformed blob request: {e}",
         link.name

@@ -14,14 +14,11 @@
 
 use std::sync::Arc;
 
-use super::serve::{
-    BLOB_PRIORITY, REQUEST_TIMEOUT, Sent, access, answer, look, lookup, refuse, refuse_malformed,
-};
+use super::serve::{BLOB_PRIORITY, Sent, access, answer, look, lookup, read_request, refuse};
 use crate::net::events::NetEvent;
-use crate::net::framed::read_one_frame;
 use crate::net::link::Link;
 use crate::net::shared::Shared;
-use crate::proto::{self, FetchBatchRequest, Refusal};
+use crate::proto::{self, Refusal};
 
 /// Blobs read ahead of the stream.
 const READ_AHEAD: usize = 3;
@@ -32,18 +29,16 @@ pub(crate) async fn serve_batch_stream(
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
 ) {
-    let request: FetchBatchRequest =
-        match tokio::time::timeout(REQUEST_TIMEOUT, read_one_frame(&mut recv)).await {
-            Ok(Ok(frame)) => match proto::decode_fetch_batch_request(&frame) {
-                Ok(r) => r,
-                Err(e) => return refuse_malformed(&link, &e.to_string()),
-            },
-            Ok(Err(e)) => return refuse_malformed(&link, &e),
-            Err(_) => {
-                let _ = send.reset(quinn::VarInt::from_u32(1));
-                return;
-            }
-        };
+    let Some(request) = read_request(
+        &link,
+        &mut send,
+        &mut recv,
+        proto::decode_fetch_batch_request,
+    )
+    .await
+    else {
+        return;
+    };
     let _transfer = link.transfer();
     let _ = send.set_priority(BLOB_PRIORITY);
     // What may be sent is decided here, where the trust store is; the reading, the
