@@ -126,7 +126,7 @@ fn play_stats_report_trigger_latency_within_one_period() {
 
 #[test]
 fn record_captures_the_microphone() {
-    let Some(_audio) = audio_stack("record_captures_the_microphone") else {
+    let Some(_audio) = mic_stack("record_captures_the_microphone") else {
         return;
     };
     // The feed (paplay), the server and the recorder run beside jhack; a neighbour
@@ -181,7 +181,7 @@ fn record_captures_the_microphone() {
 
 #[test]
 fn wire_passes_the_microphone_to_the_speaker() {
-    let Some(_audio) = audio_stack("wire_passes_the_microphone_to_the_speaker") else {
+    let Some(_audio) = mic_stack("wire_passes_the_microphone_to_the_speaker") else {
         return;
     };
     let h = home();

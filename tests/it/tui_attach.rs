@@ -43,7 +43,7 @@ fn seen_at(tui: &Tui, pred: impl Fn(&str) -> bool, timeout: Duration) -> Option<
 #[test]
 fn a_screen_over_ssh_attaches_to_the_laptops_engine_and_drives_it() {
     let test = "a_screen_over_ssh_attaches_to_the_laptops_engine_and_drives_it";
-    let Some(_audio) = audio_stack(test) else {
+    let Some(_audio) = mic_stack(test) else {
         return;
     };
     if !have_tmux(test) {

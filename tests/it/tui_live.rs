@@ -461,7 +461,7 @@ fn start_up_with_a_thousand_sounds_is_quick() {
 #[test]
 fn a_device_switches_live_and_r_records_a_new_sound_into_the_library() {
     let test = "a_device_switches_live_and_r_records_a_new_sound_into_the_library";
-    let Some(_audio) = audio_stack(test) else {
+    let Some(_audio) = mic_stack(test) else {
         return;
     };
     if !have_tmux(test) {
@@ -641,7 +641,7 @@ fn the_screen_shows_its_peers_plays_keys_on_them_and_names_a_stranger_it_refused
 #[test]
 fn the_screen_hears_a_peer_talks_to_it_with_the_talk_key_and_mutes_it() {
     let test = "the_screen_hears_a_peer_talks_to_it_with_the_talk_key_and_mutes_it";
-    let Some(_audio) = audio_stack(test) else {
+    let Some(_audio) = mic_stack(test) else {
         return;
     };
     if !have_tmux(test) {

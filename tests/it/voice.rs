@@ -28,7 +28,7 @@ fn talk(p: &Peer, args: &[&str], audio: bool) -> std::process::Command {
 #[test]
 fn a_tone_on_one_microphone_is_heard_on_the_other_speaker() {
     let test = "a_tone_on_one_microphone_is_heard_on_the_other_speaker";
-    let Some(_audio) = audio_stack(test) else {
+    let Some(_audio) = mic_stack(test) else {
         return;
     };
     common::retried(test, || {
@@ -137,7 +137,7 @@ fn assert_tone(left: &[f32], place: &str) {
 #[test]
 fn a_server_without_a_sound_card_relays_a_group() {
     let test = "a_server_without_a_sound_card_relays_a_group";
-    let Some(_audio) = audio_stack(test) else {
+    let Some(_audio) = mic_stack(test) else {
         return;
     };
     common::retried(test, || {
@@ -356,7 +356,7 @@ fn call_round(
 #[test]
 fn mouth_to_ear_through_a_call_is_the_wire_floor_plus_the_frame() {
     let test = "mouth_to_ear_through_a_call_is_the_wire_floor_plus_the_frame";
-    let Some(_audio) = audio_stack(test) else {
+    let Some(_audio) = mic_stack(test) else {
         return;
     };
     if !have("pw-link") {
@@ -530,7 +530,7 @@ fn mouth_to_ear_through_a_call_is_the_wire_floor_plus_the_frame() {
 #[test]
 fn the_floor_runs_a_minute_without_a_dropout() {
     let test = "the_floor_runs_a_minute_without_a_dropout";
-    let Some(_audio) = audio_stack(test) else {
+    let Some(_audio) = mic_stack(test) else {
         return;
     };
     common::settle();
@@ -646,7 +646,7 @@ fn tone_windows(s: &[f32]) -> Vec<f32> {
 #[test]
 fn voice_survives_loss_jitter_and_an_outage_through_a_relay() {
     let test = "voice_survives_loss_jitter_and_an_outage_through_a_relay";
-    let Some(_audio) = audio_stack(test) else {
+    let Some(_audio) = mic_stack(test) else {
         return;
     };
     let h = tempfile::tempdir().expect("tempdir");
@@ -712,6 +712,11 @@ fn voice_survives_loss_jitter_and_an_outage_through_a_relay() {
     let first = w.iter().position(|&x| x > on).unwrap_or(w.len());
     // Window index of a time since t0 (the capture began at about t0).
     let at = |secs: f64| ((secs * 100.0) as usize).min(w.len());
+    assert!(
+        first + 50 < at(outage_at - 0.3),
+        "the tone was not heard on B's speaker before the outage (first at window {first} of {})",
+        w.len()
+    );
     let lossy_span = &w[(first + 50).min(w.len())..at(outage_at - 0.3)];
     let gaps = lossy_span.iter().filter(|&&x| x < on / 4.0).count();
     // Back: the first window after the outage from which the tone runs unbroken for
@@ -788,7 +793,7 @@ async fn raw_peer(
 #[test]
 fn hostile_voice_datagrams_are_dropped_and_the_call_goes_on() {
     let test = "hostile_voice_datagrams_are_dropped_and_the_call_goes_on";
-    let Some(_audio) = audio_stack(test) else {
+    let Some(_audio) = mic_stack(test) else {
         return;
     };
     let h = tempfile::tempdir().expect("tempdir");

@@ -3,6 +3,7 @@
 //! made with sox/ffmpeg, and raw-float parsing.
 #![allow(dead_code)]
 
+pub mod health;
 pub mod peers;
 pub mod probe;
 #[allow(dead_code)] // the relay offers more than the tests use
@@ -153,6 +154,15 @@ pub fn audio_stack(test: &str) -> Option<MutexGuard<'static, ()>> {
         return None;
     }
     Some(AUDIO.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+/// The virtual audio stack, held exclusively, for a test that feeds the virtual
+/// microphone: as [`audio_stack`], with the microphone first shown to carry sound
+/// (see [`health::ensure_mic`]).
+pub fn mic_stack(test: &str) -> Option<MutexGuard<'static, ()>> {
+    let guard = audio_stack(test)?;
+    health::ensure_mic(test);
+    Some(guard)
 }
 
 /// Raw bytes captured, and for each read its arrival time (µs) and the bytes so far.
