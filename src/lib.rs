@@ -7,6 +7,7 @@
 //! - `net` (peers over QUIC: identity, trust, triggers, verified blob transfer);
 //! - `domain` holds plain types and units, with no I/O; `proto` the peer wire format.
 
+pub mod alloc;
 pub mod app;
 pub mod audio;
 pub mod cache;
@@ -29,4 +30,4 @@ pub mod voice;
 /// proves that rendering allocates nothing.)
 #[cfg(test)]
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: alloc::Allocator = alloc::Allocator;

@@ -1,10 +1,9 @@
 //! The `jhack` binary: everything happens in `jhack::cli`.
 
-/// The allocator: mimalloc. The library's store (sled) allocates and frees a great
-/// many small nodes, and glibc's malloc spent about a third of a metadata sync in
-/// its own bookkeeping. The audio callback allocates nothing either way.
+/// The allocator: mimalloc for small blocks, the C library's for large ones (see
+/// `jhack::alloc`). The audio callback allocates nothing either way.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: jhack::alloc::Allocator = jhack::alloc::Allocator;
 
 fn main() -> std::process::ExitCode {
     no_huge_pages();

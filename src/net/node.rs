@@ -583,16 +583,17 @@ impl Node {
         if let Some(rt) = self.rt.take() {
             let endpoint = self.shared.endpoint.clone();
             rt.block_on(async move {
-                // Let the link writers hand the goodbyes to QUIC, then close. The
-                // close says goodbye too (a peer reads it as one when the close
-                // overtakes the message), so nothing waits for the goodbyes to be
-                // read. The close frames leave with the connection drivers' next
-                // poll, microseconds later; the draining period after them (three
-                // probe timeouts, ~80 ms even on loopback) is not waited for: this
-                // process leaves, so it has no late packets to absorb.
-                tokio::time::sleep(Duration::from_millis(2)).await;
+                // Close at once: the close says goodbye too (a peer reads it as one
+                // when it overtakes the goodbye message), so nothing waits for the
+                // goodbyes to be written or read. The close frames leave with the
+                // connection drivers' next poll on the runtime's workers,
+                // microseconds later; a millisecond covers a busy machine's wake-up.
+                // The draining period after them (three probe timeouts, ~80 ms even
+                // on loopback) is not waited for: this process leaves, so it has no
+                // late packets to absorb.
+                tokio::task::yield_now().await;
                 endpoint.close(quinn::VarInt::from_u32(link::code::BYE), link::LEAVING);
-                tokio::time::sleep(Duration::from_millis(5)).await;
+                tokio::time::sleep(Duration::from_millis(1)).await;
             });
             rt.shutdown_timeout(Duration::from_millis(200));
         }
