@@ -391,7 +391,7 @@ impl Node {
     }
 
     /// Fetches small sounds nobody waits to play yet (a library's files arriving in
-    /// the background) from `peer`: when it speaks `blob-batch/1`, those not being
+    /// the background) from `peer`: when it speaks `blob-batch/2`, those not being
     /// fetched already come on one stream, each verified whole before it is
     /// published; otherwise each alone, as [`Node::fetch_in_background`]. Each
     /// sound is at most [`blob::BATCH_BLOB_MAX`] bytes (a larger one is fetched

@@ -245,8 +245,12 @@ impl StreamKind {
     /// (`app::sync`): an empty request, answered by eight bytes.
     pub const SYNC_DEVICE: StreamKind = StreamKind(5);
     /// A batch of small blobs: a framed [`FetchBatchRequest`] follows, answered blob
-    /// by blob, in its order, as a blob stream answers one.
-    pub const BLOB_BATCH: StreamKind = StreamKind(6);
+    /// by blob, in its order: each a framed [`FetchReply`] and, when it is `Ready`,
+    /// the blob's bytes whole, without group hashes (the receiver verifies the whole
+    /// against its id). Kind 6 was the first batch stream (`blob-batch/1`), which sent
+    /// group hashes the receiver of a whole blob does not need and the sender had to
+    /// compute; it is no longer spoken.
+    pub const BLOB_BATCH: StreamKind = StreamKind(7);
 
     /// The header's bytes.
     pub fn to_bytes(self) -> [u8; 2] {
@@ -417,7 +421,7 @@ impl FetchRequest {
 pub const MAX_BATCH: usize = 64;
 
 /// First frame on a batch stream: the blobs wanted, each whole, answered in this
-/// order (each with a [`FetchReply`], then, when ready, its hashes and bytes).
+/// order (each with a [`FetchReply`], then, when ready, its bytes whole).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FetchBatchRequest {
     /// The sounds wanted: 1 to [`MAX_BATCH`].

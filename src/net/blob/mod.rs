@@ -26,7 +26,7 @@ use crate::proto::StreamKind;
 /// The feature's name and version.
 pub(crate) const FEATURE: &str = "blob/1";
 /// Batches of small blobs on one stream ([`StreamKind::BLOB_BATCH`]).
-pub(crate) const BATCH_FEATURE: &str = "blob-batch/1";
+pub(crate) const BATCH_FEATURE: &str = "blob-batch/2";
 
 /// A blob's group hashes, or why they could not be had.
 pub(crate) type TreeCell = tokio::sync::OnceCell<Result<Arc<tree::BlobTree>, String>>;

@@ -104,7 +104,7 @@ fn refuse_malformed(link: &Link, e: &str) {
     );
 }
 
-async fn reply(send: &mut quinn::SendStream, r: &FetchReply) -> Result<(), String> {
+pub(super) async fn reply(send: &mut quinn::SendStream, r: &FetchReply) -> Result<(), String> {
     let bytes = proto::encode(r).map_err(|e| e.to_string())?;
     write_frame(send, &bytes).await
 }
@@ -152,7 +152,7 @@ async fn serve(
     let looked = tokio::task::spawn_blocking(move || look(lookup))
         .await
         .unwrap_or(Looked::NotShared);
-    answer(shared, link, send, &id, request.from_group, looked, false).await
+    answer(shared, link, send, &id, request.from_group, looked).await
 }
 
 /// Whether `link`'s peer may fetch `id` here, as far as the task can tell: `Err`
@@ -185,6 +185,13 @@ pub(super) struct Lookup {
     known: Option<Arc<BlobTree>>,
 }
 
+impl Lookup {
+    /// Whether the read policy (if any) lets the peer have the blob.
+    fn allowed(&self) -> bool {
+        self.policy.as_ref().is_none_or(|(p, t)| p(t, &self.id))
+    }
+}
+
 /// The blob's file and its cached tree, for [`look`].
 pub(super) fn lookup(shared: &Shared, id: SoundId, policy: Policy) -> Lookup {
     let path = (shared.blobs)(&id);
@@ -204,9 +211,7 @@ pub(super) fn lookup(shared: &Shared, id: SoundId, policy: Policy) -> Lookup {
 /// Checks the read policy and reads the blob whole when it is small enough. On the
 /// blocking pool.
 pub(super) fn look(l: Lookup) -> Looked {
-    if let Some((p, t)) = l.policy
-        && !p(&t, &l.id)
-    {
+    if !l.allowed() {
         return Looked::NotShared;
     }
     match l.path {
@@ -218,36 +223,81 @@ pub(super) fn look(l: Lookup) -> Looked {
     }
 }
 
+/// What the blocking trip of a batch's blob found: the blob read whole and not
+/// hashed (the receiver of a whole blob verifies it against its id; a blob damaged
+/// here fails there and is asked for again alone, which checks it here first).
+pub(super) enum LookedWhole {
+    /// The read policy does not let this peer have it.
+    NotShared,
+    /// The blob is not in this library.
+    NotHere,
+    /// Its bytes.
+    Bytes(bytes::Bytes),
+    /// Larger than a batch carries: its size.
+    TooLarge(u64),
+    /// It could not be read: why.
+    Failed(String),
+}
+
+/// Checks the read policy and reads the blob whole, up to `max` bytes, without
+/// hashing it. On the blocking pool.
+pub(super) fn look_whole(l: Lookup, max: u64) -> LookedWhole {
+    if !l.allowed() {
+        return LookedWhole::NotShared;
+    }
+    let Some(path) = l.path else {
+        return LookedWhole::NotHere;
+    };
+    let failed = |e: std::io::Error| LookedWhole::Failed(format!("{}: {e}", path.display()));
+    let mut file = match std::fs::File::open(&path) {
+        Ok(f) => f,
+        Err(e) => return failed(e),
+    };
+    let size = match file.metadata() {
+        Ok(m) => m.len(),
+        Err(e) => return failed(e),
+    };
+    if size > max {
+        return LookedWhole::TooLarge(size);
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    match file.read_to_end(&mut bytes) {
+        Ok(_) => LookedWhole::Bytes(bytes::Bytes::from(bytes)),
+        Err(e) => failed(e),
+    }
+}
+
+/// The words of a refusal for a blob the read policy keeps from `link`'s peer.
+pub(super) fn not_shared(shared: &Shared, link: &Link, id: &SoundId) -> String {
+    format!(
+        "{} does not share {} with {}",
+        shared.name,
+        id.short(),
+        link.name
+    )
+}
+
+/// The words of a refusal for a blob that is not here.
+pub(super) fn not_here(id: &SoundId) -> String {
+    format!("{} is not here", id.short())
+}
+
 /// Answers one looked-up blob on `send`: its reply, its hashes and its bytes from
 /// group `from_group` — or a refusal. A large blob (not read whole) is streamed
-/// from its file, or refused `in_batch` (a batch asks for small blobs only).
-pub(super) async fn answer(
+/// from its file.
+async fn answer(
     shared: &Arc<Shared>,
     link: &Link,
     send: &mut quinn::SendStream,
     id: &SoundId,
     from_group: u64,
     looked: Looked,
-    in_batch: bool,
 ) -> Result<Sent, String> {
     let (path, read) = match looked {
         Looked::NotShared => {
-            let m = format!(
-                "{} does not share {} with {}",
-                shared.name,
-                id.short(),
-                link.name
-            );
-            return refuse(send, Refusal::NotAllowed, m).await;
+            return refuse(send, Refusal::NotAllowed, not_shared(shared, link, id)).await;
         }
-        Looked::NotHere => {
-            return refuse(
-                send,
-                Refusal::Unavailable,
-                format!("{} is not here", id.short()),
-            )
-            .await;
-        }
+        Looked::NotHere => return refuse(send, Refusal::Unavailable, not_here(id)).await,
         Looked::Read(path, r) => (path, r),
     };
     // A small blob was read whole, hashed from memory, and is sent from the same
@@ -258,10 +308,6 @@ pub(super) async fn answer(
             Ok(tree) => (tree, Some(bytes)),
             Err(e) => return refuse(send, Refusal::Unavailable, e).await,
         },
-        Ok(None) if in_batch => {
-            let m = format!("{} is too large to send in a batch", id.short());
-            return refuse(send, Refusal::TooLarge, m).await;
-        }
         Ok(None) => match tree_for(shared, id, &path).await {
             Ok(t) => (t, None),
             Err(e) => return refuse(send, Refusal::Unavailable, e).await,
@@ -457,14 +503,14 @@ async fn send_data(
 
 /// Sends pieces of a blob, at the test hook's rate when one is set (and with the
 /// corruption hook applied); counts the bytes sent.
-struct Pace {
+pub(super) struct Pace {
     began: Instant,
     rate: Option<u64>,
-    sent: u64,
+    pub(super) sent: u64,
 }
 
 impl Pace {
-    fn new(shared: &Shared) -> Pace {
+    pub(super) fn new(shared: &Shared) -> Pace {
         Pace {
             began: Instant::now(),
             rate: shared.hooks.send_bytes_per_sec,
@@ -473,7 +519,7 @@ impl Pace {
     }
 
     /// Sends `data`, the blob's bytes from `offset`, without a copy.
-    async fn send(
+    pub(super) async fn send(
         &mut self,
         shared: &Shared,
         send: &mut quinn::SendStream,

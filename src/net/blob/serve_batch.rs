@@ -1,24 +1,32 @@
 //! Serving a batch of small blobs on one stream a peer opened: one framed
-//! [`FetchBatchRequest`], then each blob in the request's order answered as a blob
-//! stream answers one (a framed [`FetchReply`](crate::proto::FetchReply), its group
-//! hashes, its bytes), then the end of the stream.
+//! [`FetchBatchRequest`](crate::proto::FetchBatchRequest), then each blob in the
+//! request's order answered with a framed [`FetchReply`] and, when it is `Ready`,
+//! its bytes whole; then the end of the stream.
 //!
 //! A library's thousand small files cost a thousand streams, tasks and trips to the
 //! blocking pool one by one; a batch costs one of each per batch. Each blob is
-//! checked as a lone fetch is (permission, read policy, its id), and a refusal of
-//! one does not end the batch. One reader on the blocking pool reads the files in
-//! order, a few ahead of the stream.
+//! checked as a lone fetch is (permission, read policy), and a refusal of one does
+//! not end the batch. One reader on the blocking pool reads the files in order, a
+//! few ahead of the stream. A batch's blob is not hashed here: its receiver hashes
+//! the whole against its id before keeping a byte, and asks for one that fails
+//! again alone — a lone fetch, which checks the blob here and says so when it is
+//! damaged.
 //!
 //! Must never: read a file on a network thread, hold more than a few blobs of the
-//! batch in memory, or send a blob that no longer hashes to its id.
+//! batch in memory, or send a blob larger than [`BATCH_BLOB_MAX`].
 
 use std::sync::Arc;
 
-use super::serve::{BLOB_PRIORITY, Sent, access, answer, look, lookup, read_request, refuse};
+use super::BATCH_BLOB_MAX;
+use super::serve::{
+    BLOB_PRIORITY, LookedWhole, Pace, Sent, access, look_whole, lookup, not_here, not_shared,
+    read_request, refuse, reply,
+};
+use crate::domain::SoundId;
 use crate::net::events::NetEvent;
 use crate::net::link::Link;
 use crate::net::shared::Shared;
-use crate::proto::{self, Refusal};
+use crate::proto::{self, FetchReply, GROUP_LEN, Refusal};
 
 /// Blobs read ahead of the stream.
 const READ_AHEAD: usize = 3;
@@ -41,8 +49,8 @@ pub(crate) async fn serve_batch_stream(
     };
     let _transfer = link.transfer();
     let _ = send.set_priority(BLOB_PRIORITY);
-    // What may be sent is decided here, where the trust store is; the reading, the
-    // read policy and the hashing on one trip to the blocking pool for the batch.
+    // What may be sent is decided here, where the trust store is; the reading and
+    // the read policy on one trip to the blocking pool for the batch.
     let mut lookups = Vec::with_capacity(request.ids.len());
     for id in &request.ids {
         lookups.push((
@@ -53,7 +61,7 @@ pub(crate) async fn serve_batch_stream(
     let (tx, mut rx) = tokio::sync::mpsc::channel(READ_AHEAD);
     let reader = tokio::task::spawn_blocking(move || {
         for (id, l) in lookups {
-            let looked = l.map(look);
+            let looked = l.map(|l| look_whole(l, BATCH_BLOB_MAX));
             if tx.blocking_send((id, looked)).is_err() {
                 return;
             }
@@ -62,7 +70,7 @@ pub(crate) async fn serve_batch_stream(
     let mut served = 0;
     while let Some((id, looked)) = rx.recv().await {
         let sent = match looked {
-            Ok(looked) => answer(&shared, &link, &mut send, &id, 0, looked, true).await,
+            Ok(looked) => answer_whole(&shared, &link, &mut send, &id, looked).await,
             // No read permission: every blob of the batch is refused, in order.
             Err(m) => refuse(&mut send, Refusal::NotAllowed, m).await,
         };
@@ -88,4 +96,40 @@ pub(crate) async fn serve_batch_stream(
     }
     let _ = send.finish();
     let _ = reader.await;
+}
+
+/// Answers one blob of a batch: its reply and its bytes whole, or a refusal.
+async fn answer_whole(
+    shared: &Arc<Shared>,
+    link: &Link,
+    send: &mut quinn::SendStream,
+    id: &SoundId,
+    looked: LookedWhole,
+) -> Result<Sent, String> {
+    let bytes = match looked {
+        LookedWhole::Bytes(b) => b,
+        LookedWhole::NotShared => {
+            return refuse(send, Refusal::NotAllowed, not_shared(shared, link, id)).await;
+        }
+        LookedWhole::NotHere => return refuse(send, Refusal::Unavailable, not_here(id)).await,
+        LookedWhole::TooLarge(size) => {
+            let m = format!(
+                "{} is too large to send in a batch ({size} bytes)",
+                id.short()
+            );
+            return refuse(send, Refusal::TooLarge, m).await;
+        }
+        LookedWhole::Failed(e) => return refuse(send, Refusal::Unavailable, e).await,
+    };
+    reply(
+        send,
+        &FetchReply::Ready {
+            size: bytes.len() as u64,
+            group_len: GROUP_LEN,
+        },
+    )
+    .await?;
+    let mut pace = Pace::new(shared);
+    pace.send(shared, send, 0, bytes).await?;
+    Ok(Sent::Bytes(pace.sent))
 }
