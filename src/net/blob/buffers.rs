@@ -29,6 +29,11 @@ pub(super) fn take(len: usize) -> Vec<u8> {
 }
 
 /// Gives a buffer back for a later fetch.
+/// An empty buffer with room for `cap` bytes, from the pool when it has one.
+pub(super) fn take_empty(cap: usize) -> Vec<u8> {
+    POOL.take_empty(cap)
+}
+
 pub(super) fn give(b: Vec<u8>) {
     POOL.give(b)
 }
@@ -41,17 +46,38 @@ impl Pool {
     }
 
     fn take(&self, len: usize) -> Vec<u8> {
-        let reused = self.free.lock().ok().and_then(|mut free| {
-            let i = free.iter().position(|b| b.capacity() >= len)?;
-            Some(free.swap_remove(i))
-        });
-        match reused {
+        match self.reuse(len) {
             Some(mut b) => {
                 b.resize(len, 0);
                 b
             }
             None => vec![0u8; len],
         }
+    }
+
+    /// An empty buffer with room for `cap` bytes (nothing zeroed: it is filled by
+    /// appending).
+    fn take_empty(&self, cap: usize) -> Vec<u8> {
+        match self.reuse(cap) {
+            Some(mut b) => {
+                b.clear();
+                b
+            }
+            None => Vec::with_capacity(cap),
+        }
+    }
+
+    /// The smallest kept buffer with room for `cap` bytes: a small blob does not take
+    /// the large buffer the next large one needs.
+    fn reuse(&self, cap: usize) -> Option<Vec<u8>> {
+        let mut free = self.free.lock().ok()?;
+        let i = free
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.capacity() >= cap)
+            .min_by_key(|(_, b)| b.capacity())
+            .map(|(i, _)| i)?;
+        Some(free.swap_remove(i))
     }
 
     /// When [`KEEP`] are kept already, the smallest of them and `b` is dropped; `b`
@@ -94,6 +120,26 @@ mod tests {
         let bigger = pool.take(2 << 20);
         assert_eq!(bigger.len(), 2 << 20);
         assert_ne!(bigger.as_ptr(), at);
+    }
+
+    #[test]
+    fn the_smallest_buffer_that_fits_is_taken_and_an_empty_one_is_not_zeroed() {
+        let pool = Pool::new();
+        let big = pool.take(1 << 20);
+        let small = pool.take(64 << 10);
+        let (big_at, small_at) = (big.as_ptr(), small.as_ptr());
+        pool.give(big);
+        pool.give(small);
+        let b = pool.take_empty(10_000);
+        assert!(b.is_empty());
+        assert_eq!(
+            b.as_ptr(),
+            small_at,
+            "the small one fits: the big one stays"
+        );
+        let c = pool.take_empty(100_000);
+        assert_eq!(c.as_ptr(), big_at);
+        assert!(c.capacity() >= 100_000);
     }
 
     #[test]

@@ -114,10 +114,17 @@ async fn next_blob(recv: &mut quinn::RecvStream, f: &Fetch) -> Next {
         // asks again and says what is wrong.
         _ => return Next::Broken,
     };
-    let mut buf = buffers::take(size as usize);
-    if recv.read_exact(&mut buf).await.is_err() {
-        buffers::give(buf);
-        return Next::Broken;
+    // Appended as QUIC hands the pieces over: one copy, nothing zeroed first.
+    let size = size as usize;
+    let mut buf = buffers::take_empty(size);
+    while buf.len() < size {
+        match recv.read_chunk(size - buf.len(), true).await {
+            Ok(Some(c)) => buf.extend_from_slice(&c.bytes),
+            Ok(None) | Err(_) => {
+                buffers::give(buf);
+                return Next::Broken;
+            }
+        }
     }
     Next::Data(buf)
 }
