@@ -10,10 +10,18 @@
 //! (each machine's own), and the file itself — a record may be listed here with its
 //! file elsewhere (a *remote* sound).
 //!
-//! Must never: hold the replica's lock while waiting on anything but the database,
-//! or delete a file a live record still names.
+//! A commit writes under the replica's lock and waits for the disk (the flush)
+//! after letting it go: an ask from a peer, or a merge on another thread, does not
+//! wait out another's fsync. Answers go only as far as the changes on disk
+//! ([`Replica::answer`]): a sequence number a peer has seen is never given to
+//! another change after a crash.
+//!
+//! Must never: hold the replica's lock while waiting on anything but the database's
+//! writes, answer with a change that is not on disk, or delete a file a live record
+//! still names.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use super::store::MetaChange;
@@ -32,6 +40,8 @@ pub type Watcher = Box<dyn Fn() + Send + Sync>;
 pub(super) struct SyncCell {
     replica: Mutex<Option<Replica>>,
     watchers: Mutex<Vec<Watcher>>,
+    /// The last local sequence number known to be on disk.
+    durable: AtomicU64,
 }
 
 /// What merging a peer's message did here.
@@ -47,6 +57,15 @@ pub struct Merged {
     pub refused: Vec<String>,
     /// What to send back to the peer.
     pub reply: Option<Msg>,
+}
+
+/// A commit written but not yet flushed: what it changed, and the replica's last
+/// sequence number then.
+struct Staged {
+    out: Committed,
+    seq: u64,
+    /// Whether anything was written (nothing to flush or tell otherwise).
+    wrote: bool,
 }
 
 /// What a commit changed in the listing.
@@ -145,6 +164,7 @@ impl Library {
             }
         };
         let mut r = Replica::restore(device, saved.clock, saved.seq, saved.records, saved.cursors);
+        self.sync.durable.fetch_max(r.seq(), Ordering::AcqRel);
         // Sounds listed before the replica knew them (a library from before sync).
         let (listed, _) = self.store.all()?;
         let now = now_ms();
@@ -168,22 +188,27 @@ impl Library {
         }
         if adopted > 0 {
             let bases = listed.into_iter().map(|m| (m.id, m)).collect();
-            self.commit(&mut r, &bases)?;
+            let staged = self.stage(&mut r, &bases)?;
+            self.settle(staged)?;
         }
         Ok(r)
     }
 
     /// Writes what changed in `r` with the listing it projects to (over `bases`, or
-    /// what is listed now), then removes the files of deleted sounds and tells the
-    /// watchers. On an error the caller must drop its replica (it is reloaded).
-    fn commit(
+    /// what is listed now), under the replica's lock; [`Library::settle`] makes it
+    /// durable. On an error the caller must drop its replica (it is reloaded).
+    fn stage(
         &self,
         r: &mut Replica,
         bases: &HashMap<SoundId, SoundMeta>,
-    ) -> Result<Committed, LibraryError> {
+    ) -> Result<Staged, LibraryError> {
         let dirty = r.take_dirty();
         if dirty.is_empty() {
-            return Ok(Committed::default());
+            return Ok(Staged {
+                out: Committed::default(),
+                seq: r.seq(),
+                wrote: false,
+            });
         }
         let now = now_ms();
         let mut metas = Vec::with_capacity(dirty.records.len());
@@ -203,17 +228,30 @@ impl Library {
             }
         }
         self.store.sync_commit(&dirty, &metas)?;
+        Ok(Staged {
+            out,
+            seq: r.seq(),
+            wrote: true,
+        })
+    }
+
+    /// Makes a staged commit durable (the replica's lock let go: nothing waits on
+    /// this fsync but its own caller), then counts its changes as answerable,
+    /// removes the files of deleted sounds and tells the watchers.
+    fn settle(&self, staged: Staged) -> Result<Committed, LibraryError> {
+        if !staged.wrote {
+            return Ok(staged.out);
+        }
         self.store.flush()?;
-        for m in &out.removed {
+        self.sync.durable.fetch_max(staged.seq, Ordering::AcqRel);
+        for m in &staged.out.removed {
             let path = self.blobs.path(&m.id);
             self.blobs.remove(&m.id).map_err(LibraryError::io(&path))?;
         }
-        if !dirty.records.is_empty() {
-            for w in crate::guard::lock(&self.sync.watchers).iter() {
-                w();
-            }
+        for w in crate::guard::lock(&self.sync.watchers).iter() {
+            w();
         }
-        Ok(out)
+        Ok(staged.out)
     }
 
     /// Runs `f` on the replica and commits what it changed; on a failed commit the
@@ -230,10 +268,18 @@ impl Library {
             ));
         };
         let t = f(r);
-        match self.commit(r, bases) {
-            Ok(c) => Ok((t, c)),
+        let staged = match self.stage(r, bases) {
+            Ok(s) => s,
             Err(e) => {
                 *guard = None;
+                return Err(e);
+            }
+        };
+        drop(guard);
+        match self.settle(staged) {
+            Ok(c) => Ok((t, c)),
+            Err(e) => {
+                *crate::guard::lock(&self.sync.replica) = None;
                 Err(e)
             }
         }
@@ -314,7 +360,15 @@ impl Library {
     /// and committed with the listing they make.
     pub fn sync_handle(&self, peer: Device, msg: Msg) -> Result<Merged, LibraryError> {
         let now = now_ms();
-        let (outcome, done) = self.change(&HashMap::new(), |r| r.handle(peer, msg, now))?;
+        // Read before the lock: a commit settling meanwhile only makes it larger.
+        let durable = self.sync.durable.load(Ordering::Acquire);
+        let (outcome, done) = self.change(&HashMap::new(), |r| match msg {
+            Msg::Ask { since, .. } => crate::sync::replica::Outcome {
+                reply: Some(r.answer(peer, since, durable)),
+                ..Default::default()
+            },
+            msg => r.handle(peer, msg, now),
+        })?;
         let name_of = |id: &SoundId| {
             self.store
                 .get(id)

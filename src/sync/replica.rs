@@ -510,7 +510,7 @@ impl Replica {
     pub fn handle(&mut self, peer: Device, msg: Msg, now_ms: u64) -> Outcome {
         match msg {
             Msg::Ask { since, .. } => Outcome {
-                reply: Some(self.changes_after(peer, since)),
+                reply: Some(self.changes_after(peer, since, self.seq)),
                 ..Outcome::default()
             },
             Msg::Changes {
@@ -630,18 +630,32 @@ impl Replica {
         }
     }
 
-    /// Our changes after `since` for `peer` (from the start when `since` is beyond our
-    /// log: the asker's cursor is from before a reset here). A record held exactly as
-    /// `peer` gave it is passed over (the cursor still moves past it): a peer that
-    /// lost what it gave us still finds the difference by fingerprint, and
-    /// reconciliation, which always sends, repairs it.
-    fn changes_after(&self, peer: Device, since: u64) -> Msg {
+    /// The answer to `peer`'s ask from `since`, with our changes up to sequence
+    /// number `upto` at most: a library answers only with changes that are on disk
+    /// (a change answered and then lost in a crash would let its sequence number be
+    /// given to another change, which the asker, its cursor past it, would never
+    /// ask for). Changes after `upto` go in a later answer; until then the asker's
+    /// cursor stops at `upto`.
+    pub fn answer(&self, peer: Device, since: u64, upto: u64) -> Msg {
+        self.changes_after(peer, since, upto.min(self.seq))
+    }
+
+    /// Our changes after `since` up to `limit` for `peer` (from the start when
+    /// `since` is beyond our log: the asker's cursor is from before a reset here). A
+    /// record held exactly as `peer` gave it is passed over (the cursor still moves
+    /// past it): a peer that lost what it gave us still finds the difference by
+    /// fingerprint, and reconciliation, which always sends, repairs it.
+    fn changes_after(&self, peer: Device, since: u64, limit: u64) -> Msg {
         let since = if since > self.seq { 0 } else { since };
         let echo = self.echo.get(&peer);
         let mut records = Vec::new();
         let mut upto = since;
         let mut more = false;
-        for (&seq, id) in self.log.range(since + 1..) {
+        for (&seq, id) in self
+            .log
+            .range(since + 1..)
+            .take_while(|(s, _)| **s <= limit)
+        {
             if records.len() == BATCH {
                 more = true;
                 break;
@@ -653,7 +667,7 @@ impl Replica {
             upto = seq;
         }
         if !more {
-            upto = self.seq.max(since);
+            upto = limit.max(since);
         }
         Msg::Changes {
             since,

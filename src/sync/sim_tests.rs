@@ -518,3 +518,51 @@ fn a_divergence_among_a_hundred_thousand_records_is_repaired_in_three_round_trip
     assert!(round_trips <= 3, "{round_trips} round trips");
     assert!(bytes <= 16 * 1024, "{bytes} bytes");
 }
+
+#[test]
+fn an_answer_goes_only_as_far_as_the_disk_and_the_rest_follows() {
+    let now = 1_700_000_000_000u64;
+    let mut a = Replica::new(Device(1));
+    let mut b = Replica::new(Device(2));
+    let id = |i: u8| SoundId([i; 32]);
+    for i in 1..=5 {
+        a.import(id(i), facts(u64::from(i)), &format!("s{i}"), now);
+    }
+    let durable = a.seq();
+    // Two more changes, not yet on disk.
+    a.import(id(6), facts(6), "s6", now);
+    a.rename(&id(1), "renamed", now);
+    assert!(a.seq() > durable);
+    let ask = b.ask(a.device());
+    let Msg::Ask { since, .. } = ask else {
+        panic!("{ask:?}")
+    };
+    let reply = a.answer(b.device(), since, durable);
+    match &reply {
+        Msg::Changes {
+            records,
+            upto,
+            more,
+            ..
+        } => {
+            assert_eq!(*upto, durable, "the cursor stops at the disk");
+            assert!(!more);
+            assert!(records.iter().all(|r| r.id != id(6)), "s6 is not on disk");
+            assert!(
+                records.iter().all(|r| r.name.value != "renamed"),
+                "the rename is not on disk"
+            );
+        }
+        m => panic!("{m:?}"),
+    }
+    let _ = b.handle(a.device(), reply, now);
+    assert_eq!(b.cursor(a.device()), durable);
+    // Once on disk, the next asks bring the rest.
+    pull(&mut b, &mut a, now);
+    assert_eq!(b.cursor(a.device()), a.seq());
+    assert_eq!(b.fingerprint(), a.fingerprint());
+    assert_eq!(
+        b.get(&id(1)).map(|r| r.name.value.clone()).as_deref(),
+        Some("renamed")
+    );
+}
