@@ -121,6 +121,15 @@ fn rsync_round(rs: &Rsyncd, dest: &Path) -> f64 {
     secs
 }
 
+/// A temporary directory with an empty `sounds` folder in it, and a random source
+/// seeded with `seed` to fill it.
+fn sounds_dir(seed: u64) -> (tempfile::TempDir, std::path::PathBuf, rand::rngs::StdRng) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = dir.path().join("sounds");
+    std::fs::create_dir_all(&src).expect("dir");
+    (dir, src, rand::rngs::StdRng::seed_from_u64(seed))
+}
+
 /// Writes every dirty page to disk (outside the timing): jhack makes what it fetched
 /// durable with a filesystem sync, which would otherwise also write out the copy rsync
 /// just left in memory.
@@ -137,10 +146,7 @@ fn fetching_a_whole_library_is_no_slower_than_rsync() {
         );
         return;
     }
-    let dir = tempfile::tempdir().expect("tempdir");
-    let src = dir.path().join("sounds");
-    std::fs::create_dir_all(&src).expect("dir");
-    let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed);
+    let (dir, src, mut rng) = sounds_dir(0x5eed);
     let mut total = 0u64;
     for i in 0..SOUNDS {
         // Log-uniform between 8 KiB and 512 KiB: ~120 MB for 1,000.
@@ -323,10 +329,7 @@ fn syncthing_rounds(src: &Path, dir: &Path) -> (Vec<f64>, Vec<f64>) {
 
 #[test]
 fn kill_9_during_a_whole_library_fetch_loses_nothing_and_the_next_one_completes() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let src = dir.path().join("sounds");
-    std::fs::create_dir_all(&src).expect("dir");
-    let mut rng = rand::rngs::StdRng::seed_from_u64(0x6b11);
+    let (_dir, src, mut rng) = sounds_dir(0x6b11);
     for i in 0..460 {
         let bytes = (8192.0 * 64f64.powf(rng.r#gen::<f64>())) as usize;
         noise_wav(&src.join(format!("k{i:04}.wav")), bytes, &mut rng);
@@ -389,7 +392,7 @@ fn kill_9_during_a_whole_library_fetch_loses_nothing_and_the_next_one_completes(
 }
 
 /// Small files come in batches, many on one stream. A byte flipped in transit in a
-/// batch is caught by the blob's group hashes before anything of it is kept; that
+/// batch is caught by the blob's hash before anything of it is kept; that
 /// file is fetched again alone, and every other file of the batch is kept as it
 /// came.
 #[test]
@@ -401,10 +404,7 @@ fn a_byte_flipped_in_a_batch_is_caught_and_that_file_fetched_again_alone() {
         );
         return;
     }
-    let dir = tempfile::tempdir().expect("tempdir");
-    let src = dir.path().join("sounds");
-    std::fs::create_dir_all(&src).expect("dir");
-    let mut rng = rand::rngs::StdRng::seed_from_u64(0xf11b);
+    let (_dir, src, mut rng) = sounds_dir(0xf11b);
     // 40 files of 100–400 KB: two to seven groups each, all small enough to batch.
     for i in 0..40 {
         let bytes = rng.gen_range(100_000..400_000);

@@ -151,7 +151,7 @@ async fn serve(
     let lookup = lookup(shared, id, policy);
     let looked = tokio::task::spawn_blocking(move || look(lookup))
         .await
-        .unwrap_or(Looked::NotShared);
+        .unwrap_or(Looked::Denied(Denied::NotShared));
     answer(shared, link, send, &id, request.from_group, looked).await
 }
 
@@ -185,40 +185,57 @@ pub(super) struct Lookup {
     known: Option<Arc<BlobTree>>,
 }
 
+/// Why a blob is not sent, found before its file is read.
+pub(super) enum Denied {
+    /// The read policy does not let this peer have it.
+    NotShared,
+    /// The blob is not in this library.
+    NotHere,
+}
+
 impl Lookup {
-    /// Whether the read policy (if any) lets the peer have the blob.
-    fn allowed(&self) -> bool {
-        self.policy.as_ref().is_none_or(|(p, t)| p(t, &self.id))
+    /// What to look up for `id`: its file, without its cached tree (a batch sends
+    /// no tree).
+    pub(super) fn new(shared: &Shared, id: SoundId, policy: Policy) -> Lookup {
+        Lookup {
+            id,
+            policy,
+            path: (shared.blobs)(&id),
+            known: None,
+        }
+    }
+
+    /// The blob's file, when the read policy (if any) lets the peer have it and it
+    /// is here.
+    fn file(&self) -> Result<&std::path::Path, Denied> {
+        if !self.policy.as_ref().is_none_or(|(p, t)| p(t, &self.id)) {
+            return Err(Denied::NotShared);
+        }
+        self.path.as_deref().ok_or(Denied::NotHere)
     }
 }
 
 /// The blob's file and its cached tree, for [`look`].
 pub(super) fn lookup(shared: &Shared, id: SoundId, policy: Policy) -> Lookup {
-    let path = (shared.blobs)(&id);
     let known = lock(&shared.trees)
         .get(&id)
         .and_then(|c| c.get())
         .and_then(|r| r.as_ref().ok())
         .cloned();
     Lookup {
-        id,
-        policy,
-        path,
         known,
+        ..Lookup::new(shared, id, policy)
     }
 }
 
 /// Checks the read policy and reads the blob whole when it is small enough. On the
 /// blocking pool.
 pub(super) fn look(l: Lookup) -> Looked {
-    if !l.allowed() {
-        return Looked::NotShared;
-    }
-    match l.path {
-        None => Looked::NotHere,
-        Some(path) => {
-            let read = read_whole(&path, l.known);
-            Looked::Read(path, read)
+    match l.file() {
+        Err(d) => Looked::Denied(d),
+        Ok(path) => {
+            let read = read_whole(path, l.known.clone());
+            Looked::Read(path.to_path_buf(), read)
         }
     }
 }
@@ -227,10 +244,8 @@ pub(super) fn look(l: Lookup) -> Looked {
 /// hashed (the receiver of a whole blob verifies it against its id; a blob damaged
 /// here fails there and is asked for again alone, which checks it here first).
 pub(super) enum LookedWhole {
-    /// The read policy does not let this peer have it.
-    NotShared,
-    /// The blob is not in this library.
-    NotHere,
+    /// It may not or cannot be sent.
+    Denied(Denied),
     /// Its bytes.
     Bytes(bytes::Bytes),
     /// Larger than a batch carries: its size.
@@ -242,44 +257,51 @@ pub(super) enum LookedWhole {
 /// Checks the read policy and reads the blob whole, up to `max` bytes, without
 /// hashing it. On the blocking pool.
 pub(super) fn look_whole(l: Lookup, max: u64) -> LookedWhole {
-    if !l.allowed() {
-        return LookedWhole::NotShared;
+    match l.file().map(|path| read_up_to(path, max)) {
+        Err(d) => LookedWhole::Denied(d),
+        Ok(Ok(Ok(bytes))) => LookedWhole::Bytes(bytes::Bytes::from(bytes)),
+        Ok(Ok(Err(size))) => LookedWhole::TooLarge(size),
+        Ok(Err(e)) => LookedWhole::Failed(e),
     }
-    let Some(path) = l.path else {
-        return LookedWhole::NotHere;
-    };
-    let failed = |e: std::io::Error| LookedWhole::Failed(format!("{}: {e}", path.display()));
-    let mut file = match std::fs::File::open(&path) {
-        Ok(f) => f,
-        Err(e) => return failed(e),
-    };
-    let size = match file.metadata() {
-        Ok(m) => m.len(),
-        Err(e) => return failed(e),
-    };
+}
+
+/// Reads the file at `path` whole when it has at most `max` bytes (`Err` with its
+/// size when it has more); the outer `Err` says why it could not be read.
+fn read_up_to(path: &std::path::Path, max: u64) -> Result<Result<Vec<u8>, u64>, String> {
+    let failed = |e: std::io::Error| format!("{}: {e}", path.display());
+    let mut file = std::fs::File::open(path).map_err(failed)?;
+    let size = file.metadata().map_err(failed)?.len();
     if size > max {
-        return LookedWhole::TooLarge(size);
+        return Ok(Err(size));
     }
     let mut bytes = Vec::with_capacity(size as usize);
-    match file.read_to_end(&mut bytes) {
-        Ok(_) => LookedWhole::Bytes(bytes::Bytes::from(bytes)),
-        Err(e) => failed(e),
+    file.read_to_end(&mut bytes).map_err(failed)?;
+    Ok(Ok(bytes))
+}
+
+/// Refuses a blob that may not or cannot be sent, in words that say which.
+pub(super) async fn refuse_denied(
+    shared: &Shared,
+    link: &Link,
+    send: &mut quinn::SendStream,
+    id: &SoundId,
+    denied: Denied,
+) -> Result<Sent, String> {
+    match denied {
+        Denied::NotShared => {
+            let m = format!(
+                "{} does not share {} with {}",
+                shared.name,
+                id.short(),
+                link.name
+            );
+            refuse(send, Refusal::NotAllowed, m).await
+        }
+        Denied::NotHere => {
+            let m = format!("{} is not here", id.short());
+            refuse(send, Refusal::Unavailable, m).await
+        }
     }
-}
-
-/// The words of a refusal for a blob the read policy keeps from `link`'s peer.
-pub(super) fn not_shared(shared: &Shared, link: &Link, id: &SoundId) -> String {
-    format!(
-        "{} does not share {} with {}",
-        shared.name,
-        id.short(),
-        link.name
-    )
-}
-
-/// The words of a refusal for a blob that is not here.
-pub(super) fn not_here(id: &SoundId) -> String {
-    format!("{} is not here", id.short())
 }
 
 /// Answers one looked-up blob on `send`: its reply, its hashes and its bytes from
@@ -294,10 +316,7 @@ async fn answer(
     looked: Looked,
 ) -> Result<Sent, String> {
     let (path, read) = match looked {
-        Looked::NotShared => {
-            return refuse(send, Refusal::NotAllowed, not_shared(shared, link, id)).await;
-        }
-        Looked::NotHere => return refuse(send, Refusal::Unavailable, not_here(id)).await,
+        Looked::Denied(d) => return refuse_denied(shared, link, send, id, d).await,
         Looked::Read(path, r) => (path, r),
     };
     // A small blob was read whole, hashed from memory, and is sent from the same
@@ -354,10 +373,8 @@ const READ_WHOLE_UP_TO: u64 = 4 << 20;
 
 /// What the blocking trip of a request found.
 pub(super) enum Looked {
-    /// The read policy does not let this peer have it.
-    NotShared,
-    /// The blob is not in this library.
-    NotHere,
+    /// It may not or cannot be sent.
+    Denied(Denied),
     /// Its file, and the blob read whole with its tree (`None` when it is too large
     /// for that).
     Read(
@@ -373,14 +390,10 @@ fn read_whole(
     path: &std::path::Path,
     known: Option<Arc<BlobTree>>,
 ) -> Result<Option<(Arc<BlobTree>, bytes::Bytes)>, String> {
-    let failed = |e: std::io::Error| format!("{}: {e}", path.display());
-    let mut file = std::fs::File::open(path).map_err(failed)?;
-    let size = file.metadata().map_err(failed)?.len();
-    if size > READ_WHOLE_UP_TO {
+    let Ok(bytes) = read_up_to(path, READ_WHOLE_UP_TO)? else {
         return Ok(None);
-    }
-    let mut bytes = Vec::with_capacity(size as usize);
-    file.read_to_end(&mut bytes).map_err(failed)?;
+    };
+    let failed = |e: std::io::Error| format!("{}: {e}", path.display());
     let tree = match known {
         Some(t) if t.size == bytes.len() as u64 => t,
         _ => Arc::new(tree::tree_of_bytes(&bytes).map_err(failed)?),

@@ -19,8 +19,8 @@ use std::sync::Arc;
 
 use super::BATCH_BLOB_MAX;
 use super::serve::{
-    BLOB_PRIORITY, LookedWhole, Pace, Sent, access, look_whole, lookup, not_here, not_shared,
-    read_request, refuse, reply,
+    BLOB_PRIORITY, LookedWhole, Lookup, Pace, Sent, access, look_whole, read_request, refuse,
+    refuse_denied, reply,
 };
 use crate::domain::SoundId;
 use crate::net::events::NetEvent;
@@ -55,7 +55,7 @@ pub(crate) async fn serve_batch_stream(
     for id in &request.ids {
         lookups.push((
             *id,
-            access(&shared, &link, id).map(|p| lookup(&shared, *id, p)),
+            access(&shared, &link, id).map(|p| Lookup::new(&shared, *id, p)),
         ));
     }
     let (tx, mut rx) = tokio::sync::mpsc::channel(READ_AHEAD);
@@ -108,10 +108,7 @@ async fn answer_whole(
 ) -> Result<Sent, String> {
     let bytes = match looked {
         LookedWhole::Bytes(b) => b,
-        LookedWhole::NotShared => {
-            return refuse(send, Refusal::NotAllowed, not_shared(shared, link, id)).await;
-        }
-        LookedWhole::NotHere => return refuse(send, Refusal::Unavailable, not_here(id)).await,
+        LookedWhole::Denied(d) => return refuse_denied(shared, link, send, id, d).await,
         LookedWhole::TooLarge(size) => {
             let m = format!(
                 "{} is too large to send in a batch ({size} bytes)",

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
+use super::stack::script;
 use super::{Monitor, channel, feed_mic, peak, sine_wav};
 
 /// Whether a tone fed to the virtual microphone is heard there; `Err` says what was
@@ -39,10 +40,6 @@ pub fn mic_carries_sound() -> Result<(), String> {
 
 fn stack_dir() -> Option<PathBuf> {
     std::env::var_os("JHACK_AUDIO_DIR").map(PathBuf::from)
-}
-
-fn script(name: &str) -> String {
-    format!("{}/scripts/audio-stack/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
 fn output_of(program: &str, args: &[&str]) -> String {

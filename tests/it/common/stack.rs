@@ -11,7 +11,8 @@ pub struct PrivateStack {
     unset: Vec<String>,
 }
 
-fn script(name: &str) -> String {
+/// The path of one of the audio stack's scripts.
+pub fn script(name: &str) -> String {
     format!("{}/scripts/audio-stack/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
