@@ -68,8 +68,17 @@ impl Drop for TempBlob {
 
 impl BlobStore {
     /// Opens (creating) the store at `dir` and removes temporary files left behind.
+    /// A new store is made with all of its 256 shard folders: a first whole-library
+    /// fetch made each as its first file arrived, an inode and a directory block
+    /// apiece while the files flowed (and on a filesystem without a journal, whose
+    /// allocator steps over recently deleted inodes one by one, a costly one).
     pub fn open(dir: &Path) -> io::Result<BlobStore> {
-        fs::create_dir_all(dir)?;
+        if !dir.is_dir() {
+            fs::create_dir_all(dir)?;
+            for shard in 0..=255u8 {
+                fs::create_dir(dir.join(format!("{shard:02x}")))?;
+            }
+        }
         let store = BlobStore {
             dir: dir.to_path_buf(),
             next_temp: AtomicU64::new(0),
@@ -172,10 +181,14 @@ impl BlobStore {
                 continue;
             }
             let parent = dest.parent().unwrap_or(&self.dir).to_path_buf();
-            if !dirs.contains(&parent) {
-                fs::create_dir_all(&parent)?;
+            match fs::rename(path, &dest) {
+                // A store made before its shards were made with it.
+                Err(e) if e.kind() == io::ErrorKind::NotFound && !dirs.contains(&parent) => {
+                    fs::create_dir_all(&parent)?;
+                    fs::rename(path, &dest)?;
+                }
+                r => r?,
             }
-            fs::rename(path, &dest)?;
             dirs.insert(parent);
             placed.push(*id);
         }
@@ -331,5 +344,28 @@ mod tests {
             io::ErrorKind::InvalidData
         );
         assert_eq!(fs::read_dir(dir.path()).expect("ls").count(), 0);
+    }
+
+    #[test]
+    fn a_new_store_has_its_shards_and_one_made_without_them_still_adopts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let new = dir.path().join("new");
+        let store = BlobStore::open(&new).expect("open");
+        assert_eq!(fs::read_dir(&new).expect("ls").count(), 256);
+        assert!(new.join("00").is_dir() && new.join("ff").is_dir());
+        // An existing folder without shards (a store made before they were made
+        // with it): a fetched file is moved into a shard made for it.
+        let old = dir.path().join("old");
+        fs::create_dir(&old).expect("dir");
+        let old_store = BlobStore::open(&old).expect("open old");
+        assert_eq!(fs::read_dir(&old).expect("ls").count(), 0);
+        for s in [&store, &old_store] {
+            let fetched = s.dir().join("fetched.part");
+            fs::write(&fetched, b"bytes").expect("write");
+            let id = SoundId(*blake3::hash(b"bytes").as_bytes());
+            assert_eq!(s.adopt(&[(id, fetched.clone())]).expect("adopt"), vec![id]);
+            assert_eq!(fs::read(s.path(&id)).expect("read"), b"bytes");
+            assert!(!fetched.exists());
+        }
     }
 }

@@ -26,6 +26,7 @@ pub mod peer_id;
 pub mod request;
 mod router;
 mod shared;
+mod socket;
 mod tls;
 mod transport;
 pub mod trust;

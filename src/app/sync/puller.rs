@@ -56,32 +56,47 @@ struct Step {
     in_sync: bool,
 }
 
-/// One ask and its merge.
+/// The answer to the next ask, asked for while the last answer merged: an answer
+/// that says more follows ends at a sequence number of the peer's, and the next ask
+/// starts there whatever the merge does, so the peer's work on it and the round trip
+/// overlap ours. Used only when the next ask does start there.
+#[derive(Default)]
+pub(super) struct Ahead(Option<(u64, Result<Vec<u8>, NetError>)>);
+
+/// Sends `ask` and waits for the answer.
+fn ask_peer(node: &Node, peer: &PeerId, ask: &Msg, mode: u8) -> Result<Vec<u8>, NetError> {
+    let mut body = vec![mode];
+    body.extend(wire::encode(ask));
+    node.request(
+        peer,
+        StreamKind::SYNC,
+        &body,
+        wire::MAX_MESSAGE,
+        ASK_TIMEOUT,
+    )
+}
+
+/// One ask and its merge (the ask answered ahead when it was).
 fn exchange(
     shared: &Shared,
     node: &Node,
     peer: &PeerId,
     name: &str,
     mode: u8,
+    ahead: &mut Ahead,
 ) -> Result<Step, Failure> {
     let dev = device_of(peer);
     let before = shared.lib.sync_cursor(dev).map_err(Failure::other)?;
     let ask = shared.lib.sync_ask(dev).map_err(Failure::other)?;
-    let mut body = vec![mode];
-    body.extend(wire::encode(&ask));
     let asked = Instant::now();
-    let answer = node
-        .request(
-            peer,
-            StreamKind::SYNC,
-            &body,
-            wire::MAX_MESSAGE,
-            ASK_TIMEOUT,
-        )
-        .map_err(|e| Failure {
-            refused: matches!(e, NetError::Refused { .. }),
-            why: e.to_string(),
-        })?;
+    let answer = match (ahead.0.take(), &ask) {
+        (Some((from, answer)), Msg::Ask { since, .. }) if from == *since => answer,
+        _ => ask_peer(node, peer, &ask, mode),
+    }
+    .map_err(|e| Failure {
+        refused: matches!(e, NetError::Refused { .. }),
+        why: e.to_string(),
+    })?;
     // A reconciliation step carries records of ours the peer asked for: it has them.
     if let Msg::Reconcile { records, .. } = &ask
         && !records.is_empty()
@@ -109,10 +124,31 @@ fn exchange(
         }
     };
     let answered = asked.elapsed();
-    let merged = shared
-        .lib
-        .sync_handle(dev, msg)
-        .map_err(|e| Failure::other(format!("merging {name}'s changes: {e}")))?;
+    let next = match (&msg, &ask) {
+        (
+            Msg::Changes {
+                more: true, upto, ..
+            },
+            Msg::Ask { fingerprint, .. },
+        ) => Some((
+            *upto,
+            Msg::Ask {
+                since: *upto,
+                fingerprint: *fingerprint,
+            },
+        )),
+        _ => None,
+    };
+    let merged = std::thread::scope(|scope| {
+        let next = next
+            .map(|(since, next)| scope.spawn(move || (since, ask_peer(node, peer, &next, mode))));
+        let merged = shared.lib.sync_handle(dev, msg);
+        if let Some(Ok(answer)) = next.map(std::thread::ScopedJoinHandle::join) {
+            ahead.0 = Some(answer);
+        }
+        merged
+    })
+    .map_err(|e| Failure::other(format!("merging {name}'s changes: {e}")))?;
     tracing::debug!(
         "sync: {name} answered {count} records in {:.1} ms, merged in {:.1} ms",
         answered.as_secs_f64() * 1e3,
@@ -171,8 +207,9 @@ pub(super) fn learn_device(shared: &Shared, node: &Node, peer: &PeerId) {
 /// Keeps pulling from `peer` while it is connected and the service runs.
 pub(super) fn live(shared: &Shared, node: &Node, peer: &PeerId) {
     learn_device(shared, node, peer);
+    let mut ahead = Ahead::default();
     keep_asking(shared, node, peer, "sync with", why_not, |name| {
-        exchange(shared, node, peer, name, MAY_HOLD)
+        exchange(shared, node, peer, name, MAY_HOLD, &mut ahead)
             .map(|step| !step.more && step.changed == 0 && !step.moved)
     });
 }
@@ -257,8 +294,9 @@ pub(super) fn until_in_sync(
     // doubling, so a peer that never takes ours is not asked a hundred times a second.
     let mut wait = Duration::from_millis(5);
     let mut caught_up = false;
+    let mut ahead = Ahead::default();
     while Instant::now() < deadline {
-        match exchange(shared, node, peer, &name, ANSWER_NOW) {
+        match exchange(shared, node, peer, &name, ANSWER_NOW, &mut ahead) {
             Ok(step) => {
                 if let Some(s) = lock(&shared.status).get(peer) {
                     progress(s);

@@ -13,8 +13,8 @@
 
 use std::sync::Arc;
 
-use super::buffers;
 use super::fetch::{Fetch, FetchError, open_rw, report, run};
+use super::{buffers, direct};
 use crate::net::framed::{read_one_frame, write_frame};
 use crate::net::link::Link;
 use crate::net::shared::{Shared, lock};
@@ -67,12 +67,12 @@ async fn fetch_batch(shared: &Shared, link: &Link, fetches: &[Arc<Fetch>]) -> Ve
     let mut pending: Option<Pending> = None;
     for (i, f) in fetches.iter().enumerate() {
         match next_blob(&mut recv, f).await {
-            Next::Data(buf) => {
+            Next::Data(buf, start) => {
                 settle(shared, link, fetches, pending.take(), &mut alone).await;
                 let (file, path, id) = (lock(&f.created).take(), f.path().to_path_buf(), f.id());
                 pending = Some((
                     tokio::task::spawn_blocking(move || {
-                        let kept = check_and_keep(&buf, &id.0, file, &path);
+                        let kept = check_and_keep(&buf[start..], &id.0, file, &path);
                         (kept, buf)
                     }),
                     i,
@@ -95,8 +95,9 @@ async fn fetch_batch(shared: &Shared, link: &Link, fetches: &[Arc<Fetch>]) -> Ve
 
 /// What the stream brought for one blob.
 enum Next {
-    /// Its bytes, unverified.
-    Data(Vec<u8>),
+    /// A buffer holding its bytes, unverified, from the offset given (where they
+    /// start on a block boundary, for [`direct::write_blob`]).
+    Data(Vec<u8>, usize),
     /// The peer refused it (the batch goes on).
     Refused(String),
     /// The stream broke or went out of step: the rest are fetched alone.
@@ -114,11 +115,15 @@ async fn next_blob(recv: &mut quinn::RecvStream, f: &Fetch) -> Next {
         // asks again and says what is wrong.
         _ => return Next::Broken,
     };
-    // Appended as QUIC hands the pieces over: one copy, nothing zeroed first.
+    // Appended as QUIC hands the pieces over, from a block boundary on: one copy,
+    // nothing zeroed first but the few bytes before the boundary.
     let size = size as usize;
-    let mut buf = buffers::take_empty(size);
-    while buf.len() < size {
-        match recv.read_chunk(size - buf.len(), true).await {
+    let mut buf = buffers::take_empty(size + direct::ALIGN);
+    let start = direct::aligned_start(&buf);
+    buf.resize(start, 0);
+    let end = start + size;
+    while buf.len() < end {
+        match recv.read_chunk(end - buf.len(), true).await {
             Ok(Some(c)) => buf.extend_from_slice(&c.bytes),
             Ok(None) | Err(_) => {
                 buffers::give(buf);
@@ -126,18 +131,18 @@ async fn next_blob(recv: &mut quinn::RecvStream, f: &Fetch) -> Next {
             }
         }
     }
-    Next::Data(buf)
+    Next::Data(buf, start)
 }
 
 /// Writes `buf` as the blob's file when it hashes to `id` (a blob's id is the
-/// BLAKE3 hash of its whole file); whether it did. On the blocking pool.
+/// BLAKE3 hash of its whole file), past the page cache where it can
+/// ([`direct`]); whether it did. On the blocking pool.
 fn check_and_keep(
     buf: &[u8],
     id: &[u8; 32],
     file: Option<std::fs::File>,
     path: &std::path::Path,
 ) -> Result<bool, FetchError> {
-    use std::os::unix::fs::FileExt;
     if blake3::hash(buf).as_bytes() != id {
         return Ok(false);
     }
@@ -146,7 +151,7 @@ fn check_and_keep(
         Some(file) => file,
         None => open_rw(path).map_err(disk)?,
     };
-    file.write_all_at(buf, 0).map_err(disk)?;
+    direct::write_blob(&file, buf).map_err(disk)?;
     Ok(true)
 }
 

@@ -6,6 +6,7 @@
 //! Nothing here plays or keeps a sound: the application does, with the verified file.
 
 mod buffers;
+mod direct;
 mod fetch;
 mod fetch_batch;
 mod serve;
