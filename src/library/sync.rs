@@ -329,6 +329,12 @@ impl Library {
         Ok(guard.as_ref().map_or(Device(0), Replica::device))
     }
 
+    /// The last local sequence number on disk: it moves with every committed change,
+    /// and is read without waiting for the replica (to watch the listing change).
+    pub fn sync_committed(&self) -> u64 {
+        self.sync.durable.load(Ordering::Acquire)
+    }
+
     /// The last local sequence number (moves with every change).
     pub fn sync_seq(&self) -> Result<u64, LibraryError> {
         Ok(self.replica()?.as_ref().map_or(0, Replica::seq))

@@ -63,6 +63,7 @@ pub fn fetch_all(
         arriving,
         seen: HashSet::new(),
         listed: None,
+        listed_at: None,
         settled: false,
     };
     let mut p = FilesProgress::default();
@@ -118,8 +119,9 @@ pub fn fetch_all(
     Ok((p, first_error))
 }
 
-/// How often the library is listed again while records arrive.
-const RELIST: Duration = Duration::from_millis(5);
+/// While records arrive, the library is listed again when a commit changed it, at
+/// most this often.
+const RELIST: Duration = Duration::from_millis(1);
 
 /// The sounds listed here whose file is not, each handed out once.
 struct Wanted<'a> {
@@ -128,16 +130,23 @@ struct Wanted<'a> {
     arriving: Option<&'a AtomicBool>,
     seen: HashSet<SoundId>,
     listed: Option<Instant>,
+    /// The library's last committed change at the last listing.
+    listed_at: Option<u64>,
     /// Listed after the last record arrived: nothing more will come.
     settled: bool,
 }
 
 impl Wanted<'_> {
-    /// Whether the library should be listed again now (`low`: transfers are free).
+    /// Whether the library should be listed again now (`low`: transfers are free):
+    /// once more after the last record arrived, and before that when a commit changed
+    /// it since the last listing (checked without listing: a listing of a thousand
+    /// sounds every few milliseconds was work for nothing between commits).
     fn due(&self, low: bool) -> bool {
         !self.settled
             && (!self.still_arriving()
-                || (low && self.listed.is_none_or(|t| t.elapsed() >= RELIST)))
+                || (low
+                    && self.listed.is_none_or(|t| t.elapsed() >= RELIST)
+                    && self.listed_at != Some(self.lib.sync_committed())))
     }
 
     fn still_arriving(&self) -> bool {
@@ -150,10 +159,13 @@ impl Wanted<'_> {
         queue: &mut VecDeque<SoundMeta>,
         p: &mut FilesProgress,
     ) -> Result<(), String> {
-        // Read before listing: a record merged before the flag fell is in this list.
+        // Read before listing: a record merged before the flag fell is in this list,
+        // and so is one committed before this number was read.
         let last = !self.still_arriving();
+        let committed = self.lib.sync_committed();
         let listed = self.lib.list().map_err(|e| crate::domain::chain(&e))?;
         self.listed = Some(Instant::now());
+        self.listed_at = Some(committed);
         self.settled = last;
         for m in listed {
             // Each sound is looked at once: queued, or its file already here.

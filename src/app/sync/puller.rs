@@ -290,9 +290,10 @@ pub(super) fn until_in_sync(
     let name = node.name_of(peer);
     let mut last_error = None;
     // The wait before asking again while the peer has not taken ours: short at
-    // first (its own puller is on the way; on loopback that is milliseconds), then
-    // doubling, so a peer that never takes ours is not asked a hundred times a second.
-    let mut wait = Duration::from_millis(5);
+    // first (its own puller is on the way; on loopback it merges within a
+    // millisecond or two), then doubling, so a peer that never takes ours is not
+    // asked a hundred times a second.
+    let mut wait = Duration::from_millis(1);
     let mut caught_up = false;
     let mut ahead = Ahead::default();
     while Instant::now() < deadline {
