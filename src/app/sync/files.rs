@@ -25,7 +25,7 @@ const BATCH_FILES: usize = 16;
 /// ...and at most this many bytes of them.
 const BATCH_BYTES: u64 = 4 << 20;
 /// Files taken into the library per commit.
-const BATCH: usize = 64;
+const BATCH: usize = 128;
 
 /// How a whole-library fetch stands (and, at the end, what it did).
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -78,7 +78,12 @@ pub fn fetch_all(
             let mut kept = 0u64;
             let mut errors = Vec::new();
             let (mut busy, mut batches) = (Duration::ZERO, 0);
-            for batch in rx {
+            while let Ok(mut batch) = rx.recv() {
+                // Whatever else finished meanwhile joins this commit: a keeper
+                // behind the transfers commits less often, not later.
+                while let Ok(more) = rx.try_recv() {
+                    batch.extend(more);
+                }
                 let t = Instant::now();
                 match keep(lib, batch) {
                     Ok(n) => kept += n,
