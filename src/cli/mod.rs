@@ -27,33 +27,33 @@ mod tui;
 mod tunnel;
 mod wire;
 
-use std::process::ExitCode;
-
 use clap::Parser;
 
 use args::{Cli, Command};
 use error::CliError;
 
-/// Runs the program with the process's arguments; returns the exit status.
-pub fn main() -> ExitCode {
+/// Runs the program with the process's arguments; returns the exit status. Every
+/// command has closed what it opened (the library, the node, the terminal) when this
+/// returns.
+pub fn main() -> u8 {
     crate::media::guard::install_quiet_panic_hook();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
             let status = if e.use_stderr() { 2 } else { 0 };
             let _ = e.print();
-            return ExitCode::from(status);
+            return status;
         }
     };
     session::init_logging();
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => 0,
         Err(e) => {
             // An empty message: the command has already reported each failure.
             if !e.message.is_empty() {
                 eprintln!("jhack: error: {}", e.message);
             }
-            ExitCode::from(e.status)
+            e.status
         }
     }
 }
