@@ -5,15 +5,14 @@
 //! (sled) allocates and frees: glibc's malloc spent about a third of a metadata sync
 //! in its own bookkeeping. It is the wrong one for large blocks here, measured on a
 //! whole-library fetch:
-//! - QUIC's receive buffer (13 MB: the largest datagram, times the segments one
-//!   receive may coalesce, times the batch) is allocated zeroed. mimalloc zeroes it
+//! - QUIC's receive buffer (4 MB: room for two of the largest datagrams per
+//!   receive, times the batch; it was 13 MB) is allocated zeroed. mimalloc zeroed it
 //!   by hand, touching every page at start-up (3,300 page faults before the first
-//!   packet); the C library's `calloc` maps fresh pages, which are zero already and
-//!   are touched only as datagrams land in them.
-//! - Every coalesced receive (up to 400 KB) is copied into a new block and freed
-//!   moments later on another thread; mimalloc handed out fresh pages for many of
-//!   them. glibc's malloc keeps freed large blocks and hands them out again (its
-//!   `mmap` threshold rises to the sizes freed).
+//!   packet at 13 MB); the C library's `calloc` maps fresh pages, which are zero
+//!   already and are touched only as datagrams land in them.
+//! - sled's log buffers (512 KiB each) come and go with its segments; glibc's
+//!   malloc keeps freed large blocks and hands them out again (its `mmap` threshold
+//!   rises to the sizes freed).
 //!
 //! A block is served by one allocator or the other by its size alone, so a free
 //! (which is given the block's layout) always goes back to the one that made it.
