@@ -24,7 +24,8 @@ const IN_FLIGHT: usize = 48;
 const BATCH_FILES: usize = 16;
 /// ...and at most this many bytes of them.
 const BATCH_BYTES: u64 = 4 << 20;
-/// Files taken into the library per commit.
+/// Files handed to the keeper at a time; it commits them with whatever else
+/// finished while its last commit ran.
 const BATCH: usize = 128;
 
 /// How a whole-library fetch stands (and, at the end, what it did).
