@@ -64,7 +64,6 @@ pub fn fetch_all(
         arriving,
         seen: HashSet::new(),
         listed: None,
-        listed_at: None,
         settled: false,
     };
     let mut p = FilesProgress::default();
@@ -135,9 +134,8 @@ struct Wanted<'a> {
     /// Set while records are still being merged (cleared by the records' sync).
     arriving: Option<&'a AtomicBool>,
     seen: HashSet<SoundId>,
-    listed: Option<Instant>,
-    /// The library's last committed change at the last listing.
-    listed_at: Option<u64>,
+    /// When the library was last listed, and its last committed change then.
+    listed: Option<(Instant, u64)>,
     /// Listed after the last record arrived: nothing more will come.
     settled: bool,
 }
@@ -151,8 +149,9 @@ impl Wanted<'_> {
         !self.settled
             && (!self.still_arriving()
                 || (low
-                    && self.listed.is_none_or(|t| t.elapsed() >= RELIST)
-                    && self.listed_at != Some(self.lib.sync_committed())))
+                    && self.listed.is_none_or(|(t, at)| {
+                        t.elapsed() >= RELIST && at != self.lib.sync_committed()
+                    })))
     }
 
     fn still_arriving(&self) -> bool {
@@ -170,8 +169,7 @@ impl Wanted<'_> {
         let last = !self.still_arriving();
         let committed = self.lib.sync_committed();
         let listed = self.lib.list().map_err(|e| crate::domain::chain(&e))?;
-        self.listed = Some(Instant::now());
-        self.listed_at = Some(committed);
+        self.listed = Some((Instant::now(), committed));
         self.settled = last;
         for m in listed {
             // Each sound is looked at once: queued, or its file already here.

@@ -124,24 +124,24 @@ fn exchange(
         }
     };
     let answered = asked.elapsed();
+    // Where the next ask starts, when more follows (our fingerprint only matters to
+    // an answer with nothing in it, which this one cannot be).
     let next = match (&msg, &ask) {
         (
             Msg::Changes {
                 more: true, upto, ..
             },
             Msg::Ask { fingerprint, .. },
-        ) => Some((
-            *upto,
-            Msg::Ask {
-                since: *upto,
-                fingerprint: *fingerprint,
-            },
-        )),
+        ) => Some((*upto, *fingerprint)),
         _ => None,
     };
     let merged = std::thread::scope(|scope| {
-        let next = next
-            .map(|(since, next)| scope.spawn(move || (since, ask_peer(node, peer, &next, mode))));
+        let next = next.map(|(since, fingerprint)| {
+            scope.spawn(move || {
+                let ask = Msg::Ask { since, fingerprint };
+                (since, ask_peer(node, peer, &ask, mode))
+            })
+        });
         let merged = shared.lib.sync_handle(dev, msg);
         if let Some(Ok(answer)) = next.map(std::thread::ScopedJoinHandle::join) {
             ahead.0 = Some(answer);

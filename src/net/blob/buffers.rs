@@ -28,12 +28,12 @@ pub(super) fn take(len: usize) -> Vec<u8> {
     POOL.take(len)
 }
 
-/// Gives a buffer back for a later fetch.
 /// An empty buffer with room for `cap` bytes, from the pool when it has one.
 pub(super) fn take_empty(cap: usize) -> Vec<u8> {
     POOL.take_empty(cap)
 }
 
+/// Gives a buffer back for a later fetch.
 pub(super) fn give(b: Vec<u8>) {
     POOL.give(b)
 }
