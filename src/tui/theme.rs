@@ -1,6 +1,6 @@
 //! Colours for the interface, chosen for what the terminal can show: true colour
 //! when it says so (`COLORTERM`), 256 colours when `TERM` says so, the 16 basic
-//! colours otherwise, and none at all with `NO_COLOR` (https://no-color.org).
+//! colours otherwise, and none at all with `NO_COLOR` (<https://no-color.org>).
 //!
 //! Every colour the interface uses comes from here; views never name colours.
 
