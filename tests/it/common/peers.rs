@@ -165,8 +165,38 @@ impl Drop for Proc {
 
 // ---------------------------------------------------------------- peers
 
-/// A UDP port nobody uses right now on loopback.
+/// A port nobody uses right now on loopback, for UDP and TCP alike, taken from below
+/// the kernel's ephemeral range. A port found by binding to port 0 and letting go may
+/// be handed to the next socket bound to port 0 — a QUIC client's endpoint, any
+/// connection — before the server it was meant for binds it; the kernel never hands
+/// out a port below that range that way. Each test process starts at its own place
+/// in the range and never returns a port twice.
 pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const FIRST: u32 = 10_000;
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768);
+    let span = low.saturating_sub(FIRST);
+    let free = |p: u16| {
+        std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok()
+            && std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()
+    };
+    if span >= 1_000 {
+        let start = std::process::id().wrapping_mul(7_919) % span;
+        for _ in 0..span {
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let port = FIRST + (start + n) % span;
+            if let Ok(port) = u16::try_from(port)
+                && free(port)
+            {
+                return port;
+            }
+        }
+    }
+    // No room below the ephemeral range: one the kernel picks.
     std::net::UdpSocket::bind("127.0.0.1:0")
         .and_then(|s| s.local_addr())
         .expect("bind an ephemeral port")
