@@ -9,7 +9,7 @@
 //! The rsync target (jhack no slower: ratio of medians ≤ 1.0) is reported; here it is
 //! met (0.52–0.97 in recent runs: rsync writes through the page cache, which costs
 //! more on this virtual machine than jhack's direct writes; with warm memory the
-//! two are at parity, README). Its assertion is a regression guard with headroom
+//! two are about at parity, README). Its assertion is a regression guard with headroom
 //! (≤ 2.5); against Syncthing, jhack must be no slower (today about a
 //! quarter of its time). Skips loudly without rsync, and the Syncthing part without
 //! Syncthing.
