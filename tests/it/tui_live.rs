@@ -368,9 +368,8 @@ fn idle_cost_and_terminal_traffic_stay_within_their_targets() {
     let mut last = Vec::new();
     for attempt in 1..=3 {
         let figures = idle_round(h.path(), &noise);
-        let verdict = figures.verdict();
         eprintln!("attempt {attempt}: {}", figures.text());
-        last = verdict;
+        last = figures.verdict();
         if last.is_empty() {
             break;
         }

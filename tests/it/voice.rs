@@ -556,18 +556,21 @@ fn the_floor_runs_a_minute_without_a_dropout() {
     // The stalled callback may have begun up to a period before the missed wake; the
     // output notices the missing input within two periods of the CPU's return.
     let (before, after) = (6.0, 12.0);
+    let period_ms = 256.0 / 48.0;
+    // The starvations a stall of the machine explains: the longest such stall of each.
     let theirs: Vec<f64> = began
         .iter()
-        .copied()
-        .filter(|&t| {
+        .filter_map(|&t| {
             stalls
                 .iter()
-                .any(|s| common::stalls::explains(s, t, before, after))
+                .filter(|s| common::stalls::explains(s, t, before, after))
+                .map(|s| s.ms())
+                .reduce(f64::max)
         })
         .collect();
     let ours = began.len() - theirs.len();
     let longest = stalls.iter().map(|s| s.ms()).fold(0.0, f64::max);
-    let over_a_period = stalls.iter().filter(|s| s.ms() > 5.3).count();
+    let over_a_period = stalls.iter().filter(|s| s.ms() > period_ms).count();
     eprintln!(
         "jhack wire alone for {secs} s: {starved} starved blocks in {} starvations, {} \
          of them during a stall of the machine; the machine stalled a CPU {} times \
@@ -591,16 +594,8 @@ fn the_floor_runs_a_minute_without_a_dropout() {
         // A starvation the machine explains may cost the periods its stall lasted
         // and two more (8 blocks a period): a host that takes a CPU away for 27 ms
         // takes five periods with it.
-        let period_ms = 256.0 / 48.0;
         let allowed: u64 = theirs
             .iter()
-            .filter_map(|&t| {
-                stalls
-                    .iter()
-                    .filter(|s| common::stalls::explains(s, t, before, after))
-                    .map(|s| s.ms())
-                    .reduce(f64::max)
-            })
             .map(|ms| 8 * ((ms / period_ms).ceil() as u64 + 2))
             .sum();
         let bound = 20 + allowed;
