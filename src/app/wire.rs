@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::audio::capture::LostInput;
 use crate::audio::{
     BLOCK_FRAMES, Engine, InputTap, PlayOptions, TapGuard, VoiceId, VoiceOutcome, VoiceSource,
 };
@@ -84,7 +85,7 @@ impl Wire {
         let stop = Arc::new(AtomicBool::new(false));
         if same_rate {
             let (ring, guard) = engine
-                .open_input_as(RING_SECONDS, Some(out.channels))?
+                .open_input_as(RING_SECONDS, Some(out.channels), LostInput::Nothing)?
                 .into_parts();
             let source = VoiceSource::Stream {
                 ring,
@@ -102,7 +103,7 @@ impl Wire {
                 thread: None,
             });
         }
-        let tap = engine.open_input(RING_SECONDS)?;
+        let tap = engine.open_input_as(RING_SECONDS, None, LostInput::Nothing)?;
         let mut converter = Converter::low_latency(tap.format, out)?;
         let (tx, rx) = rtrb::RingBuffer::<f32>::new(m.max_fill * 4);
         let source = VoiceSource::Stream {

@@ -3,11 +3,14 @@
 //!
 //! Taps are attached and detached through a command ring and handed back through a
 //! return ring, so the callback never allocates or frees. A tap whose ring is full
-//! loses that block (counted), never blocks the callback.
+//! loses that block (counted), never blocks the callback. Input the device lost (see
+//! [`super::gaps`]) is filled with silence in the taps that ask for it, so that their
+//! sample count keeps the device's time.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::gaps::GapDetector;
 use super::stats::EngineStats;
 use crate::dsp::LevelMeter;
 
@@ -24,6 +27,20 @@ pub struct TapSink {
     pub channels: usize,
     /// Samples dropped because the ring was full.
     pub dropped: Arc<AtomicU64>,
+    /// What the tap gets where the device lost input.
+    pub lost: LostInput,
+}
+
+/// What a tap gets where the device lost input (see [`super::gaps`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LostInput {
+    /// Silence as long as what was lost: the tap's sample count keeps the device's
+    /// time (a recording's length, a call's packet timestamps).
+    Silence,
+    /// Nothing: the tap has only what arrived. For a monitor clocked by the output,
+    /// which already starved when the input went missing: silence after it would
+    /// only make it deeper, to be skipped again.
+    Nothing,
 }
 
 /// Control side → capture processor.
@@ -42,12 +59,14 @@ pub struct InputProcessor {
     returns: rtrb::Producer<Box<TapSink>>,
     meter: LevelMeter,
     stats: Arc<EngineStats>,
+    gaps: GapDetector,
 }
 
 impl InputProcessor {
-    /// A processor for `channels` interleaved channels.
+    /// A processor for `channels` interleaved channels at `rate` frames a second.
     pub fn new(
         channels: u16,
+        rate: u32,
         commands: rtrb::Consumer<TapCommand>,
         returns: rtrb::Producer<Box<TapSink>>,
         stats: Arc<EngineStats>,
@@ -59,12 +78,29 @@ impl InputProcessor {
             returns,
             meter: LevelMeter::default(),
             stats,
+            gaps: GapDetector::new(rate),
         }
+    }
+
+    /// A new stream feeds the processor: its capture times start a new timeline.
+    pub fn new_stream(&mut self) {
+        self.gaps.reset();
     }
 
     /// Interleaved channels per frame.
     pub fn channels(&self) -> usize {
         self.channels
+    }
+
+    /// A block of `frames` frames is about to be handed over, captured at
+    /// `captured_ns` (the device's stamp, on any clock the stream keeps to): fills
+    /// the taps with silence for what the device lost before it. Called before the
+    /// block's [`Self::process`] by a stream that stamps its blocks.
+    pub fn captured(&mut self, captured_ns: u64, frames: usize) {
+        let lost = self.gaps.observe(captured_ns, frames);
+        if lost > 0 {
+            self.fill(lost as usize);
+        }
     }
 
     /// Handles one captured block (interleaved f32).
@@ -116,6 +152,29 @@ impl InputProcessor {
         self.stats.in_peak.store(peak);
         self.stats.in_rms.store(rms);
         self.stats.input_callbacks.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl InputProcessor {
+    /// Puts `frames` frames of silence in every tap, where the device lost input.
+    fn fill(&mut self, frames: usize) {
+        self.stats.input_losses.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .input_filled
+            .fetch_add(frames as u64, Ordering::Relaxed);
+        for tap in self.taps.iter_mut().flatten() {
+            if tap.lost == LostInput::Nothing {
+                continue;
+            }
+            let n = frames * tap.channels.max(1);
+            if tap.ring.slots() >= n
+                && let Ok(chunk) = tap.ring.write_chunk_uninit(n)
+            {
+                chunk.fill_from_iter(std::iter::repeat(0.0));
+            } else {
+                tap.dropped.fetch_add(n as u64, Ordering::Relaxed);
+            }
+        }
     }
 }
 

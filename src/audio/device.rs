@@ -573,12 +573,18 @@ where
     f32: FromSample<T>,
 {
     let mut scratch = vec![0.0f32; SCRATCH_SAMPLES].into_boxed_slice();
-    move |data: &[T], _info: &cpal::InputCallbackInfo| {
+    if let Some(processor) = holder.inner.as_mut() {
+        processor.new_stream();
+    }
+    move |data: &[T], info: &cpal::InputCallbackInfo| {
         let Some(processor) = holder.inner.as_mut() else {
             return;
         };
         let channels = processor.channels();
         let step = SCRATCH_SAMPLES / channels * channels;
+        if let Ok(at) = u64::try_from(info.timestamp().capture.as_nanos()) {
+            processor.captured(at, data.len() / channels);
+        }
         for chunk in data.chunks(step) {
             let tmp = &mut scratch[..chunk.len()];
             for (o, s) in tmp.iter_mut().zip(chunk) {

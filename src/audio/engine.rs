@@ -11,7 +11,7 @@ use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::capture::{InputProcessor, MAX_TAPS, TapCommand, TapSink};
+use super::capture::{InputProcessor, LostInput, MAX_TAPS, TapCommand, TapSink};
 use super::command::{Command, Event, Returned};
 use super::device::{DeviceError, DeviceSpec, StreamPlan};
 use super::mixer::{Mixer, MixerParams, MixerRings};
@@ -172,6 +172,14 @@ impl InputTap {
             }
             Err(_) => 0,
         }
+    }
+
+    /// Frames of silence the capture processor has put in its taps so far, for
+    /// input the device lost (see [`super::gaps`]).
+    pub fn filled_frames(&self) -> u64 {
+        self.attached
+            .as_ref()
+            .map_or(0, |g| g.shared.stats.input_filled.load(Ordering::Relaxed))
     }
 
     /// Splits the tap into its ring and the guard that keeps it attached, for a ring
@@ -513,17 +521,21 @@ impl Engine {
 
     /// Opens the input device (once, on first call) and attaches a new tap whose ring
     /// holds `seconds` of audio in the device's own channel layout.
+    /// Input the device lost comes as silence of its length (the tap keeps the
+    /// device's time).
     pub fn open_input(&self, seconds: f64) -> Result<InputTap, EngineError> {
-        self.open_input_as(seconds, None)
+        self.open_input_as(seconds, None, LostInput::Silence)
     }
 
     /// Like [`Engine::open_input`], with the capture processor mapping each frame to
     /// `channels` channels (mono spread to all, many averaged to mono, otherwise the
-    /// first ones), so a consumer at the output's layout needs no worker.
+    /// first ones), so a consumer at the output's layout needs no worker; and with
+    /// `lost` saying what the tap gets where the device lost input.
     pub fn open_input_as(
         &self,
         seconds: f64,
         channels: Option<u16>,
+        lost: LostInput,
     ) -> Result<InputTap, EngineError> {
         let device = self.ensure_input()?;
         let format = AudioFormat {
@@ -544,6 +556,7 @@ impl Engine {
             ring: tx,
             channels: usize::from(format.channels),
             dropped: dropped.clone(),
+            lost,
         })));
         Ok(InputTap {
             ring: rx,
@@ -572,6 +585,7 @@ impl Engine {
             *lock(&returns) = Some(ret_rx);
             Box::new(InputProcessor::new(
                 format.channels,
+                format.sample_rate,
                 cmd_rx,
                 ret_tx,
                 shared.stats.clone(),

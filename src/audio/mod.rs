@@ -9,6 +9,7 @@ pub mod capture;
 pub mod command;
 pub mod device;
 pub mod engine;
+pub mod gaps;
 pub mod mixer;
 pub mod null;
 pub mod stats;

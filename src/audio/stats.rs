@@ -63,6 +63,10 @@ pub struct EngineStats {
     pub input_callbacks: AtomicU64,
     /// Input samples dropped because a tap's ring was full.
     pub input_dropped: AtomicU64,
+    /// Times the input device lost input (see [`super::gaps`]).
+    pub input_losses: AtomicU64,
+    /// Frames of silence put in the taps for the input the device lost.
+    pub input_filled: AtomicU64,
     /// Blocks in which a streamed voice had too little data.
     pub stream_starved: AtomicU64,
     /// When recent starvations began (see [`Starvations::note`]).
@@ -173,6 +177,10 @@ pub struct StatsSnapshot {
     pub input_callbacks: u64,
     /// Input samples dropped.
     pub input_dropped: u64,
+    /// Times the input device lost input.
+    pub input_losses: u64,
+    /// Frames of silence filled in for it.
+    pub input_filled: u64,
     /// Starved stream blocks.
     pub stream_starved: u64,
 }
@@ -201,6 +209,8 @@ impl EngineStats {
             in_rms: self.in_rms.load(),
             input_callbacks: self.input_callbacks.load(r),
             input_dropped: self.input_dropped.load(r),
+            input_losses: self.input_losses.load(r),
+            input_filled: self.input_filled.load(r),
             stream_starved: self.stream_starved.load(r),
         }
     }

@@ -249,11 +249,10 @@ fn offer(g: &GlobalArgs, peer: &str, json: bool) -> Result<(), CliError> {
             );
             drop(service);
             let sounds = r.map_err(|e| {
-                let told = crate::guard::lock(&denied).take();
                 CliError::failure(format!(
                     "{}: {}",
                     found.name,
-                    told.map_or(e, |d| format!("refused: {d}"))
+                    super::sync::with_notice(&denied, e)
                 ))
             })?;
             (found.name, sounds)

@@ -53,7 +53,15 @@ pub fn run(
     let deadline = duration.map(|d| Instant::now() + d + std::time::Duration::from_secs(5));
     wait_until(&interrupted, deadline, || rec.is_finished());
     let report = rec.finish()?;
+    let stats = engine.stats();
     drop(engine);
+    if stats.input_losses > 0 {
+        tracing::warn!(
+            "the input device lost {:.0} ms of input in {} places; silence stands in for it, so the recording keeps time",
+            stats.input_filled as f64 * 1000.0 / f64::from(report.format.sample_rate.max(1)),
+            stats.input_losses
+        );
+    }
     if tty {
         let secs = report.frames as f64 / f64::from(report.format.sample_rate.max(1));
         eprintln!("wrote {} ({secs:.1} s)", report.path.display());

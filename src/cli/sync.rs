@@ -130,6 +130,21 @@ pub(super) struct OwnNode {
     pub(super) denied: Arc<std::sync::Mutex<Option<String>>>,
 }
 
+/// The peer's reason for refusing us in place of `e`, when its notice arrives.
+///
+/// The notice travels on the control stream, beside the refused request stream, so it
+/// may land a little after the refusal: wait for it, up to two seconds (a loaded
+/// machine can take that long), and only on this failure path.
+pub(super) fn with_notice(denied: &std::sync::Mutex<Option<String>>, e: String) -> String {
+    let until = std::time::Instant::now() + Duration::from_secs(2);
+    let mut notice = crate::guard::lock(denied).take();
+    while notice.is_none() && std::time::Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+        notice = crate::guard::lock(denied).take();
+    }
+    notice.map_or(e, |d| format!("refused: {d}"))
+}
+
 /// A node of our own for a one-off exchange, connected to `peer`, with the sync
 /// service bound to it (it answers the peer's asks meanwhile).
 pub(super) fn own_node(ctx: &Context, lib: &Arc<Library>, peer: &str) -> Result<OwnNode, CliError> {
@@ -227,15 +242,11 @@ fn here(
     };
     bar.finish_and_clear();
     let status = result.map_err(|e| {
-        // The peer's notice travels beside the refused stream: give it a moment.
-        let until = std::time::Instant::now() + Duration::from_millis(500);
-        let mut notice = crate::guard::lock(&denied).take();
-        while notice.is_none() && std::time::Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(20));
-            notice = crate::guard::lock(&denied).take();
-        }
-        let why = notice.map_or(e, |d| format!("refused: {d}"));
-        CliError::failure(format!("sync with {}: {why}", found.name))
+        CliError::failure(format!(
+            "sync with {}: {}",
+            found.name,
+            with_notice(&denied, e)
+        ))
     })?;
     let files = files.transpose()?;
     took("records in sync, files here");

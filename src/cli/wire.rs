@@ -19,11 +19,13 @@ pub fn run(g: &GlobalArgs, duration: Option<f64>) -> Result<(), CliError> {
     drain(&engine);
     let s = engine.stats();
     tracing::debug!(
-        "wire: direct {direct}, skipped {} samples, starved blocks {}, input callbacks {}, input dropped {}, xruns {}",
+        "wire: direct {direct}, skipped {} samples, starved blocks {}, input callbacks {}, input dropped {}, input lost {} times ({} frames filled), xruns {}",
         outcome.map_or(0, |o| o.skipped_samples),
         outcome.map_or(0, |o| o.starved_blocks),
         s.input_callbacks,
         s.input_dropped,
+        s.input_losses,
+        s.input_filled,
         s.xruns
     );
     // CLOCK_MONOTONIC milliseconds, to line dropouts up with the rest of the machine.

@@ -627,7 +627,10 @@ async fn read_loop(shared: Arc<Shared>, link: Arc<Link>, mut reader: FrameReader
         let frame = match frame {
             Ok(Some(f)) => f,
             Ok(None) => break "it closed the connection".to_string(),
-            Err(ReadFailure::Stream(e)) => break e,
+            // A stream fails with the connection ("connection lost"): say why it ended.
+            Err(ReadFailure::Stream(e)) => {
+                break link.conn.close_reason().map_or(e, |c| closed_reason(&c));
+            }
             Err(ReadFailure::Malformed(e)) => break malformed(&link, &e),
         };
         let message = match proto::decode_message_lenient(&frame) {

@@ -179,6 +179,118 @@ fn record_captures_the_microphone() {
     });
 }
 
+/// Sends SIGCONT to a process it stopped, whatever happens in between.
+struct Stopped(String);
+
+impl Stopped {
+    fn stop(pid: &str) -> Stopped {
+        let _ = std::process::Command::new("kill")
+            .args(["-STOP", pid])
+            .status();
+        Stopped(pid.to_string())
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-CONT", &self.0])
+            .status();
+    }
+}
+
+/// A sound server that stalls loses the microphone's input for as long: here the
+/// stack's Pulse server (which remaps the feed into `test_mic`) is stopped for 60 ms,
+/// five times, while a click is fed every 500 ms. The recording keeps the device's
+/// time anyway (silence stands in for what was lost), so the clicks are recorded
+/// 500 ms apart across the stalls; a recorder counting only what arrived put them
+/// ~55 ms closer at each stall.
+#[test]
+fn a_recording_keeps_time_through_a_sound_server_stall() {
+    let test = "a_recording_keeps_time_through_a_sound_server_stall";
+    let Some(_audio) = mic_stack(test) else {
+        return;
+    };
+    let pid_file = std::env::var_os("JHACK_AUDIO_DIR")
+        .map(|d| std::path::PathBuf::from(d).join("pids/pipewire-pulse.pid"));
+    let Some(pid) = pid_file
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+    else {
+        skip(test, "the stack's pipewire-pulse pid is not known");
+        return;
+    };
+    let h = home();
+    let clicks = h.path().join("clicks.wav");
+    probe::click_train(&clicks, 18, 0.5);
+    let out = h.path().join("rec.wav");
+    let mut mic = feed_mic(&clicks);
+    let stalls = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1800));
+        for _ in 0..5 {
+            let stopped = Stopped::stop(&pid);
+            std::thread::sleep(Duration::from_millis(60));
+            drop(stopped);
+            std::thread::sleep(Duration::from_millis(1100));
+        }
+    });
+    let mut cmd = jhack(h.path());
+    cmd.arg("record")
+        .arg(&out)
+        .args(["--duration", "8", "--channels", "1"]);
+    let o = run(cmd, Duration::from_secs(30));
+    let _ = stalls.join();
+    let _ = mic.kill();
+    let _ = mic.wait();
+    assert!(o.status.success(), "record failed: {}", stderr(&o));
+    let (spec, samples) = read_wav(&out);
+    let rate = spec.sample_rate as f64;
+    // Each click's first sample over half its peak, at least 100 ms after the last.
+    let mut at: Vec<usize> = Vec::new();
+    for (i, s) in samples.iter().enumerate() {
+        if s.abs() > 0.35
+            && at
+                .last()
+                .is_none_or(|&l| i - l > spec.sample_rate as usize / 10)
+        {
+            at.push(i);
+        }
+    }
+    let gaps: Vec<f64> = at
+        .windows(2)
+        .map(|w| (w[1] - w[0]) as f64 * 1000.0 / rate)
+        .collect();
+    let log = stderr(&o);
+    eprintln!(
+        "{} clicks recorded, {} ms apart (fed 500 ms apart); {}",
+        at.len(),
+        gaps.iter()
+            .map(|g| format!("{g:.1}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        log.lines()
+            .find(|l| l.contains("lost"))
+            .unwrap_or("the recorder reported no loss")
+    );
+    assert!(at.len() >= 10, "too few clicks recorded: {}", at.len());
+    assert!(
+        log.contains("the input device lost"),
+        "the stalls lost no input, so this proves nothing: {log}"
+    );
+    // A click lost inside a stall leaves a gap of two intervals; any gap must be
+    // whole intervals, within two 256-frame periods (a fill is whole periods, and
+    // one the server delivered late after all is filled too).
+    for g in &gaps {
+        let k = (g / 500.0).round().max(1.0);
+        assert!(
+            (g - k * 500.0).abs() <= 11.0,
+            "clicks {g:.1} ms apart, fed {:.0} ms apart: {gaps:.1?}",
+            k * 500.0
+        );
+    }
+}
+
 #[test]
 fn wire_passes_the_microphone_to_the_speaker() {
     let Some(_audio) = mic_stack("wire_passes_the_microphone_to_the_speaker") else {

@@ -454,13 +454,13 @@ fn a_live_stream_whose_bound_is_below_its_margin_never_underflows() {
 
 #[test]
 fn capture_feeds_taps_and_never_allocates_attaching_overflowing_or_detaching() {
-    use jhack::audio::capture::{InputProcessor, MAX_TAPS, TapCommand, TapSink};
+    use jhack::audio::capture::{InputProcessor, LostInput, MAX_TAPS, TapCommand, TapSink};
     use std::sync::atomic::AtomicU64;
 
     let stats = Arc::new(EngineStats::default());
     let (mut cmd_tx, cmd_rx) = rtrb::RingBuffer::new(16);
     let (ret_tx, mut ret_rx) = rtrb::RingBuffer::new(16 + MAX_TAPS);
-    let mut proc = InputProcessor::new(1, cmd_rx, ret_tx, stats.clone());
+    let mut proc = InputProcessor::new(1, 48_000, cmd_rx, ret_tx, stats.clone());
     // Two taps: one with room for everything, one that fills after 64 samples.
     let mut readers = Vec::new();
     for (id, len) in [(1u64, 4096usize), (2, 64)] {
@@ -471,6 +471,7 @@ fn capture_feeds_taps_and_never_allocates_attaching_overflowing_or_detaching() {
             ring: tx,
             channels: 1,
             dropped: dropped.clone(),
+            lost: LostInput::Silence,
         });
         assert!(cmd_tx.push(TapCommand::Attach(sink)).is_ok());
         readers.push((rx, dropped));
@@ -511,4 +512,59 @@ fn capture_feeds_taps_and_never_allocates_attaching_overflowing_or_detaching() {
         "the remaining tap is still fed"
     );
     drop(back);
+}
+
+#[test]
+fn capture_fills_what_the_device_lost_with_silence_and_never_allocates() {
+    use jhack::audio::capture::{InputProcessor, LostInput, MAX_TAPS, TapCommand, TapSink};
+    use std::sync::atomic::AtomicU64;
+
+    let stats = Arc::new(EngineStats::default());
+    let (mut cmd_tx, cmd_rx) = rtrb::RingBuffer::new(16);
+    let (ret_tx, _ret_rx) = rtrb::RingBuffer::new(16 + MAX_TAPS);
+    let mut proc = InputProcessor::new(1, 48_000, cmd_rx, ret_tx, stats.clone());
+    let (tx, mut rx) = rtrb::RingBuffer::new(1 << 16);
+    let sink = Box::new(TapSink {
+        id: 1,
+        ring: tx,
+        channels: 2,
+        dropped: Arc::new(AtomicU64::new(0)),
+        lost: LostInput::Silence,
+    });
+    assert!(cmd_tx.push(TapCommand::Attach(sink)).is_ok());
+    // A monitor's tap asks for nothing in place of what was lost.
+    let (tx, mut monitor) = rtrb::RingBuffer::new(1 << 16);
+    let sink = Box::new(TapSink {
+        id: 2,
+        ring: tx,
+        channels: 1,
+        dropped: Arc::new(AtomicU64::new(0)),
+        lost: LostInput::Nothing,
+    });
+    assert!(cmd_tx.push(TapCommand::Attach(sink)).is_ok());
+    // 256-frame blocks of 0.25, stamped 256 frames apart; block 20 never arrives.
+    let block = vec![0.25f32; 256];
+    let at = |b: u64| 3_000_000_000 + b * 256 * 1_000_000_000 / 48_000;
+    assert_no_alloc(|| {
+        for b in (0..60u64).filter(|&b| b != 20) {
+            proc.captured(at(b), 256);
+            proc.process(&block);
+        }
+    });
+    let got: Vec<f32> = std::iter::from_fn(|| rx.pop().ok()).collect();
+    assert_eq!(
+        got.len(),
+        60 * 256 * 2,
+        "59 blocks and one filled, in stereo"
+    );
+    let silent = got.iter().filter(|&&s| s == 0.0).count();
+    assert_eq!(silent, 256 * 2, "the lost block is silence");
+    // The fill comes once the loss held (three blocks after it), before that block.
+    let first = got.iter().position(|&s| s == 0.0).expect("a fill");
+    assert_eq!(first, 22 * 256 * 2);
+    let monitored: Vec<f32> = std::iter::from_fn(|| monitor.pop().ok()).collect();
+    assert_eq!(monitored.len(), 59 * 256);
+    assert!(monitored.iter().all(|&s| s == 0.25), "nothing filled");
+    assert_eq!(stats.input_losses.load(Ordering::Relaxed), 1);
+    assert_eq!(stats.input_filled.load(Ordering::Relaxed), 256);
 }

@@ -184,10 +184,11 @@ pub(crate) fn run(
             lag_max = lag_max.max(lag);
             if this_ts.is_multiple_of(100 * frame as u64) {
                 tracing::debug!(
-                    "capture: frames encoded {:.1}–{:.1} ms after their first sample was due (last second); tap dropped {}; {received} frames in at {} Hz, {} out",
+                    "capture: frames encoded {:.1}–{:.1} ms after their first sample was due (last second); tap dropped {}; device lost {} frames (filled); {received} frames in at {} Hz, {} out",
                     lag_min as f64 / 1000.0,
                     lag_max as f64 / 1000.0,
                     tap.dropped.load(Ordering::Relaxed),
+                    tap.filled_frames(),
                     tap.format.sample_rate,
                     this_ts
                 );

@@ -279,8 +279,8 @@ pub fn channel(samples: &[f32], channels: usize, c: usize) -> Vec<f32> {
 
 /// Plays a file into the virtual microphone.
 pub fn feed_mic(file: &Path) -> Child {
-    Command::new("paplay")
-        .arg("--device=test_mic_feed")
+    Command::new("pw-play")
+        .args(["--target", "test_mic_feed"])
         .arg(file)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
