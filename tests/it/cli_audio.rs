@@ -129,7 +129,7 @@ fn record_captures_the_microphone() {
     let Some(_audio) = mic_stack("record_captures_the_microphone") else {
         return;
     };
-    // The feed (paplay), the server and the recorder run beside jhack; a neighbour
+    // The feed (pw-play), the server and the recorder run beside jhack; a neighbour
     // that delays one of them is not jhack's fault: a fault of jhack's fails every attempt.
     retried("record", || {
         let h = home();
@@ -299,7 +299,7 @@ fn wire_passes_the_microphone_to_the_speaker() {
     let h = home();
     let feed = sine_wav(h.path(), "feed.wav", 1200, 5.0, -10.0, 48_000, 1);
     // The path from the fed microphone to the recorded monitor has three processes
-    // besides jhack (paplay, the server, parec); on a loaded machine any of them can
+    // besides jhack (pw-play, the server, parec); on a loaded machine any of them can
     // miss a deadline. A failed run is retried up to twice, and every failure is
     // reported with jhack's own counters (missed deadlines: xruns, starved blocks,
     // skips); a fault of jhack's that is not a rare scheduling accident fails every attempt.
