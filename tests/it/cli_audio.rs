@@ -129,7 +129,7 @@ fn record_captures_the_microphone() {
     let Some(_audio) = mic_stack("record_captures_the_microphone") else {
         return;
     };
-    // The feed (pw-play), the server and the recorder run beside jhack; a neighbour
+    // The feed (paplay), the server and the recorder run beside jhack; a neighbour
     // that delays one of them is not jhack's fault: a fault of jhack's fails every attempt.
     retried("record", || {
         let h = home();
@@ -201,7 +201,8 @@ impl Drop for Stopped {
 
 /// A sound server that stalls loses the microphone's input for as long: here the
 /// stack's Pulse server (which remaps the feed into `test_mic`) is stopped for 60 ms,
-/// five times, while a click is fed every 500 ms. The recording keeps the device's
+/// five times, while a click is fed every 500 ms (by PipeWire's own client, which
+/// does not stall with it). The recording keeps the device's
 /// time anyway (silence stands in for what was lost), so the clicks are recorded
 /// 500 ms apart across the stalls; a recorder counting only what arrived put them
 /// ~55 ms closer at each stall.
@@ -225,7 +226,15 @@ fn a_recording_keeps_time_through_a_sound_server_stall() {
     let clicks = h.path().join("clicks.wav");
     probe::click_train(&clicks, 18, 0.5);
     let out = h.path().join("rec.wav");
-    let mut mic = feed_mic(&clicks);
+    // Fed by PipeWire's own client, not `paplay`: a feed through the Pulse server
+    // would stall with it and play its clicks late, which no recorder can undo.
+    let mut mic = std::process::Command::new("pw-play")
+        .args(["--target", "test_mic_feed"])
+        .arg(&clicks)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("pw-play");
     let stalls = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(1800));
         for _ in 0..5 {
@@ -278,17 +287,24 @@ fn a_recording_keeps_time_through_a_sound_server_stall() {
         log.contains("the input device lost"),
         "the stalls lost no input, so this proves nothing: {log}"
     );
-    // A click lost inside a stall leaves a gap of two intervals; any gap must be
-    // whole intervals, within two 256-frame periods (a fill is whole periods, and
-    // one the server delivered late after all is filled too).
-    for g in &gaps {
-        let k = (g / 500.0).round().max(1.0);
-        assert!(
-            (g - k * 500.0).abs() <= 11.0,
-            "clicks {g:.1} ms apart, fed {:.0} ms apart: {gaps:.1?}",
-            k * 500.0
-        );
-    }
+    // Each click against the 500 ms grid of the first: a fill is whole periods and
+    // comes three periods after its loss, so a click in between is early until it
+    // (at most one per stall). The last clicks must be on the grid within six
+    // 256-frame periods: a buffer the server held back for longer than three periods
+    // and then delivered after all was filled too (one period each, three times in
+    // one run of 9 s). A recorder counting only what arrived put them ~275 ms off.
+    let off: Vec<f64> = at
+        .iter()
+        .map(|&p| {
+            let d = (p - at[0]) as f64 * 1000.0 / rate;
+            d - (d / 500.0).round() * 500.0
+        })
+        .collect();
+    let out_of_step = off.iter().filter(|o| o.abs() > 32.0).count();
+    assert!(
+        off.iter().rev().take(3).all(|o| o.abs() <= 32.0) && out_of_step <= 5,
+        "clicks off the 500 ms grid by {off:.1?} ms (intervals {gaps:.1?})"
+    );
 }
 
 #[test]
@@ -299,7 +315,7 @@ fn wire_passes_the_microphone_to_the_speaker() {
     let h = home();
     let feed = sine_wav(h.path(), "feed.wav", 1200, 5.0, -10.0, 48_000, 1);
     // The path from the fed microphone to the recorded monitor has three processes
-    // besides jhack (pw-play, the server, parec); on a loaded machine any of them can
+    // besides jhack (paplay, the server, parec); on a loaded machine any of them can
     // miss a deadline. A failed run is retried up to twice, and every failure is
     // reported with jhack's own counters (missed deadlines: xruns, starved blocks,
     // skips); a fault of jhack's that is not a rare scheduling accident fails every attempt.

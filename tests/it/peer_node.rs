@@ -742,6 +742,17 @@ fn datagram_latency(
 
 #[test]
 fn voice_datagrams_cross_at_once_even_behind_a_hundred_megabyte_transfer() {
+    // A p99 of 300 is the third-worst datagram: one stall of the shared machine while
+    // the fetch's hashing and writing keep both cores busy moves it (24.5 ms once, a
+    // max of 54.5 ms, in a full-suite run). A datagram queued behind the transfer
+    // would be late in every attempt.
+    common::retried(
+        "voice_datagrams_cross_at_once_even_behind_a_hundred_megabyte_transfer",
+        datagrams_behind_a_transfer,
+    );
+}
+
+fn datagrams_behind_a_transfer() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("blob");
     let (id, _) = random_blob(&path, 0x2545_f491_4f6c_dd1d);

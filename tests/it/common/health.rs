@@ -23,11 +23,11 @@ pub fn mic_carries_sound() -> Result<(), String> {
     let tone = sine_wav(dir.path(), "probe.wav", 1000, 0.4, -12.0, 48_000, 1);
     let mon = Monitor::start_device("test_mic");
     let mut feed = feed_mic(&tone);
-    let fed = feed.wait().map_err(|e| format!("pw-play: {e}"))?;
+    let fed = feed.wait().map_err(|e| format!("paplay: {e}"))?;
     let heard = mon.stop();
     let p = peak(&channel(&heard, 2, 0));
     if !fed.success() {
-        return Err(format!("pw-play into test_mic_feed failed ({fed})"));
+        return Err(format!("paplay into test_mic_feed failed ({fed})"));
     }
     if p < 0.05 {
         return Err(format!(

@@ -277,16 +277,15 @@ pub fn channel(samples: &[f32], channels: usize, c: usize) -> Vec<f32> {
     samples.iter().skip(c).step_by(channels).copied().collect()
 }
 
-/// Plays a file into the virtual microphone (PipeWire's own client: through the
-/// Pulse server, `paplay` glitched several times a second on a loaded machine).
+/// Plays a file into the virtual microphone.
 pub fn feed_mic(file: &Path) -> Child {
-    Command::new("pw-play")
-        .args(["--target", "test_mic_feed"])
+    Command::new("paplay")
+        .arg("--device=test_mic_feed")
         .arg(file)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("pw-play")
+        .expect("paplay")
 }
 
 /// `secs` of mono pink noise at −20 dBFS in `dir/noise.wav` (a spectrogram of it
