@@ -672,7 +672,9 @@ async fn read_loop(shared: Arc<Shared>, link: Arc<Link>, mut reader: FrameReader
                 error,
             }),
             Message::Denied { feature, message } => {
-                tracing::warn!("{} refused {feature}: {message}", link.name);
+                // Said by whoever asked (a notice on the screen, the one error line of
+                // a command), not here as well.
+                tracing::debug!("{} refused {feature}: {message}", link.name);
                 shared.emit(NetEvent::Denied {
                     id: link.id,
                     name: link.name.clone(),
