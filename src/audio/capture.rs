@@ -60,6 +60,9 @@ pub struct InputProcessor {
     meter: LevelMeter,
     stats: Arc<EngineStats>,
     gaps: GapDetector,
+    /// Frames still to drop from what follows, in the taps that keep time: a fill
+    /// taken back (see [`super::gaps`]).
+    to_drop: usize,
 }
 
 impl InputProcessor {
@@ -79,12 +82,14 @@ impl InputProcessor {
             meter: LevelMeter::default(),
             stats,
             gaps: GapDetector::new(rate),
+            to_drop: 0,
         }
     }
 
     /// A new stream feeds the processor: its capture times start a new timeline.
     pub fn new_stream(&mut self) {
         self.gaps.reset();
+        self.to_drop = 0;
     }
 
     /// Interleaved channels per frame.
@@ -97,9 +102,15 @@ impl InputProcessor {
     /// the taps with silence for what the device lost before it. Called before the
     /// block's [`Self::process`] by a stream that stamps its blocks.
     pub fn captured(&mut self, captured_ns: u64, frames: usize) {
-        let lost = self.gaps.observe(captured_ns, frames);
-        if lost > 0 {
-            self.fill(lost as usize);
+        let c = self.gaps.observe(captured_ns, frames);
+        if c.fill > 0 {
+            self.fill(c.fill as usize);
+        }
+        if c.drop > 0 {
+            self.stats
+                .input_taken_back
+                .fetch_add(c.drop, Ordering::Relaxed);
+            self.to_drop = self.to_drop.saturating_add(c.drop as usize);
         }
     }
 
@@ -129,9 +140,15 @@ impl InputProcessor {
         }
         let in_ch = self.channels;
         let frames = input.len() / in_ch;
+        let dropped = self.to_drop.min(frames);
+        self.to_drop -= dropped;
         for tap in self.taps.iter_mut().flatten() {
             let out_ch = tap.channels.max(1);
-            let n = frames * out_ch;
+            let input = match tap.lost {
+                LostInput::Silence => &input[dropped * in_ch..],
+                LostInput::Nothing => input,
+            };
+            let n = input.len() / in_ch * out_ch;
             if tap.ring.slots() >= n
                 && let Ok(chunk) = tap.ring.write_chunk_uninit(n)
             {

@@ -67,6 +67,9 @@ pub struct EngineStats {
     pub input_losses: AtomicU64,
     /// Frames of silence put in the taps for the input the device lost.
     pub input_filled: AtomicU64,
+    /// Frames of those fills taken back (dropped from later input), since what they
+    /// stood for came after all.
+    pub input_taken_back: AtomicU64,
     /// Blocks in which a streamed voice had too little data.
     pub stream_starved: AtomicU64,
     /// When recent starvations began (see [`Starvations::note`]).
@@ -181,6 +184,8 @@ pub struct StatsSnapshot {
     pub input_losses: u64,
     /// Frames of silence filled in for it.
     pub input_filled: u64,
+    /// Frames of those fills taken back.
+    pub input_taken_back: u64,
     /// Starved stream blocks.
     pub stream_starved: u64,
 }
@@ -211,6 +216,7 @@ impl EngineStats {
             input_dropped: self.input_dropped.load(r),
             input_losses: self.input_losses.load(r),
             input_filled: self.input_filled.load(r),
+            input_taken_back: self.input_taken_back.load(r),
             stream_starved: self.stream_starved.load(r),
         }
     }

@@ -543,28 +543,40 @@ fn capture_fills_what_the_device_lost_with_silence_and_never_allocates() {
     });
     assert!(cmd_tx.push(TapCommand::Attach(sink)).is_ok());
     // 256-frame blocks of 0.25, stamped 256 frames apart; block 20 never arrives.
+    // Blocks 40-45 come a cycle late each (stamped with the next cycle), then block
+    // 46 with block 45 in one cycle: nothing lost, only held back past the hold.
     let block = vec![0.25f32; 256];
     let at = |b: u64| 3_000_000_000 + b * 256 * 1_000_000_000 / 48_000;
     assert_no_alloc(|| {
-        for b in (0..60u64).filter(|&b| b != 20) {
-            proc.captured(at(b), 256);
+        for b in (0..80u64).filter(|&b| b != 20) {
+            let late = u64::from((40..46).contains(&b));
+            proc.captured(at(b + late), 256);
             proc.process(&block);
         }
     });
     let got: Vec<f32> = std::iter::from_fn(|| rx.pop().ok()).collect();
+    // 79 blocks, the lost one filled; the late run's fill taken back.
     assert_eq!(
         got.len(),
-        60 * 256 * 2,
-        "59 blocks and one filled, in stereo"
+        80 * 256 * 2,
+        "the device's 80 periods, in stereo"
     );
     let silent = got.iter().filter(|&&s| s == 0.0).count();
-    assert_eq!(silent, 256 * 2, "the lost block is silence");
+    assert_eq!(
+        silent,
+        2 * 256 * 2,
+        "the lost block, and the late run's fill"
+    );
     // The fill comes once the loss held (three blocks after it), before that block.
     let first = got.iter().position(|&s| s == 0.0).expect("a fill");
     assert_eq!(first, 22 * 256 * 2);
     let monitored: Vec<f32> = std::iter::from_fn(|| monitor.pop().ok()).collect();
-    assert_eq!(monitored.len(), 59 * 256);
-    assert!(monitored.iter().all(|&s| s == 0.25), "nothing filled");
-    assert_eq!(stats.input_losses.load(Ordering::Relaxed), 1);
-    assert_eq!(stats.input_filled.load(Ordering::Relaxed), 256);
+    assert_eq!(monitored.len(), 79 * 256);
+    assert!(
+        monitored.iter().all(|&s| s == 0.25),
+        "nothing filled or dropped"
+    );
+    assert_eq!(stats.input_losses.load(Ordering::Relaxed), 2);
+    assert_eq!(stats.input_filled.load(Ordering::Relaxed), 512);
+    assert_eq!(stats.input_taken_back.load(Ordering::Relaxed), 256);
 }
