@@ -19,13 +19,14 @@ pub fn run(g: &GlobalArgs, duration: Option<f64>) -> Result<(), CliError> {
     drain(&engine);
     let s = engine.stats();
     tracing::debug!(
-        "wire: direct {direct}, skipped {} samples, starved blocks {}, input callbacks {}, input dropped {}, input lost {} times ({} frames filled), xruns {}",
+        "wire: direct {direct}, skipped {} samples, starved blocks {}, input callbacks {}, input dropped {}, input lost {} times ({} frames filled, {} taken back), xruns {}",
         outcome.map_or(0, |o| o.skipped_samples),
         outcome.map_or(0, |o| o.starved_blocks),
         s.input_callbacks,
         s.input_dropped,
         s.input_losses,
         s.input_filled,
+        s.input_taken_back,
         s.xruns
     );
     // CLOCK_MONOTONIC milliseconds, to line dropouts up with the rest of the machine.
