@@ -13,9 +13,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::audio::capture::LostInput;
 use crate::audio::{
-    BLOCK_FRAMES, Engine, InputTap, PlayOptions, TapGuard, VoiceId, VoiceOutcome, VoiceSource,
+    BLOCK_FRAMES, Engine, InputTap, LostInput, PlayOptions, TapGuard, VoiceId, VoiceOutcome,
+    VoiceSource,
 };
 use crate::media::Converter;
 

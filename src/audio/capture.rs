@@ -4,8 +4,9 @@
 //! Taps are attached and detached through a command ring and handed back through a
 //! return ring, so the callback never allocates or frees. A tap whose ring is full
 //! loses that block (counted), never blocks the callback. Input the device lost (see
-//! [`super::gaps`]) is filled with silence in the taps that ask for it, so that their
-//! sample count keeps the device's time.
+//! [`super::gaps`]) is filled with silence in the taps that ask for it, and a fill
+//! that proved premature is taken back from what follows, so that their sample count
+//! keeps the device's time.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -149,19 +150,10 @@ impl InputProcessor {
                 LostInput::Nothing => input,
             };
             let n = input.len() / in_ch * out_ch;
-            if tap.ring.slots() >= n
-                && let Ok(chunk) = tap.ring.write_chunk_uninit(n)
-            {
-                if out_ch == in_ch {
-                    chunk.fill_from_iter(input.iter().copied());
-                } else {
-                    chunk.fill_from_iter(remap(input, in_ch, out_ch));
-                }
+            if out_ch == in_ch {
+                tap.write(n, input.iter().copied(), &self.stats);
             } else {
-                tap.dropped.fetch_add(n as u64, Ordering::Relaxed);
-                self.stats
-                    .input_dropped
-                    .fetch_add(n as u64, Ordering::Relaxed);
+                tap.write(n, remap(input, in_ch, out_ch), &self.stats);
             }
         }
         self.meter.add(input);
@@ -170,9 +162,7 @@ impl InputProcessor {
         self.stats.in_rms.store(rms);
         self.stats.input_callbacks.fetch_add(1, Ordering::Relaxed);
     }
-}
 
-impl InputProcessor {
     /// Puts `frames` frames of silence in every tap, where the device lost input.
     fn fill(&mut self, frames: usize) {
         self.stats.input_losses.fetch_add(1, Ordering::Relaxed);
@@ -180,17 +170,25 @@ impl InputProcessor {
             .input_filled
             .fetch_add(frames as u64, Ordering::Relaxed);
         for tap in self.taps.iter_mut().flatten() {
-            if tap.lost == LostInput::Nothing {
-                continue;
+            if tap.lost == LostInput::Silence {
+                let n = frames * tap.channels.max(1);
+                tap.write(n, std::iter::repeat(0.0), &self.stats);
             }
-            let n = frames * tap.channels.max(1);
-            if tap.ring.slots() >= n
-                && let Ok(chunk) = tap.ring.write_chunk_uninit(n)
-            {
-                chunk.fill_from_iter(std::iter::repeat(0.0));
-            } else {
-                tap.dropped.fetch_add(n as u64, Ordering::Relaxed);
-            }
+        }
+    }
+}
+
+impl TapSink {
+    /// Writes `n` samples from `samples` when they all fit; otherwise none, counted
+    /// as dropped.
+    fn write(&mut self, n: usize, samples: impl Iterator<Item = f32>, stats: &EngineStats) {
+        if self.ring.slots() >= n
+            && let Ok(chunk) = self.ring.write_chunk_uninit(n)
+        {
+            chunk.fill_from_iter(samples);
+        } else {
+            self.dropped.fetch_add(n as u64, Ordering::Relaxed);
+            stats.input_dropped.fetch_add(n as u64, Ordering::Relaxed);
         }
     }
 }

@@ -1,12 +1,12 @@
 //! Finds the input a capture device lost: a sans-IO state machine fed each input
 //! block's capture time and length, answering how many frames went missing just
-//! before it.
+//! before it (or, for a fill that proved premature, how many to take back).
 //!
 //! A capture stream that misses a graph cycle (a sound server's client, or the
 //! device, not scheduled in time) delivers fewer frames than time passed: the
 //! device's clock moved on, the lost frames are never delivered. Every consumer that
 //! counts time in samples (the intercom's packet timestamps, a recording's length, a
-//! wire's depth) then runs slow by what was lost; on a loaded machine that was 5–20 %
+//! wire's depth) then runs slow by what was lost; on a loaded machine that was 5–30 %
 //! of the input, which a listener's jitter buffer cannot tell from a sender clock
 //! running that much slow. The capture processor fills what this finds with silence,
 //! so that the input's sample count keeps the device's time: a loss is a short gap,
@@ -48,32 +48,49 @@ pub const MAX_GAP_NS: f64 = 1_000_000_000.0;
 /// How much of the distance to the drift the baseline moves each block.
 const FOLLOW: f64 = 1.0 / 32.0;
 
+/// A run of blocks past the threshold on one side of the baseline.
+#[derive(Debug, Clone, Copy, Default)]
+struct Held {
+    /// Blocks in the run.
+    blocks: u32,
+    /// The smallest excess among them, ns.
+    least: f64,
+}
+
+impl Held {
+    /// Counts a block `excess` past the threshold; the run's smallest excess once the
+    /// run has lasted [`HOLD`] blocks (the run then starts over).
+    fn note(&mut self, excess: f64) -> Option<f64> {
+        self.least = if self.blocks == 0 {
+            excess
+        } else {
+            self.least.min(excess)
+        };
+        self.blocks += 1;
+        (self.blocks >= HOLD).then(|| std::mem::take(self).least)
+    }
+}
+
 /// The detector of one input stream. See the module documentation.
 #[derive(Debug, Clone)]
 pub struct GapDetector {
-    ns_per_frame: f64,
+    /// Frames a second.
+    rate: u64,
     /// Capture time of the first block of the timeline, ns.
     origin: Option<u64>,
-    /// Frames since `origin`: delivered, plus filled.
+    /// Frames since `origin`: delivered, plus filled, less taken back.
     frames: u64,
     /// Where the drift rests, ns.
     baseline: f64,
-    /// Blocks in a row above the baseline by more than the threshold.
-    above: u32,
-    /// The smallest rise among those blocks, ns.
-    rise: f64,
-    /// Blocks in a row below the baseline by more than the threshold, while some fill
-    /// can still be taken back.
-    below: u32,
-    /// The smallest fall among those blocks, ns.
-    fall: f64,
+    /// Blocks above the baseline.
+    rise: Held,
+    /// Blocks below it, while some fill can still be taken back.
+    fall: Held,
     /// Frames filled and not taken back.
     credit: u64,
     /// The count of frames up to which that credit holds: a fill is taken back
     /// within a second or not at all (a later fall is the stamps' latency changing).
     credit_until: u64,
-    /// A second of frames.
-    rate: u64,
 }
 
 /// What the capture processor does before a block (see [`GapDetector::observe`]).
@@ -90,83 +107,66 @@ impl GapDetector {
     /// A detector for a stream of `rate` frames a second.
     pub fn new(rate: u32) -> GapDetector {
         GapDetector {
-            ns_per_frame: 1e9 / f64::from(rate.max(1)),
+            rate: u64::from(rate.max(1)),
             origin: None,
             frames: 0,
             baseline: 0.0,
-            above: 0,
-            rise: 0.0,
-            below: 0,
-            fall: 0.0,
+            rise: Held::default(),
+            fall: Held::default(),
             credit: 0,
             credit_until: 0,
-            rate: u64::from(rate.max(1)),
         }
     }
 
     /// Forgets the timeline (a new stream starts).
     pub fn reset(&mut self) {
-        self.origin = None;
-        self.frames = 0;
-        self.baseline = 0.0;
-        self.above = 0;
-        self.below = 0;
-        self.credit = 0;
+        *self = GapDetector {
+            rate: self.rate,
+            ..GapDetector::new(1)
+        };
+    }
+
+    fn ns_per_frame(&self) -> f64 {
+        1e9 / self.rate as f64
     }
 
     /// A block of `frames` frames captured at `at_ns` (any monotonic clock, the same
     /// for every block): what to fill before it, or drop after it.
     pub fn observe(&mut self, at_ns: u64, frames: usize) -> Correction {
-        let Some(origin) = self.origin else {
-            self.origin = Some(at_ns);
-            self.frames = frames as u64;
-            return Correction::default();
-        };
-        let expected = origin as f64 + self.frames as f64 * self.ns_per_frame;
-        let drift = at_ns as f64 - expected;
-        if (drift - self.baseline).abs() > MAX_GAP_NS {
+        let ns = self.ns_per_frame();
+        let step = self.origin.map_or(f64::INFINITY, |origin| {
+            let drift = at_ns as f64 - (origin as f64 + self.frames as f64 * ns);
+            drift - self.baseline
+        });
+        if step.abs() > MAX_GAP_NS {
+            // The first block, or a new timeline.
             self.reset();
             self.origin = Some(at_ns);
             self.frames = frames as u64;
             return Correction::default();
         }
-        let threshold = (frames as f64 * self.ns_per_frame / 2.0).max(MIN_RISE_NS);
-        let step = drift - self.baseline;
+        let threshold = (frames as f64 * ns / 2.0).max(MIN_RISE_NS);
         if self.frames > self.credit_until {
             self.credit = 0;
         }
         let mut out = Correction::default();
         if step > threshold {
-            self.below = 0;
-            self.rise = if self.above == 0 {
-                step
-            } else {
-                self.rise.min(step)
-            };
-            self.above += 1;
-            if self.above >= HOLD {
-                out.fill = (self.rise / self.ns_per_frame).round() as u64;
+            self.fall = Held::default();
+            if let Some(least) = self.rise.note(step) {
+                out.fill = (least / ns).round() as u64;
                 self.credit = self.credit.saturating_add(out.fill);
                 self.credit_until = self.frames + self.rate;
-                self.above = 0;
             }
         } else if -step > threshold && self.credit > 0 {
-            self.above = 0;
-            self.fall = if self.below == 0 {
-                -step
-            } else {
-                self.fall.min(-step)
-            };
-            self.below += 1;
-            if self.below >= HOLD {
-                out.drop = ((self.fall / self.ns_per_frame).round() as u64).min(self.credit);
+            self.rise = Held::default();
+            if let Some(least) = self.fall.note(-step) {
+                out.drop = ((least / ns).round() as u64).min(self.credit);
                 self.credit -= out.drop;
-                self.below = 0;
             }
         } else {
-            self.above = 0;
-            self.below = 0;
-            self.baseline += (drift - self.baseline) * FOLLOW;
+            self.rise = Held::default();
+            self.fall = Held::default();
+            self.baseline += step * FOLLOW;
         }
         self.frames = (self.frames + out.fill + frames as u64).saturating_sub(out.drop);
         out
@@ -253,13 +253,23 @@ mod tests {
         }
     }
 
+    /// The stamp of 256-frame block `b` of a stream that starts at 7 ns.
+    fn at(b: u64) -> u64 {
+        (b as f64 * 256.0 * NS) as u64 + 7
+    }
+
+    /// A detector that has seen blocks 0-9 on time.
+    fn after_ten_blocks() -> GapDetector {
+        let mut d = GapDetector::new(RATE);
+        for b in 0..10 {
+            assert_eq!(d.observe(at(b), 256), Correction::default());
+        }
+        d
+    }
+
     #[test]
     fn one_lost_period_is_filled_once_after_it_held() {
-        let mut d = GapDetector::new(RATE);
-        let at = |b: u64| (b as f64 * 256.0 * NS) as u64 + 7;
-        for b in 0..10 {
-            assert_eq!(d.observe(at(b), 256).fill, 0);
-        }
+        let mut d = after_ten_blocks();
         // Block 10 never arrives.
         assert_eq!(d.observe(at(11), 256).fill, 0);
         assert_eq!(d.observe(at(12), 256).fill, 0);
@@ -271,11 +281,7 @@ mod tests {
 
     #[test]
     fn a_buffer_stamped_with_the_next_cycle_is_not_a_loss() {
-        let mut d = GapDetector::new(RATE);
-        let at = |b: u64| (b as f64 * 256.0 * NS) as u64;
-        for b in 0..10 {
-            d.observe(at(b), 256);
-        }
+        let mut d = after_ten_blocks();
         // Block 10 waited a cycle and came with block 11, both stamped as 11.
         assert_eq!(d.observe(at(11), 256), Correction::default());
         assert_eq!(d.observe(at(11), 256), Correction::default());
@@ -286,25 +292,15 @@ mod tests {
 
     #[test]
     fn a_buffer_held_back_past_the_hold_is_filled_then_taken_back() {
-        let mut d = GapDetector::new(RATE);
-        let at = |b: u64| (b as f64 * 256.0 * NS) as u64;
-        for b in 0..10 {
-            d.observe(at(b), 256);
-        }
+        let mut d = after_ten_blocks();
         // From block 10 on, every block comes a cycle late (stamped with the next
         // cycle) for 40 cycles; then two come in one cycle, and all is on time again.
-        let mut filled = 0;
-        let mut dropped = 0;
-        for b in 10..50 {
-            let c = d.observe(at(b + 1), 256);
-            filled += c.fill;
-            dropped += c.drop;
-        }
-        for b in 50..1000 {
-            let c = d.observe(at(b), 256);
-            filled += c.fill;
-            dropped += c.drop;
-        }
+        let late = (10..50).map(|b| at(b + 1));
+        let on_time = (50..1000).map(at);
+        let (filled, dropped) = late.chain(on_time).fold((0, 0), |(fill, drop), t| {
+            let c = d.observe(t, 256);
+            (fill + c.fill, drop + c.drop)
+        });
         assert_eq!((filled, dropped), (256, 256));
     }
 

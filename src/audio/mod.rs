@@ -16,6 +16,7 @@ pub mod stats;
 pub mod supervisor;
 pub mod voice;
 
+pub use capture::LostInput;
 pub use device::{DeviceError, DeviceInfo, DeviceSpec, StreamInfo, list_devices};
 pub use engine::{
     Engine, EngineConfig, EngineError, InputTap, PlayOptions, TapGuard, VoiceOutcome, VoiceState,

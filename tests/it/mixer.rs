@@ -523,25 +523,22 @@ fn capture_fills_what_the_device_lost_with_silence_and_never_allocates() {
     let (mut cmd_tx, cmd_rx) = rtrb::RingBuffer::new(16);
     let (ret_tx, _ret_rx) = rtrb::RingBuffer::new(16 + MAX_TAPS);
     let mut proc = InputProcessor::new(1, 48_000, cmd_rx, ret_tx, stats.clone());
-    let (tx, mut rx) = rtrb::RingBuffer::new(1 << 16);
-    let sink = Box::new(TapSink {
-        id: 1,
-        ring: tx,
-        channels: 2,
-        dropped: Arc::new(AtomicU64::new(0)),
-        lost: LostInput::Silence,
-    });
-    assert!(cmd_tx.push(TapCommand::Attach(sink)).is_ok());
+    let mut attach = |id: u64, channels: usize, lost: LostInput| {
+        let (ring, rx) = rtrb::RingBuffer::new(1 << 16);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let sink = TapSink {
+            id,
+            ring,
+            channels,
+            dropped,
+            lost,
+        };
+        assert!(cmd_tx.push(TapCommand::Attach(Box::new(sink))).is_ok());
+        rx
+    };
+    let mut rx = attach(1, 2, LostInput::Silence);
     // A monitor's tap asks for nothing in place of what was lost.
-    let (tx, mut monitor) = rtrb::RingBuffer::new(1 << 16);
-    let sink = Box::new(TapSink {
-        id: 2,
-        ring: tx,
-        channels: 1,
-        dropped: Arc::new(AtomicU64::new(0)),
-        lost: LostInput::Nothing,
-    });
-    assert!(cmd_tx.push(TapCommand::Attach(sink)).is_ok());
+    let mut monitor = attach(2, 1, LostInput::Nothing);
     // 256-frame blocks of 0.25, stamped 256 frames apart; block 20 never arrives.
     // Blocks 40-45 come a cycle late each (stamped with the next cycle), then block
     // 46 with block 45 in one cycle: nothing lost, only held back past the hold.
