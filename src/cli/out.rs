@@ -21,7 +21,7 @@ pub fn line(args: std::fmt::Arguments<'_>) {
     }
 }
 
-/// `println!` for commands: see [`line`].
+/// `println!` for commands: see [`line()`].
 macro_rules! outln {
     () => {
         $crate::cli::out::line(format_args!(""))
