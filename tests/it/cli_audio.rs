@@ -13,6 +13,28 @@ fn home() -> tempfile::TempDir {
     tempfile::tempdir().expect("tempdir")
 }
 
+/// `jhack record OUT --duration SECS --channels 1` in `home` while `mic` feeds the
+/// virtual microphone; the feed is stopped when the recorder ends, and the recording
+/// read back with what the recorder said on stderr.
+fn record_mono(
+    home: &std::path::Path,
+    out: &std::path::Path,
+    secs: &str,
+    timeout: Duration,
+    mut mic: std::process::Child,
+) -> (hound::WavSpec, Vec<f32>, String) {
+    let mut cmd = jhack(home);
+    cmd.arg("record")
+        .arg(out)
+        .args(["--duration", secs, "--channels", "1"]);
+    let o = run(cmd, timeout);
+    let _ = mic.kill();
+    let _ = mic.wait();
+    assert!(o.status.success(), "record failed: {}", stderr(&o));
+    let (spec, samples) = read_wav(out);
+    (spec, samples, stderr(&o))
+}
+
 #[test]
 fn tone_is_heard_at_the_right_frequency_and_level() {
     let Some(_audio) = audio_stack("tone_is_heard_at_the_right_frequency_and_level") else {
@@ -135,17 +157,9 @@ fn record_captures_the_microphone() {
         let h = home();
         let feed = sine_wav(h.path(), "feed.wav", 660, 4.0, -6.0, 48_000, 1);
         let out = h.path().join("rec.wav");
-        let mut mic = feed_mic(&feed);
+        let mic = feed_mic(&feed);
         std::thread::sleep(Duration::from_millis(300));
-        let mut cmd = jhack(h.path());
-        cmd.arg("record")
-            .arg(&out)
-            .args(["--duration", "2", "--channels", "1"]);
-        let o = run(cmd, Duration::from_secs(20));
-        let _ = mic.kill();
-        let _ = mic.wait();
-        assert!(o.status.success(), "record failed: {}", stderr(&o));
-        let (spec, samples) = read_wav(&out);
+        let (spec, samples, _) = record_mono(h.path(), &out, "2", Duration::from_secs(20), mic);
         assert_eq!(spec.channels, 1);
         assert_eq!(samples.len(), 2 * spec.sample_rate as usize, "2 s of audio");
         // The feed is started first, but a loaded machine may start it late: find where
@@ -228,7 +242,7 @@ fn a_recording_keeps_time_through_a_sound_server_stall() {
     let out = h.path().join("rec.wav");
     // Fed by PipeWire's own client, not `paplay`: a feed through the Pulse server
     // would stall with it and play its clicks late, which no recorder can undo.
-    let mut mic = std::process::Command::new("pw-play")
+    let mic = std::process::Command::new("pw-play")
         .args(["--target", "test_mic_feed"])
         .arg(&clicks)
         .stdout(std::process::Stdio::null())
@@ -244,16 +258,8 @@ fn a_recording_keeps_time_through_a_sound_server_stall() {
             std::thread::sleep(Duration::from_millis(1100));
         }
     });
-    let mut cmd = jhack(h.path());
-    cmd.arg("record")
-        .arg(&out)
-        .args(["--duration", "8", "--channels", "1"]);
-    let o = run(cmd, Duration::from_secs(30));
+    let (spec, samples, log) = record_mono(h.path(), &out, "8", Duration::from_secs(30), mic);
     let _ = stalls.join();
-    let _ = mic.kill();
-    let _ = mic.wait();
-    assert!(o.status.success(), "record failed: {}", stderr(&o));
-    let (spec, samples) = read_wav(&out);
     let rate = spec.sample_rate as f64;
     // Each click's first sample over half its peak, at least 100 ms after the last.
     let mut at: Vec<usize> = Vec::new();
@@ -270,7 +276,6 @@ fn a_recording_keeps_time_through_a_sound_server_stall() {
         .windows(2)
         .map(|w| (w[1] - w[0]) as f64 * 1000.0 / rate)
         .collect();
-    let log = stderr(&o);
     eprintln!(
         "{} clicks recorded, {} ms apart (fed 500 ms apart); {}",
         at.len(),
