@@ -177,12 +177,9 @@ impl InputTap {
     /// Frames of silence the capture processor has put in its taps so far for input
     /// the device lost, less those taken back (see [`super::gaps`]).
     pub fn filled_frames(&self) -> u64 {
-        self.attached.as_ref().map_or(0, |g| {
-            let s = &g.shared.stats;
-            s.input_filled
-                .load(Ordering::Relaxed)
-                .saturating_sub(s.input_taken_back.load(Ordering::Relaxed))
-        })
+        self.attached
+            .as_ref()
+            .map_or(0, |g| g.shared.stats.snapshot().lost_frames_filled())
     }
 
     /// Splits the tap into its ring and the guard that keeps it attached, for a ring

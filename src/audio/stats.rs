@@ -222,6 +222,14 @@ impl EngineStats {
     }
 }
 
+impl StatsSnapshot {
+    /// Frames of silence standing for input the device lost: those filled in, less
+    /// those taken back.
+    pub fn lost_frames_filled(&self) -> u64 {
+        self.input_filled.saturating_sub(self.input_taken_back)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -58,7 +58,7 @@ pub fn run(
     if stats.input_losses > 0 {
         tracing::warn!(
             "the input device lost {:.0} ms of input in {} places; silence stands in for it, so the recording keeps time",
-            stats.input_filled.saturating_sub(stats.input_taken_back) as f64 * 1000.0
+            stats.lost_frames_filled() as f64 * 1000.0
                 / f64::from(report.format.sample_rate.max(1)),
             stats.input_losses
         );
